@@ -1,0 +1,385 @@
+//! Keyring persistence: the JSON form, files and environment variables.
+//!
+//! ```json
+//! {"primary": 2, "min_decrypt": 1, "keys": [{"id": 1, "key": "<base64 32 bytes>"}, …]}
+//! ```
+//!
+//! A keyring file must be mode 0600 or stricter: one that group or others can
+//! read or write is refused, since a readable master key opens every room and
+//! a writable keyring lets another user plant a key. Files are written
+//! atomically (temporary file, fsync, rename), so a crash never leaves half
+//! a keyring. Buffers that hold key text are zeroized.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::keyring::Keyring;
+use crate::secret::SecretKey;
+
+/// Largest keyring file or variable accepted (about 10,000 keys).
+pub const MAX_KEYRING_JSON: usize = 1 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyringJson {
+    primary: u32,
+    min_decrypt: Option<u32>,
+    keys: Vec<KeyJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyJson {
+    id: u32,
+    key: Base64Key,
+}
+
+/// A key as it appears in JSON, decoded straight from the borrowed input
+/// without an intermediate `String`.
+struct Base64Key(SecretKey);
+
+impl<'de> Deserialize<'de> for Base64Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Base64Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("standard base64 of 32 bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Base64Key, E> {
+                let bytes = Zeroizing::new(
+                    STANDARD
+                        .decode(s)
+                        .map_err(|_| E::custom("a key is not valid standard base64"))?,
+                );
+                SecretKey::from_slice(&bytes)
+                    .map(Base64Key)
+                    .ok_or_else(|| E::custom(format!("a key is {} bytes, not 32", bytes.len())))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+impl Keyring {
+    /// Parses the JSON form. Unknown fields are refused (a typo such as
+    /// `"min_decypt"` must not silently un-retire keys). `min_decrypt`
+    /// defaults to the lowest key id.
+    pub fn from_json(json: &str) -> Result<Self> {
+        if json.len() > MAX_KEYRING_JSON {
+            return Err(Error::InvalidKeyring("larger than 1 MiB".into()));
+        }
+        let parsed: KeyringJson =
+            serde_json::from_str(json).map_err(|e| Error::InvalidKeyring(redact_serde(&e)))?;
+        let lowest = parsed.keys.iter().map(|k| k.id).min().unwrap_or(0);
+        let keys = parsed.keys.into_iter().map(|k| (k.id, k.key.0));
+        Keyring::from_parts(keys, parsed.primary, parsed.min_decrypt.unwrap_or(lowest))
+    }
+
+    /// The JSON form, in a buffer wiped on drop. Written by hand into a
+    /// buffer sized up front so no reallocation leaves copies of keys behind.
+    pub fn to_json(&self) -> Zeroizing<String> {
+        let mut out = Zeroizing::new(String::with_capacity(64 + self.keys().len() * 80));
+        let _ = write!(
+            out,
+            "{{\n  \"primary\": {},\n  \"min_decrypt\": {},\n  \"keys\": [",
+            self.primary(),
+            self.min_decrypt()
+        );
+        for (i, (id, key)) in self.keys().iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(out, "{sep}\n    {{\"id\": {id}, \"key\": \"");
+            out.push_str(&key.to_base64());
+            out.push_str("\"}");
+        }
+        out.push_str("\n  ]\n}\n");
+        out
+    }
+
+    /// Loads a keyring file, refusing one that group or others can access.
+    pub fn load_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        check_private(path, &meta)?;
+        if meta.len() > MAX_KEYRING_JSON as u64 {
+            return Err(Error::InvalidKeyring(format!(
+                "{} is larger than 1 MiB",
+                path.display()
+            )));
+        }
+        let mut text = Zeroizing::new(String::with_capacity(meta.len() as usize + 1));
+        file.read_to_string(&mut text).map_err(io)?;
+        Self::from_json(&text)
+    }
+
+    /// Reads a keyring from the environment variable `var`: the JSON form, or
+    /// standard base64 of it. `Ok(None)` if the variable is not set.
+    pub fn from_env(var: &str) -> Result<Option<Self>> {
+        let Some(value) = std::env::var_os(var) else {
+            return Ok(None);
+        };
+        let value = Zeroizing::new(
+            value
+                .into_string()
+                .map_err(|_| Error::InvalidKeyring(format!("${var} is not UTF-8")))?,
+        );
+        let trimmed = value.trim();
+        if trimmed.starts_with('{') {
+            return Self::from_json(trimmed).map(Some);
+        }
+        let decoded = Zeroizing::new(STANDARD.decode(trimmed).map_err(|_| {
+            Error::InvalidKeyring(format!("${var} is neither keyring JSON nor base64 of it"))
+        })?);
+        let json = std::str::from_utf8(&decoded)
+            .map_err(|_| Error::InvalidKeyring(format!("${var} decodes to non-UTF-8")))?;
+        Self::from_json(json).map(Some)
+    }
+
+    /// Writes the keyring to `path` atomically with mode 0600, replacing any
+    /// existing file.
+    pub fn save_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("keyring"),
+            std::process::id()
+        ));
+        let outcome = write_private(&tmp, self.to_json().as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .and_then(|()| sync_dir(dir));
+        if outcome.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        outcome.map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Loads the keyring at `path`, or, if there is no file there, generates
+    /// one, creates its directory (mode 0700) and saves it. Returns whether it
+    /// was created, so the caller can say so.
+    pub fn load_or_generate(path: impl AsRef<Path>) -> Result<(Self, bool)> {
+        let path = path.as_ref();
+        match Self::load_file(path) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            other => return other.map(|k| (k, false)),
+        }
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let keyring = Self::generate();
+        // create_new: if another process created it meanwhile, load theirs.
+        match write_private(path, keyring.to_json().as_bytes()) {
+            Ok(()) => Ok((keyring, true)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load_file(path).map(|k| (k, false))
+            }
+            Err(source) => Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+}
+
+/// serde_json's messages can quote input; keep only line and column.
+fn redact_serde(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "could not be read",
+        serde_json::error::Category::Syntax => "is not valid JSON",
+        serde_json::error::Category::Data => "has a missing, unknown or mistyped field",
+        serde_json::error::Category::Eof => "ends early",
+    };
+    // Data errors from our own visitor carry no key material; say which.
+    let detail = e.to_string();
+    let hint = if detail.contains("not 32") || detail.contains("not valid standard base64") {
+        " (a key must be standard base64 of 32 bytes)"
+    } else {
+        ""
+    };
+    format!(
+        "keyring JSON {what} at line {} column {}{hint}",
+        e.line(),
+        e.column()
+    )
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::InsecureKeyFile {
+            path: PathBuf::from(path),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path, _: &std::fs::Metadata) -> Result<()> {
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "chatseal-core-{name}-{}-{:x}",
+            std::process::id(),
+            crate::nonce::fresh()[0..4]
+                .iter()
+                .fold(0u32, |a, b| a << 8 | u32::from(*b))
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let mut kr = Keyring::generate();
+        kr.rotate().unwrap();
+        let back = Keyring::from_json(&kr.to_json()).unwrap();
+        assert_eq!(back.primary(), 2);
+        assert_eq!(back.min_decrypt(), 1);
+        for id in [1, 2] {
+            assert_eq!(back.key(id).unwrap().expose(), kr.key(id).unwrap().expose());
+        }
+    }
+
+    #[test]
+    fn json_is_validated() {
+        let k = STANDARD.encode([7u8; 32]);
+        let short = STANDARD.encode([7u8; 31]);
+        let ok = format!(r#"{{"primary": 3, "keys": [{{"id": 3, "key": "{k}"}}]}}"#);
+        assert_eq!(Keyring::from_json(&ok).unwrap().min_decrypt(), 3);
+        for bad in [
+            "not json".to_string(),
+            format!(r#"{{"primary": 1, "keys": [{{"id": 1, "key": "{short}"}}]}}"#),
+            r#"{"primary": 1, "keys": [{"id": 1, "key": "@@"}]}"#.to_string(),
+            format!(r#"{{"primary": 2, "keys": [{{"id": 1, "key": "{k}"}}]}}"#),
+            format!(r#"{{"primary": 1, "min_decypt": 1, "keys": [{{"id": 1, "key": "{k}"}}]}}"#),
+            r#"{"primary": 1, "keys": []}"#.to_string(),
+        ] {
+            let err = Keyring::from_json(&bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidKeyring, "{bad}");
+            assert!(!err.to_string().contains(&k), "error quoted key material");
+        }
+    }
+
+    #[test]
+    fn files_are_private_and_insecure_ones_refused() {
+        let dir = temp_dir("file");
+        let path = dir.join("nested/keyring.json");
+        let (made, created) = Keyring::load_or_generate(&path).unwrap();
+        assert!(created);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (again, created) = Keyring::load_or_generate(&path).unwrap();
+        assert!(!created);
+        assert_eq!(again.primary_key().expose(), made.primary_key().expose());
+
+        for loose in [0o640, 0o604, 0o660, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(loose)).unwrap();
+            let err = Keyring::load_file(&path).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InsecureKeyFile);
+            assert!(err.to_string().contains("chmod 600"));
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(Keyring::load_file(&path).is_ok());
+
+        let mut rotated = again.clone();
+        rotated.rotate().unwrap();
+        rotated.save_file(&path).unwrap();
+        assert_eq!(Keyring::load_file(&path).unwrap().primary(), 2);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            Keyring::load_file(dir.join("missing.json"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Io
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn from_env_takes_json_or_base64_json() {
+        let kr = Keyring::generate();
+        let json = kr.to_json();
+        // Each test uses its own variable: tests run in parallel threads.
+        // SAFETY: no other thread reads or writes these variable names.
+        unsafe {
+            std::env::set_var("CHATSEAL_TEST_KR_JSON", json.as_str());
+            std::env::set_var("CHATSEAL_TEST_KR_B64", STANDARD.encode(json.as_bytes()));
+            std::env::set_var("CHATSEAL_TEST_KR_BAD", "%%%");
+        }
+        for var in ["CHATSEAL_TEST_KR_JSON", "CHATSEAL_TEST_KR_B64"] {
+            let got = Keyring::from_env(var).unwrap().unwrap();
+            assert_eq!(got.primary_key().expose(), kr.primary_key().expose());
+        }
+        assert!(
+            Keyring::from_env("CHATSEAL_TEST_KR_UNSET")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            Keyring::from_env("CHATSEAL_TEST_KR_BAD")
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidKeyring
+        );
+    }
+}

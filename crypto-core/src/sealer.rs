@@ -1,0 +1,599 @@
+//! The sealer: seal and open envelopes with per-room keys.
+//!
+//! A [`Sealer`] is what the Node addon, the C library and the server each
+//! hold one of. It is `Send + Sync`; every method takes `&self`, so one
+//! sealer serves all threads. Its keyring can be replaced while it is in use
+//! (rotation, reload): readers take a snapshot with one atomic load, and a
+//! snapshot carries its own room-cipher cache, so a replaced keyring can never
+//! be mixed with ciphers derived from the old one.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use zeroize::Zeroizing;
+
+use crate::aead::TAG_LEN;
+use crate::cache::{DEFAULT_CAPACITY, RoomCache, RoomCipher};
+use crate::envelope::{self, HEADER_LEN, Header};
+use crate::error::{Error, Result};
+use crate::keyring::Keyring;
+use crate::nonce::{self, NONCE_LEN};
+use crate::room::derive_room_key;
+use crate::secret::SecretKey;
+
+/// Seals with one key that random 96-bit nonces allow (NIST SP 800-38D):
+/// past this the chance of a repeated nonce exceeds 2^-32.
+pub const SEAL_BUDGET_PER_KEY: u64 = 1 << 32;
+
+/// One item of [`Sealer::seal_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct SealRequest<'a> {
+    pub room: &'a str,
+    pub context: &'a [u8],
+    pub plaintext: &'a [u8],
+}
+
+/// One item of [`Sealer::open_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct OpenRequest<'a> {
+    pub room: &'a str,
+    pub context: &'a [u8],
+    pub envelope: &'a [u8],
+}
+
+/// A room key for a client: the master key id it derives from, and the key.
+#[derive(Debug, Clone)]
+pub struct RoomKey {
+    pub key_id: u32,
+    pub key: SecretKey,
+}
+
+struct Snapshot {
+    keyring: Keyring,
+    primary_seals: Arc<AtomicU64>,
+    cache: RoomCache,
+}
+
+/// Seals and opens envelopes; see the module docs.
+pub struct Sealer {
+    current: ArcSwap<Snapshot>,
+    /// Seal counts per key id; kept across keyring replacements.
+    seals: Mutex<BTreeMap<u32, Arc<AtomicU64>>>,
+    /// Serializes writers (rotate/replace) so none is lost.
+    writer: Mutex<()>,
+    cache_capacity: usize,
+}
+
+impl Sealer {
+    /// A sealer over `keyring` with the default room-cipher cache size.
+    pub fn new(keyring: Keyring) -> Self {
+        Self::with_cache_capacity(keyring, DEFAULT_CAPACITY)
+    }
+
+    /// A sealer whose cache keeps at most `capacity` room ciphers.
+    pub fn with_cache_capacity(keyring: Keyring, capacity: usize) -> Self {
+        let seals = Mutex::new(BTreeMap::new());
+        let snapshot = Self::snapshot(&seals, keyring, capacity);
+        Self {
+            current: ArcSwap::from_pointee(snapshot),
+            seals,
+            writer: Mutex::new(()),
+            cache_capacity: capacity,
+        }
+    }
+
+    fn snapshot(
+        seals: &Mutex<BTreeMap<u32, Arc<AtomicU64>>>,
+        keyring: Keyring,
+        capacity: usize,
+    ) -> Snapshot {
+        let primary_seals = Arc::clone(
+            lock(seals)
+                .entry(keyring.primary())
+                .or_insert_with(|| Arc::new(AtomicU64::new(0))),
+        );
+        Snapshot {
+            keyring,
+            primary_seals,
+            cache: RoomCache::new(capacity),
+        }
+    }
+
+    /// A copy of the current keyring (for saving after a rotation).
+    pub fn keyring(&self) -> Keyring {
+        self.current.load().keyring.clone()
+    }
+
+    /// Id of the key that seals now.
+    pub fn primary_key_id(&self) -> u32 {
+        self.current.load().keyring.primary()
+    }
+
+    /// Replaces the keyring (a reload). Seals in flight finish with the old one.
+    pub fn replace_keyring(&self, keyring: Keyring) {
+        let _writer = lock(&self.writer);
+        self.install(keyring);
+    }
+
+    fn install(&self, keyring: Keyring) {
+        let snapshot = Self::snapshot(&self.seals, keyring, self.cache_capacity);
+        self.current.store(Arc::new(snapshot));
+    }
+
+    /// Adds a fresh key and makes it primary; returns the new keyring so the
+    /// caller can persist it.
+    pub fn rotate(&self) -> Result<Keyring> {
+        let _writer = lock(&self.writer);
+        let mut keyring = self.keyring();
+        keyring.rotate()?;
+        self.install(keyring.clone());
+        Ok(keyring)
+    }
+
+    /// Seals per key id since this sealer was made, ascending by id. Each
+    /// room key of a master key has its own nonce space, so a count is an
+    /// upper bound for every room; compare it with [`SEAL_BUDGET_PER_KEY`].
+    pub fn seal_counts(&self) -> Vec<(u32, u64)> {
+        lock(&self.seals)
+            .iter()
+            .map(|(id, n)| (*id, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    fn cipher(snapshot: &Snapshot, key_id: u32, room: &str) -> Result<Arc<RoomCipher>> {
+        snapshot.cache.get_or_make(key_id, room, || {
+            let master = snapshot.keyring.key(key_id)?;
+            Ok(RoomCipher::new(derive_room_key(master, room)?))
+        })
+    }
+
+    /// The key of `room` under master key `key_id`, for a member.
+    pub fn room_key(&self, room: &str, key_id: u32) -> Result<RoomKey> {
+        let snapshot = self.current.load();
+        Ok(RoomKey {
+            key_id,
+            key: Self::cipher(&snapshot, key_id, room)?.key.clone(),
+        })
+    }
+
+    /// Every key of `room` that may open envelopes (ids ≥ `min_decrypt`),
+    /// ascending by id: what a member needs to read the room's history.
+    pub fn room_keys(&self, room: &str) -> Result<Vec<RoomKey>> {
+        let snapshot = self.current.load();
+        snapshot
+            .keyring
+            .usable_key_ids()
+            .map(|key_id| {
+                Ok(RoomKey {
+                    key_id,
+                    key: Self::cipher(&snapshot, key_id, room)?.key.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Seals `plaintext` for `room` with `context` as associated data into a
+    /// new binary envelope.
+    pub fn seal(&self, room: &str, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        let snapshot = self.current.load();
+        self.seal_to_vec(&snapshot, room, context, plaintext)
+    }
+
+    /// Builds the envelope in a vector without zero-filling it first:
+    /// header, then the plaintext encrypted in place, then the tag.
+    fn seal_to_vec(
+        &self,
+        snapshot: &Snapshot,
+        room: &str,
+        context: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        let key_id = snapshot.keyring.primary();
+        let cipher = Self::cipher(snapshot, key_id, room)?;
+        let header = Header {
+            key_id,
+            nonce: nonce::fresh(),
+        }
+        .to_bytes();
+        let mut out = Vec::with_capacity(sealed_len(plaintext.len())?);
+        out.extend_from_slice(&header);
+        out.extend_from_slice(plaintext);
+        let nonce = header[6..].try_into().expect("12 bytes");
+        let tag = with_aad(&header, context, |aad| {
+            cipher
+                .aead
+                .seal_in_place(nonce, aad, &mut out[HEADER_LEN..])
+        });
+        match tag {
+            Ok(tag) => {
+                out.extend_from_slice(&tag);
+                snapshot.primary_seals.fetch_add(1, Ordering::Relaxed);
+                Ok(out)
+            }
+            Err(e) => {
+                zeroize::Zeroize::zeroize(&mut out);
+                Err(e)
+            }
+        }
+    }
+
+    /// Seals into `out`, which must hold at least
+    /// [`envelope::sealed_len`]`(plaintext.len())` bytes; returns the length
+    /// written. Nothing is written unless sealing succeeds.
+    pub fn seal_into(
+        &self,
+        room: &str,
+        context: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let len = sealed_len(plaintext.len())?;
+        let out = out
+            .get_mut(..len)
+            .ok_or(Error::BufferTooSmall { needed: len })?;
+        let snapshot = self.current.load();
+        self.seal_with(&snapshot, room, context, plaintext, &nonce::fresh(), out)?;
+        Ok(len)
+    }
+
+    /// Seals and returns the text form (standard base64).
+    pub fn seal_text(&self, room: &str, context: &[u8], plaintext: &[u8]) -> Result<String> {
+        Ok(envelope::encode_text(&self.seal(room, context, plaintext)?))
+    }
+
+    /// Seals many messages with one keyring snapshot. All or nothing: the
+    /// first invalid item fails the batch.
+    pub fn seal_batch(&self, items: &[SealRequest<'_>]) -> Result<Vec<Vec<u8>>> {
+        let snapshot = self.current.load();
+        items
+            .iter()
+            .map(|item| self.seal_to_vec(&snapshot, item.room, item.context, item.plaintext))
+            .collect()
+    }
+
+    /// The one sealing path. `out` is exactly `sealed_len` long.
+    fn seal_with(
+        &self,
+        snapshot: &Snapshot,
+        room: &str,
+        context: &[u8],
+        plaintext: &[u8],
+        nonce: &[u8; NONCE_LEN],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let key_id = snapshot.keyring.primary();
+        let cipher = Self::cipher(snapshot, key_id, room)?;
+        let header = Header {
+            key_id,
+            nonce: *nonce,
+        };
+        let (head, body) = out.split_at_mut(HEADER_LEN);
+        head.copy_from_slice(&header.to_bytes());
+        let (text, tag) = body.split_at_mut(plaintext.len());
+        text.copy_from_slice(plaintext);
+        let computed = with_aad(head, context, |aad| {
+            cipher.aead.seal_in_place(nonce, aad, text)
+        });
+        match computed {
+            Ok(t) => {
+                tag.copy_from_slice(&t);
+                snapshot.primary_seals.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                zeroize::Zeroize::zeroize(out);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens a binary envelope sealed for `room` with `context`. The
+    /// plaintext comes back in a buffer that is wiped when dropped.
+    pub fn open(&self, room: &str, context: &[u8], envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let mut work = Zeroizing::new(envelope.to_vec());
+        let len = self.open_in_place(room, context, &mut work)?;
+        work.truncate(len);
+        Ok(work)
+    }
+
+    /// Opens into `out` (at least [`envelope::opened_len`] bytes); returns
+    /// the plaintext length. `out` is written only on success.
+    pub fn open_into(
+        &self,
+        room: &str,
+        context: &[u8],
+        envelope: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize> {
+        Header::parse(envelope)?;
+        let len = envelope.len() - envelope::OVERHEAD;
+        if out.len() < len {
+            return Err(Error::BufferTooSmall { needed: len });
+        }
+        let plaintext = self.open(room, context, envelope)?;
+        out[..len].copy_from_slice(&plaintext);
+        Ok(len)
+    }
+
+    /// Decodes the text form and opens it.
+    pub fn open_text(&self, room: &str, context: &[u8], text: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let mut work = Zeroizing::new(envelope::decode_text(text)?);
+        let len = self.open_in_place(room, context, &mut work)?;
+        work.truncate(len);
+        Ok(work)
+    }
+
+    /// Opens many envelopes with one keyring snapshot; each item succeeds or
+    /// fails on its own.
+    pub fn open_batch(&self, items: &[OpenRequest<'_>]) -> Vec<Result<Zeroizing<Vec<u8>>>> {
+        items
+            .iter()
+            .map(|item| self.open(item.room, item.context, item.envelope))
+            .collect()
+    }
+
+    /// The one opening path: decrypts the envelope in `work` and moves the
+    /// plaintext to its front in the same pass; returns the plaintext length.
+    /// On failure `work` is zeroed.
+    fn open_in_place(&self, room: &str, context: &[u8], work: &mut [u8]) -> Result<usize> {
+        let header = Header::parse(work)?;
+        let snapshot = self.current.load();
+        let cipher = Self::cipher(&snapshot, header.key_id, room)?;
+        let head = header.to_bytes();
+        with_aad(&head, context, |aad| {
+            cipher
+                .aead
+                .open_within(&header.nonce, aad, work, HEADER_LEN)
+        })
+    }
+
+    /// Seals with a caller-chosen nonce, only for making fixed test vectors.
+    #[cfg(test)]
+    pub(crate) fn seal_with_nonce(
+        &self,
+        room: &str,
+        context: &[u8],
+        plaintext: &[u8],
+        nonce: &[u8; NONCE_LEN],
+    ) -> Result<Vec<u8>> {
+        let snapshot = self.current.load();
+        let mut out = vec![0u8; sealed_len(plaintext.len())?];
+        self.seal_with(&snapshot, room, context, plaintext, nonce, &mut out)?;
+        Ok(out)
+    }
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("keyring", &self.current.load().keyring)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sealed_len(plaintext_len: usize) -> Result<usize> {
+    envelope::sealed_len(plaintext_len).ok_or(Error::TooLarge("plaintext length overflows"))
+}
+
+/// Runs `f` with `header ‖ context` as one slice, on the stack when short.
+fn with_aad<T>(header: &[u8], context: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    const STACK: usize = 256;
+    let len = header.len() + context.len();
+    if len <= STACK {
+        let mut buf = [0u8; STACK];
+        buf[..header.len()].copy_from_slice(header);
+        buf[header.len()..len].copy_from_slice(context);
+        f(&buf[..len])
+    } else {
+        let mut buf = Vec::with_capacity(len);
+        buf.extend_from_slice(header);
+        buf.extend_from_slice(context);
+        f(&buf)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave their data inconsistent
+    // (a counter map, a unit), so poisoning is ignored.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Sealer>();
+    let _ = TAG_LEN;
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn sealer() -> Sealer {
+        Sealer::new(Keyring::generate())
+    }
+
+    #[test]
+    fn seal_open_round_trip_in_all_forms() {
+        let s = sealer();
+        let env = s.seal("lobby", b"ctx", b"hello").unwrap();
+        assert_eq!(env.len(), 5 + envelope::OVERHEAD);
+        assert_eq!(&*s.open("lobby", b"ctx", &env).unwrap(), b"hello");
+        let text = s.seal_text("lobby", b"", b"hi").unwrap();
+        assert_eq!(&*s.open_text("lobby", b"", &text).unwrap(), b"hi");
+
+        let mut buf = [0u8; 64];
+        let n = s.seal_into("r", b"c", b"into", &mut buf).unwrap();
+        let mut plain = [0u8; 8];
+        let m = s.open_into("r", b"c", &buf[..n], &mut plain).unwrap();
+        assert_eq!(&plain[..m], b"into");
+    }
+
+    #[test]
+    fn wrong_room_or_context_fails_and_writes_nothing() {
+        let s = sealer();
+        let env = s.seal("a", b"ctx", b"secret").unwrap();
+        assert_eq!(
+            s.open("b", b"ctx", &env).unwrap_err().kind(),
+            ErrorKind::BadTag
+        );
+        assert_eq!(
+            s.open("a", b"ctX", &env).unwrap_err().kind(),
+            ErrorKind::BadTag
+        );
+        let mut out = [0xAAu8; 16];
+        assert!(s.open_into("b", b"ctx", &env, &mut out).is_err());
+        assert_eq!(out, [0xAA; 16]);
+    }
+
+    #[test]
+    fn small_buffers_are_reported_with_the_size_needed() {
+        let s = sealer();
+        let mut small = [0u8; 10];
+        assert!(matches!(
+            s.seal_into("r", b"", b"abc", &mut small),
+            Err(Error::BufferTooSmall { needed: 37 })
+        ));
+        assert_eq!(small, [0; 10]);
+        let env = s.seal("r", b"", b"abc").unwrap();
+        assert!(matches!(
+            s.open_into("r", b"", &env, &mut [0u8; 2]),
+            Err(Error::BufferTooSmall { needed: 3 })
+        ));
+    }
+
+    #[test]
+    fn rotation_keeps_old_envelopes_open_and_counts_seals() {
+        let s = sealer();
+        let old = s.seal("r", b"", b"one").unwrap();
+        s.seal("r", b"", b"two").unwrap();
+        let kr = s.rotate().unwrap();
+        assert_eq!(kr.primary(), 2);
+        let new = s.seal("r", b"", b"three").unwrap();
+        assert_eq!(Header::parse(&new).unwrap().key_id, 2);
+        assert_eq!(&*s.open("r", b"", &old).unwrap(), b"one");
+        assert_eq!(s.seal_counts(), vec![(1, 2), (2, 1)]);
+        let ids: Vec<_> = s.room_keys("r").unwrap().iter().map(|k| k.key_id).collect();
+        assert_eq!(ids, vec![1, 2]);
+
+        let mut retired = s.keyring();
+        retired.set_min_decrypt(2).unwrap();
+        s.replace_keyring(retired);
+        assert_eq!(
+            s.open("r", b"", &old).unwrap_err().kind(),
+            ErrorKind::RetiredKey
+        );
+        assert_eq!(s.room_keys("r").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn room_keys_match_the_keyring_derivation() {
+        let s = sealer();
+        let kr = s.keyring();
+        let rk = s.room_key("lobby", 1).unwrap();
+        assert_eq!(rk.key.expose(), kr.room_key(1, "lobby").unwrap().expose());
+        assert_eq!(
+            s.room_key("lobby", 2).unwrap_err().kind(),
+            ErrorKind::UnknownKey
+        );
+    }
+
+    #[test]
+    fn invalid_rooms_are_refused() {
+        let s = sealer();
+        assert_eq!(
+            s.seal("a\0b", b"", b"x").unwrap_err().kind(),
+            ErrorKind::InvalidRoom
+        );
+        assert_eq!(
+            s.seal(&"x".repeat(65), b"", b"x").unwrap_err().kind(),
+            ErrorKind::InvalidRoom
+        );
+    }
+
+    #[test]
+    fn batches() {
+        let s = sealer();
+        let reqs = [
+            SealRequest {
+                room: "a",
+                context: b"1",
+                plaintext: b"one",
+            },
+            SealRequest {
+                room: "b",
+                context: b"2",
+                plaintext: b"two",
+            },
+        ];
+        let envs = s.seal_batch(&reqs).unwrap();
+        let opens = s.open_batch(&[
+            OpenRequest {
+                room: "a",
+                context: b"1",
+                envelope: &envs[0],
+            },
+            OpenRequest {
+                room: "a",
+                context: b"2",
+                envelope: &envs[1],
+            },
+            OpenRequest {
+                room: "b",
+                context: b"2",
+                envelope: &envs[1],
+            },
+        ]);
+        assert_eq!(&**opens[0].as_ref().unwrap(), b"one");
+        assert_eq!(opens[1].as_ref().unwrap_err().kind(), ErrorKind::BadTag);
+        assert_eq!(&**opens[2].as_ref().unwrap(), b"two");
+        let bad = [SealRequest {
+            room: "\n",
+            context: b"",
+            plaintext: b"",
+        }];
+        assert!(s.seal_batch(&bad).is_err());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let s = Sealer::with_cache_capacity(Keyring::generate(), 16);
+        for i in 0..500 {
+            let env = s.seal(&format!("room-{i}"), b"", b"x").unwrap();
+            assert_eq!(&*s.open(&format!("room-{i}"), b"", &env).unwrap(), b"x");
+        }
+        assert!(
+            s.current.load().cache.len() <= 32,
+            "cache grew to {}",
+            s.current.load().cache.len()
+        );
+    }
+
+    #[test]
+    fn concurrent_seal_and_rotate() {
+        let s = Arc::new(sealer());
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    for i in 0..500 {
+                        let ctx = format!("{t}-{i}");
+                        let env = s.seal("r", ctx.as_bytes(), ctx.as_bytes()).unwrap();
+                        assert_eq!(&*s.open("r", ctx.as_bytes(), &env).unwrap(), ctx.as_bytes());
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..5 {
+            s.rotate().unwrap();
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+        let total: u64 = s.seal_counts().iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 2000);
+        assert_eq!(s.primary_key_id(), 6);
+    }
+}
