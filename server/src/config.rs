@@ -1,0 +1,61 @@
+//! Configuration: every option is a flag and an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// chatseal's chat server.
+#[derive(clap::Parser, Clone)]
+#[command(name = "chatseal-server", version, about)]
+pub struct Config {
+    /// Address to listen on. Loopback by default; the /encrypt and /decrypt
+    /// endpoints need a service token on any other address.
+    #[arg(long, env = "CHATSEAL_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded database and the generated dev keyring.
+    #[arg(long, env = "CHATSEAL_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Keyring file (JSON, mode 0600). Default: <data-dir>/keyring.json,
+    /// created on first start.
+    #[arg(long, env = "CHATSEAL_KEYRING_FILE")]
+    pub keyring_file: Option<PathBuf>,
+
+    /// Name of the environment variable that holds the keyring (JSON or
+    /// base64 of it). Takes precedence over files when set.
+    #[arg(long, default_value = "CHATSEAL_KEYRING")]
+    pub keyring_env: String,
+
+    /// Bearer token that /encrypt and /decrypt require. Without one they
+    /// are open only when listening on loopback.
+    #[arg(long, env = "CHATSEAL_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+
+    /// Largest message text, in bytes.
+    #[arg(long, env = "CHATSEAL_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Largest request body or Socket.IO payload, in bytes.
+    #[arg(long, env = "CHATSEAL_MAX_PAYLOAD_BYTES", default_value_t = 128 * 1024)]
+    pub max_payload_bytes: usize,
+
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("keyring_file", &self.keyring_file)
+            .field(
+                "service_token",
+                &self.service_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .finish_non_exhaustive()
+    }
+}

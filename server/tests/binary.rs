@@ -1,0 +1,119 @@
+//! The real binary, as the README's quick start runs it: first start makes
+//! a 0600 dev keyring in the data directory, serves, and a restart reuses it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    addr: String,
+    log: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &Path) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_chatseal-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("CHATSEAL_KEYRING")
+        .env_remove("CHATSEAL_KEYRING_FILE")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chatseal-server");
+    // Owned by `Server` from here on, so a failed start still kills it.
+    let mut server = Server {
+        child,
+        addr: String::new(),
+        log: Vec::new(),
+    };
+    let mut lines = BufReader::new(server.child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        server.log.push(line.clone());
+        if let Some(rest) = line.split("addr=").nth(1) {
+            server.addr = rest.split_whitespace().next().unwrap().to_string();
+            std::thread::spawn(move || lines.for_each(drop));
+            return server;
+        }
+    }
+    panic!("server did not report its address: {:#?}", server.log);
+}
+
+fn post(addr: &str, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn first_start_creates_a_private_keyring_and_serves() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("chatseal-bin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let server = start(&dir);
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|l| l.contains("created a new development keyring")),
+        "{:#?}",
+        server.log
+    );
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|l| l.contains("open to loopback clients"))
+    );
+    let keyring = dir.join("keyring.json");
+    assert_eq!(
+        std::fs::metadata(&keyring).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let reply = post(&server.addr, "/encrypt", r#"{"message":"persisted"}"#);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let body = reply.split("\r\n\r\n").nth(1).unwrap();
+    let encrypted: serde_json::Value = serde_json::from_str(body).unwrap();
+    drop(server);
+
+    // A restart loads the same keyring, so earlier envelopes still open.
+    let server = start(&dir);
+    assert!(!server.log.iter().any(|l| l.contains("created a new")));
+    let reply = post(&server.addr, "/decrypt", &encrypted.to_string());
+    assert!(reply.contains(r#""message":"persisted""#), "{reply}");
+    drop(server);
+
+    // A keyring others can read is refused with a clear message.
+    std::fs::set_permissions(&keyring, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chatseal-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env_remove("CHATSEAL_KEYRING")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,242 @@
+//! Router tests for /encrypt, /decrypt and /healthz, driven with `oneshot`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chatseal_core::{Keyring, Sealer};
+use chatseal_server::app::{Limits, Shared, router};
+use chatseal_server::service::ServiceAuth;
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const LIMITS: Limits = Limits {
+    max_message_bytes: 1024,
+    max_payload_bytes: 4096,
+};
+
+fn make_app(auth: ServiceAuth) -> (axum::Router, Arc<Shared>) {
+    let shared = Arc::new(Shared {
+        sealer: Sealer::new(Keyring::generate()),
+        service_auth: auth,
+        limits: LIMITS,
+    });
+    (router(Arc::clone(&shared)), shared)
+}
+
+async fn call(
+    app: &axum::Router,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = Request::post(path).header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn code(v: &Value) -> (&str, Option<&str>) {
+    (
+        v["error"]["code"].as_str().unwrap_or("?"),
+        v["error"]["reason"].as_str(),
+    )
+}
+
+#[tokio::test]
+async fn encrypt_then_decrypt_round_trips_with_room_and_context() {
+    let (app, shared) = make_app(ServiceAuth::Loopback);
+    let (s, v) = call(
+        &app,
+        "/encrypt",
+        r#"{"message":"héllo","room":"ops","context":"42"}"#,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let encrypted = v["encrypted"].as_str().unwrap();
+    // It is a real envelope for room "ops" with context "42".
+    assert_eq!(
+        &*shared.sealer.open_text("ops", b"42", encrypted).unwrap(),
+        "héllo".as_bytes()
+    );
+
+    let body = json!({"encrypted": encrypted, "room": "ops", "context": "42"}).to_string();
+    let (s, v) = call(&app, "/decrypt", &body, None).await;
+    assert_eq!((s, v["message"].as_str()), (StatusCode::OK, Some("héllo")));
+
+    let wrong = json!({"encrypted": encrypted, "room": "ops", "context": "43"}).to_string();
+    let (s, v) = call(&app, "/decrypt", &wrong, None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, ("BAD_REQUEST", Some("BAD_TAG")))
+    );
+    assert!(!v.to_string().contains("héllo"));
+}
+
+#[tokio::test]
+async fn the_tutorial_payload_works_unchanged() {
+    let (app, shared) = make_app(ServiceAuth::Loopback);
+    let (s, v) = call(&app, "/encrypt", r#"{"message":"hi"}"#, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        &*shared
+            .sealer
+            .open_text("", b"", v["encrypted"].as_str().unwrap())
+            .unwrap(),
+        b"hi"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_code_and_the_server_keeps_serving() {
+    let (app, _) = make_app(ServiceAuth::Loopback);
+    let cases: [(&str, &str, StatusCode, &str, Option<&str>); 8] = [
+        (
+            "/encrypt",
+            "not json",
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            None,
+        ),
+        (
+            "/encrypt",
+            r#"{"room":"x"}"#,
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            None,
+        ),
+        (
+            "/encrypt",
+            r#"{"message":5}"#,
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            None,
+        ),
+        (
+            "/encrypt",
+            r#"{"message":"x","room":"a\u0000b"}"#,
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            Some("INVALID_ROOM"),
+        ),
+        (
+            "/decrypt",
+            r#"{"encrypted":"@@@"}"#,
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            Some("BAD_ENCODING"),
+        ),
+        (
+            "/decrypt",
+            r#"{"encrypted":"AQE="}"#,
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            Some("MALFORMED"),
+        ),
+        (
+            "/decrypt",
+            r#"{"encrypted":"AgEAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#,
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            Some("UNSUPPORTED_VERSION"),
+        ),
+        (
+            "/decrypt",
+            r#"{"encrypted":"AQEAAAAJAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#,
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            Some("UNKNOWN_KEY"),
+        ),
+    ];
+    for (path, body, status, want, reason) in cases {
+        let (s, v) = call(&app, path, body, None).await;
+        assert_eq!(
+            (s, code(&v)),
+            (status, (want, reason)),
+            "{path} {body}: {v}"
+        );
+    }
+    let (s, _) = call(&app, "/encrypt", r#"{"message":"still here"}"#, None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn limits_answer_too_large() {
+    let (app, _) = make_app(ServiceAuth::Loopback);
+    let over_message = json!({"message": "x".repeat(1025)}).to_string();
+    let (s, v) = call(&app, "/encrypt", &over_message, None).await;
+    assert_eq!(
+        (s, code(&v).0),
+        (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE")
+    );
+    let over_body = json!({"message": "x", "pad": "y".repeat(5000)}).to_string();
+    let (s, v) = call(&app, "/encrypt", &over_body, None).await;
+    assert_eq!(
+        (s, code(&v).0),
+        (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE")
+    );
+}
+
+#[tokio::test]
+async fn service_token_rules() {
+    let (app, _) = make_app(ServiceAuth::Token("s3cret".into()));
+    for token in [None, Some("wrong"), Some("s3cre"), Some("")] {
+        let (s, v) = call(&app, "/encrypt", r#"{"message":"x"}"#, token).await;
+        assert_eq!(
+            (s, code(&v).0),
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            "{token:?}"
+        );
+    }
+    let (s, _) = call(&app, "/encrypt", r#"{"message":"x"}"#, Some("s3cret")).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Beyond loopback with no token configured, the oracle is shut.
+    let auth = ServiceAuth::new(None, false);
+    let (app, _) = make_app(auth);
+    let (s, _) = call(
+        &app,
+        "/decrypt",
+        r#"{"encrypted":"AQE="}"#,
+        Some("anything"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(matches!(
+        ServiceAuth::new(None, true),
+        ServiceAuth::Loopback
+    ));
+    assert!(matches!(
+        ServiceAuth::new(Some(String::new()), false),
+        ServiceAuth::Disabled
+    ));
+}
+
+#[tokio::test]
+async fn healthz_and_unknown_routes() {
+    let (app, _) = make_app(ServiceAuth::Loopback);
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = app
+        .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
