@@ -263,6 +263,11 @@ impl Sealer {
         nonce: &[u8; NONCE_LEN],
         out: &mut [u8],
     ) -> Result<()> {
+        // Every check comes before the first write to `out`, so a caller's
+        // buffer is left untouched on failure.
+        if plaintext.len() as u64 > crate::aead::MAX_PLAINTEXT_LEN {
+            return Err(Error::TooLarge("AES-GCM seals at most 64 GiB per message"));
+        }
         let key_id = snapshot.keyring.primary();
         let cipher = Self::cipher(snapshot, key_id, room)?;
         let header = Header {
