@@ -4,8 +4,9 @@
  *
  * Conventions:
  *  - Every function that can fail returns a chatseal_result; CHATSEAL_OK is 0.
- *  - Handles are opaque. *_new/*_generate/*_from_* write the handle to *out
- *    only on success; *_free accepts NULL.
+ *  - Handles are opaque. The constructors (generate, from_json, load_file,
+ *    sealer_new) write the handle to *out
+ *    only on success; the _free functions accept NULL.
  *  - Byte inputs are (pointer, length) pairs; (NULL, 0) is an empty input.
  *  - Outputs go to caller buffers. Pass out = NULL to learn the size needed
  *    in *out_len; a buffer that is too small gives CHATSEAL_BUFFER_TOO_SMALL

@@ -1,0 +1,142 @@
+// chatseal.hpp: header-only C++17 wrapper over chatseal.h.
+// RAII handles, std::string / std::vector, and chatseal::error carrying the
+// result code. Hand-written; it only calls the C API.
+#ifndef CHATSEAL_HPP
+#define CHATSEAL_HPP
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chatseal.h"
+
+namespace chatseal {
+
+// Thrown by every wrapper call that fails; code() is the C result code.
+class error : public std::runtime_error {
+ public:
+  explicit error(chatseal_result code)
+      : std::runtime_error(std::string(chatseal_result_name(code)) + ": " + chatseal_result_message(code)),
+        code_(code) {}
+  chatseal_result code() const noexcept { return code_; }
+
+ private:
+  chatseal_result code_;
+};
+
+namespace detail {
+inline void check(chatseal_result rc) {
+  if (rc != CHATSEAL_OK) throw error(rc);
+}
+struct keyring_deleter { void operator()(chatseal_keyring* k) const noexcept { chatseal_keyring_free(k); } };
+struct sealer_deleter { void operator()(chatseal_sealer* s) const noexcept { chatseal_sealer_free(s); } };
+inline const uint8_t* bytes(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+}  // namespace detail
+
+using room_key = std::array<uint8_t, CHATSEAL_KEY_LEN>;
+
+class keyring {
+ public:
+  static keyring generate() {
+    chatseal_keyring* k = nullptr;
+    detail::check(chatseal_keyring_generate(&k));
+    return keyring(k);
+  }
+  static keyring from_json(std::string_view json) {
+    chatseal_keyring* k = nullptr;
+    detail::check(chatseal_keyring_from_json(json.data(), json.size(), &k));
+    return keyring(k);
+  }
+  static keyring load_file(const std::string& path) {
+    chatseal_keyring* k = nullptr;
+    detail::check(chatseal_keyring_load_file(path.c_str(), &k));
+    return keyring(k);
+  }
+  void save_file(const std::string& path) const { detail::check(chatseal_keyring_save_file(get(), path.c_str())); }
+  // Adds a fresh key, makes it primary, returns its id.
+  uint32_t rotate() {
+    uint32_t id = 0;
+    detail::check(chatseal_keyring_rotate(handle_.get(), &id));
+    return id;
+  }
+  uint32_t primary() const {
+    uint32_t id = 0;
+    detail::check(chatseal_keyring_primary(get(), &id));
+    return id;
+  }
+  room_key derive_room_key(uint32_t key_id, std::string_view room) const {
+    room_key key{};
+    detail::check(chatseal_keyring_room_key(get(), key_id, room.data(), room.size(), key.data()));
+    return key;
+  }
+  const chatseal_keyring* get() const noexcept { return handle_.get(); }
+
+ private:
+  explicit keyring(chatseal_keyring* k) : handle_(k) {}
+  std::unique_ptr<chatseal_keyring, detail::keyring_deleter> handle_;
+};
+
+// Thread-safe: one sealer may serve every thread.
+class sealer {
+ public:
+  explicit sealer(const keyring& k) {
+    chatseal_sealer* s = nullptr;
+    detail::check(chatseal_sealer_new(k.get(), &s));
+    handle_.reset(s);
+  }
+  void set_keyring(const keyring& k) { detail::check(chatseal_sealer_set_keyring(handle_.get(), k.get())); }
+
+  std::vector<uint8_t> seal(std::string_view room, std::string_view context, std::string_view plaintext) const {
+    std::vector<uint8_t> out(chatseal_sealed_len(plaintext.size()));
+    size_t len = 0;
+    detail::check(chatseal_seal(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
+                                detail::bytes(plaintext), plaintext.size(), out.data(), out.size(), &len));
+    out.resize(len);
+    return out;
+  }
+  std::string open(std::string_view room, std::string_view context, const std::vector<uint8_t>& envelope) const {
+    size_t need = 0;
+    detail::check(chatseal_open(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
+                                envelope.data(), envelope.size(), nullptr, 0, &need));
+    std::string out(need, '\0');
+    size_t len = 0;
+    detail::check(chatseal_open(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
+                                envelope.data(), envelope.size(), reinterpret_cast<uint8_t*>(out.data()), out.size(),
+                                &len));
+    out.resize(len);
+    return out;
+  }
+  std::string seal_text(std::string_view room, std::string_view context, std::string_view plaintext) const {
+    size_t need = 0;
+    detail::check(chatseal_seal_text(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
+                                     detail::bytes(plaintext), plaintext.size(), nullptr, 0, &need));
+    std::string out(need, '\0');
+    detail::check(chatseal_seal_text(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
+                                     detail::bytes(plaintext), plaintext.size(), out.data(), out.size(), &need));
+    out.resize(need - 1);  // drop the NUL
+    return out;
+  }
+  std::string open_text(std::string_view room, std::string_view context, std::string_view text) const {
+    size_t need = 0;
+    detail::check(chatseal_open_text(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
+                                     text.data(), text.size(), nullptr, 0, &need));
+    std::string out(need, '\0');
+    size_t len = 0;
+    detail::check(chatseal_open_text(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
+                                     text.data(), text.size(), reinterpret_cast<uint8_t*>(out.data()), out.size(),
+                                     &len));
+    out.resize(len);
+    return out;
+  }
+
+ private:
+  std::unique_ptr<chatseal_sealer, detail::sealer_deleter> handle_;
+};
+
+}  // namespace chatseal
+
+#endif  // CHATSEAL_HPP

@@ -1,0 +1,295 @@
+/* C tests of libchatseal: the shared envelope vectors, every bad input, and a
+ * multi-threaded seal/open stress. Usage: test_chatseal VECTORS.tsv
+ * Prints "N passed, M failed" and exits non-zero on any failure. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chatseal.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                     \
+  do {                                                                       \
+    if (cond) {                                                              \
+      passed++;                                                              \
+    } else {                                                                 \
+      failed++;                                                              \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);        \
+      fprintf(stderr, __VA_ARGS__);                                          \
+      fputc('\n', stderr);                                                   \
+    }                                                                        \
+  } while (0)
+
+#define RC(call, want) CHECK((call) == (want), "got %s", chatseal_result_name((uint32_t)(call)))
+
+/* Decodes hex ("-" is empty) into a new buffer; *len gets its length. */
+static uint8_t *unhex(const char *s, size_t *len) {
+  if (strcmp(s, "-") == 0) { *len = 0; return malloc(1); }
+  size_t n = strlen(s) / 2;
+  uint8_t *out = malloc(n + 1);
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    sscanf(s + 2 * i, "%2x", &v);
+    out[i] = (uint8_t)v;
+  }
+  out[n] = 0;
+  *len = n;
+  return out;
+}
+
+static chatseal_sealer *sealer_from_json(const char *json, size_t len) {
+  chatseal_keyring *kr = NULL;
+  chatseal_sealer *s = NULL;
+  if (chatseal_keyring_from_json(json, len, &kr) != CHATSEAL_OK) return NULL;
+  if (chatseal_sealer_new(kr, &s) != CHATSEAL_OK) s = NULL;
+  chatseal_keyring_free(kr);
+  return s;
+}
+
+static void valid_case(char **f) {
+  const char *name = f[1], *master = f[2], *envelope = f[8];
+  unsigned long key_id = strtoul(f[3], NULL, 10);
+  size_t room_len, ctx_len, pt_len, rk_len;
+  uint8_t *room = unhex(f[4], &room_len), *ctx = unhex(f[5], &ctx_len);
+  uint8_t *pt = unhex(f[6], &pt_len), *rk = unhex(f[7], &rk_len);
+  char json[256];
+  int n = snprintf(json, sizeof json, "{\"primary\":%lu,\"min_decrypt\":%lu,\"keys\":[{\"id\":%lu,\"key\":\"%s\"}]}",
+                   key_id, key_id, key_id, master);
+  chatseal_keyring *kr = NULL;
+  RC(chatseal_keyring_from_json(json, (size_t)n, &kr), CHATSEAL_OK);
+  chatseal_sealer *s = NULL;
+  RC(chatseal_sealer_new(kr, &s), CHATSEAL_OK);
+
+  uint8_t derived[CHATSEAL_KEY_LEN];
+  RC(chatseal_keyring_room_key(kr, (uint32_t)key_id, (const char *)room, room_len, derived), CHATSEAL_OK);
+  CHECK(rk_len == 32 && memcmp(derived, rk, 32) == 0, "%s: room key differs", name);
+
+  /* Open the committed envelope: size query, then the real call. */
+  size_t need = 0, got = 0;
+  size_t text_len = strlen(envelope);
+  RC(chatseal_open_text(s, (const char *)room, room_len, ctx, ctx_len, envelope, text_len, NULL, 0, &need), CHATSEAL_OK);
+  CHECK(need == pt_len, "%s: size query %zu != %zu", name, need, pt_len);
+  uint8_t *out = malloc(need + 1);
+  RC(chatseal_open_text(s, (const char *)room, room_len, ctx, ctx_len, envelope, text_len, out, need, &got), CHATSEAL_OK);
+  CHECK(got == pt_len && memcmp(out, pt, pt_len) == 0, "%s: plaintext differs", name);
+  free(out);
+
+  /* Seal fresh (binary and text) and open again. */
+  size_t env_len = chatseal_sealed_len(pt_len);
+  uint8_t *env = malloc(env_len);
+  RC(chatseal_seal(s, (const char *)room, room_len, ctx, ctx_len, pt, pt_len, env, env_len, &got), CHATSEAL_OK);
+  CHECK(got == pt_len + CHATSEAL_OVERHEAD && env[0] == 1 && env[1] == 1, "%s: envelope header", name);
+  uint8_t *back = malloc(pt_len + 1);
+  RC(chatseal_open(s, (const char *)room, room_len, ctx, ctx_len, env, env_len, back, pt_len, &got), CHATSEAL_OK);
+  CHECK(got == pt_len && memcmp(back, pt, pt_len) == 0, "%s: round trip", name);
+  size_t tneed = 0;
+  RC(chatseal_seal_text(s, (const char *)room, room_len, ctx, ctx_len, pt, pt_len, NULL, 0, &tneed), CHATSEAL_OK);
+  char *text = malloc(tneed);
+  RC(chatseal_seal_text(s, (const char *)room, room_len, ctx, ctx_len, pt, pt_len, text, tneed, &got), CHATSEAL_OK);
+  CHECK(got == tneed && strlen(text) + 1 == tneed && strlen(text) == strlen(envelope), "%s: text length", name);
+  free(text); free(back); free(env);
+  chatseal_sealer_free(s);
+  chatseal_keyring_free(kr);
+  free(room); free(ctx); free(pt); free(rk);
+}
+
+static void invalid_case(char **f) {
+  const char *name = f[1], *want = f[6];
+  size_t kr_len, room_len, ctx_len, env_len;
+  uint8_t *kr = unhex(f[2], &kr_len), *room = unhex(f[3], &room_len);
+  uint8_t *ctx = unhex(f[4], &ctx_len), *env = unhex(f[5], &env_len);
+  chatseal_sealer *s = sealer_from_json((const char *)kr, kr_len);
+  CHECK(s != NULL, "%s: keyring", name);
+  uint8_t out[256];
+  memset(out, 0xAA, sizeof out);
+  size_t got = 12345;
+  chatseal_result rc = chatseal_open_text(s, (const char *)room, room_len, ctx, ctx_len, (const char *)env, env_len,
+                                          out, sizeof out, &got);
+  CHECK(strcmp(chatseal_result_name(rc), want) == 0, "%s: got %s, want %s", name, chatseal_result_name(rc), want);
+  int untouched = 1;
+  for (size_t i = 0; i < sizeof out; i++) untouched &= out[i] == 0xAA;
+  CHECK(untouched, "%s: output written on failure", name);
+  chatseal_sealer_free(s);
+  free(kr); free(room); free(ctx); free(env);
+}
+
+static void run_vectors(const char *path) {
+  FILE *fp = fopen(path, "r");
+  CHECK(fp != NULL, "cannot open %s", path);
+  if (!fp) return;
+  char *line = NULL;
+  size_t cap = 0;
+  int valid = 0, invalid = 0;
+  while (getline(&line, &cap, fp) > 0) {
+    char *f[10] = {0};
+    int nf = 0;
+    for (char *tok = strtok(line, " \n"); tok && nf < 10; tok = strtok(NULL, " \n")) f[nf++] = tok;
+    if (nf == 9 && f[0][0] == 'V') { valid_case(f); valid++; }
+    else if (nf == 7 && f[0][0] == 'I') { invalid_case(f); invalid++; }
+    else CHECK(0, "bad vector line with %d fields", nf);
+  }
+  free(line);
+  fclose(fp);
+  CHECK(valid >= 20 && invalid >= 7, "only %d valid and %d invalid vectors", valid, invalid);
+}
+
+static void bad_inputs(void) {
+  chatseal_keyring *kr = NULL;
+  chatseal_sealer *s = NULL;
+  RC(chatseal_keyring_generate(NULL), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_keyring_generate(&kr), CHATSEAL_OK);
+  RC(chatseal_sealer_new(NULL, &s), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_sealer_new(kr, NULL), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_sealer_new(kr, &s), CHATSEAL_OK);
+  chatseal_keyring_free(NULL);
+  chatseal_sealer_free(NULL);
+
+  uint8_t env[64], out[64];
+  size_t len = 0;
+  /* NULL handle, NULL out_len, NULL with non-zero length; (NULL, 0) is empty. */
+  RC(chatseal_seal(NULL, "r", 1, NULL, 0, (const uint8_t *)"x", 1, env, sizeof env, &len), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_seal(s, "r", 1, NULL, 0, (const uint8_t *)"x", 1, env, sizeof env, NULL), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_seal(s, NULL, 1, NULL, 0, (const uint8_t *)"x", 1, env, sizeof env, &len), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_seal(s, "r", 1, NULL, 5, (const uint8_t *)"x", 1, env, sizeof env, &len), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_seal(s, "r", 1, NULL, 0, NULL, 3, env, sizeof env, &len), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_seal(s, NULL, 0, NULL, 0, NULL, 0, env, sizeof env, &len), CHATSEAL_OK);
+  CHECK(len == CHATSEAL_OVERHEAD, "empty seal is %zu bytes", len);
+  RC(chatseal_open(s, NULL, 0, NULL, 0, env, len, NULL, 0, &len), CHATSEAL_OK);
+  CHECK(len == 0, "empty open size %zu", len);
+
+  /* Short buffers: the size needed is reported and nothing is written. */
+  memset(env, 0xAA, sizeof env);
+  RC(chatseal_seal(s, "r", 1, NULL, 0, (const uint8_t *)"hello", 5, env, 38, &len), CHATSEAL_BUFFER_TOO_SMALL);
+  CHECK(len == 39 && env[0] == 0xAA, "needed %zu", len);
+  RC(chatseal_seal(s, "r", 1, (const uint8_t *)"c", 1, (const uint8_t *)"hello", 5, env, sizeof env, &len), CHATSEAL_OK);
+  size_t env_len = len;
+  RC(chatseal_open(s, "r", 1, (const uint8_t *)"c", 1, env, env_len, out, 4, &len), CHATSEAL_BUFFER_TOO_SMALL);
+  CHECK(len == 5, "open needs %zu", len);
+
+  /* Wrong room, wrong context, tampering, truncation, invalid rooms and UTF-8. */
+  RC(chatseal_open(s, "q", 1, (const uint8_t *)"c", 1, env, env_len, out, sizeof out, &len), CHATSEAL_BAD_TAG);
+  RC(chatseal_open(s, "r", 1, (const uint8_t *)"d", 1, env, env_len, out, sizeof out, &len), CHATSEAL_BAD_TAG);
+  for (size_t i = 0; i < env_len; i++) {
+    env[i] ^= 0x04;
+    chatseal_result rc = chatseal_open(s, "r", 1, (const uint8_t *)"c", 1, env, env_len, out, sizeof out, &len);
+    CHECK(rc != CHATSEAL_OK, "flipped byte %zu opened", i);
+    env[i] ^= 0x04;
+  }
+  RC(chatseal_open(s, "r", 1, (const uint8_t *)"c", 1, env, 33, out, sizeof out, &len), CHATSEAL_MALFORMED);
+  RC(chatseal_open(s, "r", 1, (const uint8_t *)"c", 1, env, 0, out, sizeof out, &len), CHATSEAL_MALFORMED);
+  RC(chatseal_seal(s, "a\0b", 3, NULL, 0, NULL, 0, env, sizeof env, &len), CHATSEAL_INVALID_ROOM);
+  RC(chatseal_seal(s, "\xff", 1, NULL, 0, NULL, 0, env, sizeof env, &len), CHATSEAL_INVALID_UTF8);
+  RC(chatseal_open_text(s, "r", 1, NULL, 0, "!!!!", 4, out, sizeof out, &len), CHATSEAL_BAD_ENCODING);
+  RC(chatseal_keyring_from_json("{", 1, &kr), CHATSEAL_INVALID_KEYRING);
+  RC(chatseal_keyring_from_json(NULL, 0, &kr), CHATSEAL_INVALID_KEYRING);
+
+  /* Rotation: old envelopes still open, new ones use the new id. */
+  uint32_t id = 0;
+  RC(chatseal_keyring_rotate(kr, NULL), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_keyring_rotate(kr, &id), CHATSEAL_OK);
+  CHECK(id == 2, "rotated to %u", id);
+  RC(chatseal_sealer_set_keyring(s, kr), CHATSEAL_OK);
+  RC(chatseal_open(s, "r", 1, (const uint8_t *)"c", 1, env, env_len, out, sizeof out, &len), CHATSEAL_OK);
+  RC(chatseal_seal(s, "r", 1, NULL, 0, NULL, 0, env, sizeof env, &len), CHATSEAL_OK);
+  CHECK(env[5] == 2, "sealed with key %u", env[5]);
+
+  /* Keyring files: saved 0600, loaded back; a loose mode is refused. */
+  char path[] = "/tmp/chatseal-c-test-XXXXXX";
+  CHECK(mkdtemp(path) != NULL, "mkdtemp");
+  char file[64];
+  snprintf(file, sizeof file, "%s/kr.json", path);
+  RC(chatseal_keyring_save_file(kr, file), CHATSEAL_OK);
+  struct stat st;
+  CHECK(stat(file, &st) == 0 && (st.st_mode & 0777) == 0600, "mode %o", st.st_mode & 0777);
+  chatseal_keyring *loaded = NULL;
+  RC(chatseal_keyring_load_file(file, &loaded), CHATSEAL_OK);
+  uint32_t primary = 0;
+  RC(chatseal_keyring_primary(loaded, &primary), CHATSEAL_OK);
+  CHECK(primary == 2, "loaded primary %u", primary);
+  chatseal_keyring_free(loaded);
+  chmod(file, 0644);
+  loaded = NULL;
+  RC(chatseal_keyring_load_file(file, &loaded), CHATSEAL_INSECURE_KEY_FILE);
+  CHECK(loaded == NULL, "out written on failure");
+  RC(chatseal_keyring_load_file(NULL, &loaded), CHATSEAL_NULL_ARGUMENT);
+  unlink(file);
+  rmdir(path);
+
+  size_t json_len = 0;
+  RC(chatseal_keyring_to_json(kr, NULL, 0, &json_len), CHATSEAL_OK);
+  char *json = malloc(json_len);
+  RC(chatseal_keyring_to_json(kr, json, json_len, &json_len), CHATSEAL_OK);
+  CHECK(strstr(json, "\"primary\": 2") != NULL && strlen(json) + 1 == json_len, "json %s", "");
+  memset(json, 0, json_len);
+  free(json);
+
+  CHECK(strcmp(chatseal_result_name(CHATSEAL_BAD_TAG), "BAD_TAG") == 0, "name");
+  CHECK(strcmp(chatseal_result_name(9999), "UNKNOWN") == 0, "unknown name");
+  CHECK(strlen(chatseal_result_message(CHATSEAL_OK)) > 0, "message");
+  CHECK(strlen(chatseal_version()) > 0, "version");
+  chatseal_sealer_free(s);
+  chatseal_keyring_free(kr);
+}
+
+struct stress { chatseal_sealer *s; int id; int errors; };
+
+static void *stress_thread(void *arg) {
+  struct stress *t = arg;
+  char ctx[32], room[16];
+  uint8_t env[128], out[128];
+  for (int i = 0; i < 3000; i++) {
+    int n = snprintf(ctx, sizeof ctx, "t%d-m%d", t->id, i);
+    int r = snprintf(room, sizeof room, "room-%d", i % 7);
+    size_t len = 0, got = 0;
+    if (chatseal_seal(t->s, room, (size_t)r, (const uint8_t *)ctx, (size_t)n, (const uint8_t *)ctx, (size_t)n, env,
+                      sizeof env, &len) != CHATSEAL_OK ||
+        chatseal_open(t->s, room, (size_t)r, (const uint8_t *)ctx, (size_t)n, env, len, out, sizeof out, &got) !=
+            CHATSEAL_OK ||
+        got != (size_t)n || memcmp(out, ctx, got) != 0)
+      t->errors++;
+  }
+  return NULL;
+}
+
+static void stress(void) {
+  chatseal_keyring *kr = NULL;
+  chatseal_sealer *s = NULL;
+  RC(chatseal_keyring_generate(&kr), CHATSEAL_OK);
+  RC(chatseal_sealer_new(kr, &s), CHATSEAL_OK);
+  enum { THREADS = 4 };
+  pthread_t th[THREADS];
+  struct stress st[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    st[i] = (struct stress){s, i, 0};
+    pthread_create(&th[i], NULL, stress_thread, &st[i]);
+  }
+  /* Rotate while the workers run: set_keyring is safe concurrently. */
+  for (int i = 0; i < 3; i++) {
+    uint32_t id;
+    RC(chatseal_keyring_rotate(kr, &id), CHATSEAL_OK);
+    RC(chatseal_sealer_set_keyring(s, kr), CHATSEAL_OK);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(th[i], NULL);
+    CHECK(st[i].errors == 0, "thread %d: %d errors", i, st[i].errors);
+  }
+  chatseal_sealer_free(s);
+  chatseal_keyring_free(kr);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s VECTORS.tsv\n", argv[0]);
+    return 2;
+  }
+  run_vectors(argv[1]);
+  bad_inputs();
+  stress();
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
