@@ -55,6 +55,27 @@ pub const CHATSEAL_KEY_LEN: usize = 32;
 pub const CHATSEAL_OVERHEAD: usize = 34;
 const _: () = assert!(CHATSEAL_OVERHEAD == chatseal_core::OVERHEAD);
 
+/// The arguments every seal/open call shares.
+///
+/// # Safety
+/// As `guard::handle`, `guard::text` and `guard::bytes`.
+unsafe fn call_inputs<'a>(
+    sealer: *const chatseal_sealer,
+    room: *const c_char,
+    room_len: usize,
+    context: *const u8,
+    context_len: usize,
+) -> Result<(&'a chatseal_sealer, &'a str, &'a [u8]), chatseal_result> {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        Ok((
+            handle(sealer)?,
+            text(room.cast(), room_len)?,
+            bytes(context, context_len)?,
+        ))
+    }
+}
+
 fn core_err(e: chatseal_core::Error) -> chatseal_result {
     chatseal_result::from(&e)
 }
@@ -324,14 +345,10 @@ pub unsafe extern "C" fn chatseal_seal(
 ) -> chatseal_result {
     guard(|| {
         // SAFETY: caller's promises on every (pointer, length) pair.
-        let (sealer, room, context, plaintext) = unsafe {
-            (
-                handle(sealer)?,
-                text(room.cast(), room_len)?,
-                bytes(context, context_len)?,
-                bytes(plaintext, plaintext_len)?,
-            )
-        };
+        let (sealer, room, context) =
+            unsafe { call_inputs(sealer, room, room_len, context, context_len) }?;
+        // SAFETY: caller's promise on the data pair.
+        let plaintext = unsafe { bytes(plaintext, plaintext_len) }?;
         let needed = chatseal_core::sealed_len(plaintext.len()).ok_or(CHATSEAL_TOO_LARGE)?;
         // SAFETY: caller's promises on out/out_cap/out_len.
         if let Some(buf) = unsafe { out_buffer(out, out_cap, out_len, needed) }? {
@@ -364,14 +381,10 @@ pub unsafe extern "C" fn chatseal_open(
 ) -> chatseal_result {
     guard(|| {
         // SAFETY: caller's promises on every (pointer, length) pair.
-        let (sealer, room, context, envelope) = unsafe {
-            (
-                handle(sealer)?,
-                text(room.cast(), room_len)?,
-                bytes(context, context_len)?,
-                bytes(envelope, envelope_len)?,
-            )
-        };
+        let (sealer, room, context) =
+            unsafe { call_inputs(sealer, room, room_len, context, context_len) }?;
+        // SAFETY: caller's promise on the data pair.
+        let envelope = unsafe { bytes(envelope, envelope_len) }?;
         chatseal_core::Header::parse(envelope).map_err(core_err)?;
         let needed = envelope.len() - CHATSEAL_OVERHEAD;
         // SAFETY: caller's promises on out/out_cap/out_len.
@@ -404,14 +417,10 @@ pub unsafe extern "C" fn chatseal_seal_text(
 ) -> chatseal_result {
     guard(|| {
         // SAFETY: caller's promises on every (pointer, length) pair.
-        let (sealer, room, context, plaintext) = unsafe {
-            (
-                handle(sealer)?,
-                text(room.cast(), room_len)?,
-                bytes(context, context_len)?,
-                bytes(plaintext, plaintext_len)?,
-            )
-        };
+        let (sealer, room, context) =
+            unsafe { call_inputs(sealer, room, room_len, context, context_len) }?;
+        // SAFETY: caller's promise on the data pair.
+        let plaintext = unsafe { bytes(plaintext, plaintext_len) }?;
         let binary = chatseal_core::sealed_len(plaintext.len()).ok_or(CHATSEAL_TOO_LARGE)?;
         let needed = binary
             .div_ceil(3)
@@ -452,14 +461,11 @@ pub unsafe extern "C" fn chatseal_open_text(
 ) -> chatseal_result {
     guard(|| {
         // SAFETY: caller's promises on every (pointer, length) pair.
-        let (sealer, room, context, envelope_text) = unsafe {
-            (
-                handle(sealer)?,
-                text(room.cast(), room_len)?,
-                bytes(context, context_len)?,
-                text(text_in.cast(), text_len).map_err(|_| CHATSEAL_BAD_ENCODING)?,
-            )
-        };
+        let (sealer, room, context) =
+            unsafe { call_inputs(sealer, room, room_len, context, context_len) }?;
+        // SAFETY: caller's promise on the data pair.
+        let envelope_text =
+            unsafe { text(text_in.cast(), text_len).map_err(|_| CHATSEAL_BAD_ENCODING) }?;
         let envelope = Zeroizing::new(chatseal_core::decode_text(envelope_text).map_err(core_err)?);
         chatseal_core::Header::parse(&envelope).map_err(core_err)?;
         let needed = envelope.len() - CHATSEAL_OVERHEAD;
