@@ -297,10 +297,7 @@ impl Sealer {
     /// Opens a binary envelope sealed for `room` with `context`. The
     /// plaintext comes back in a buffer that is wiped when dropped.
     pub fn open(&self, room: &str, context: &[u8], envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let mut work = Zeroizing::new(envelope.to_vec());
-        let len = self.open_in_place(room, context, &mut work)?;
-        work.truncate(len);
-        Ok(work)
+        self.open_owned(room, context, Zeroizing::new(envelope.to_vec()))
     }
 
     /// Opens into `out` (at least [`envelope::opened_len`] bytes); returns
@@ -324,7 +321,17 @@ impl Sealer {
 
     /// Decodes the text form and opens it.
     pub fn open_text(&self, room: &str, context: &[u8], text: &str) -> Result<Zeroizing<Vec<u8>>> {
-        let mut work = Zeroizing::new(envelope::decode_text(text)?);
+        self.open_owned(room, context, Zeroizing::new(envelope::decode_text(text)?))
+    }
+
+    /// Opens an envelope the sealer already owns a wiped-on-drop copy of,
+    /// returning the same buffer cut down to the plaintext.
+    fn open_owned(
+        &self,
+        room: &str,
+        context: &[u8],
+        mut work: Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let len = self.open_in_place(room, context, &mut work)?;
         work.truncate(len);
         Ok(work)
