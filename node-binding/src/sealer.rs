@@ -1,0 +1,310 @@
+//! `Sealer`: seals and opens envelopes with room keys, sync and async.
+//!
+//! Arguments are positional (`plaintext, room, context`) rather than an
+//! options object: a per-message call from a chat server is hot, and reading
+//! properties off an object costs more than the AES-GCM of a short message.
+
+use std::sync::Arc;
+
+use chatseal_core as core;
+use napi::bindgen_prelude::{AsyncTask, Either};
+use napi_derive::napi;
+
+use crate::error::{Result, engine};
+use crate::keyring::{Keyring, RoomKey};
+use crate::tasks::{OpenBatchTask, OpenTask, Output, SealBatchTask, SealTask};
+use crate::values::{Bytes, SecretBuffer, SecretText, as_slice, secret_bytes, text};
+
+/// One item of `encryptBatch`.
+#[napi(object, object_to_js = false)]
+pub struct SealItem {
+    pub plaintext: Bytes,
+    pub room: Option<String>,
+    pub context: Option<Bytes>,
+}
+
+/// One item of `decryptBatch`.
+#[napi(object, object_to_js = false)]
+pub struct OpenItem {
+    pub envelope: String,
+    pub room: Option<String>,
+    pub context: Option<Bytes>,
+}
+
+/// The outcome of one `decryptBatch` item: `{ ok: true, message }` or
+/// `{ ok: false, error: { code, message } }` (the shape of a protocol ack).
+#[napi(object, object_from_js = false)]
+pub struct OpenOutcome {
+    pub ok: bool,
+    #[napi(ts_type = "string")]
+    pub message: Option<SecretText>,
+    pub error: Option<OpenFailure>,
+}
+
+/// Why one batch item did not open.
+#[napi(object, object_from_js = false)]
+pub struct OpenFailure {
+    pub code: String,
+    pub message: String,
+}
+
+/// How many envelopes one master key has sealed in this process.
+#[napi(object, object_from_js = false)]
+pub struct SealCount {
+    pub key_id: u32,
+    pub count: i64,
+}
+
+/// Seals and opens sealed envelopes (format v1) under a keyring.
+///
+/// Thread-safe inside: the async forms run on libuv's thread pool against
+/// the same keyring, and `rotate`/`replaceKeyring` take effect for every
+/// call that starts afterwards.
+#[napi]
+pub struct Sealer {
+    inner: Arc<core::Sealer>,
+}
+
+fn room_of(room: &Option<String>) -> &str {
+    room.as_deref().unwrap_or("")
+}
+
+#[napi]
+impl Sealer {
+    /// A sealer over a copy of `keyring`.
+    #[napi(constructor)]
+    pub fn new(keyring: &Keyring) -> Self {
+        Sealer {
+            inner: Arc::new(core::Sealer::new(keyring.inner.clone())),
+        }
+    }
+
+    /// The id of the master key that seals now.
+    #[napi(getter)]
+    pub fn primary_key_id(&self) -> u32 {
+        self.inner.primary_key_id()
+    }
+
+    /// A copy of the current keyring (to save after `rotate`, say).
+    #[napi]
+    pub fn keyring(&self) -> Keyring {
+        Keyring {
+            inner: self.inner.keyring(),
+        }
+    }
+
+    /// Swaps in another keyring; calls already running finish on the old one.
+    #[napi]
+    pub fn replace_keyring(&self, keyring: &Keyring) {
+        self.inner.replace_keyring(keyring.inner.clone());
+    }
+
+    /// Adds a fresh key and makes it primary; returns the new primary id.
+    #[napi]
+    pub fn rotate(&self) -> Result<u32> {
+        Ok(self.inner.rotate().map_err(engine)?.primary())
+    }
+
+    /// Seals done per master key id since this sealer was made.
+    #[napi]
+    pub fn seal_counts(&self) -> Vec<SealCount> {
+        let counts = self.inner.seal_counts().into_iter();
+        counts
+            .map(|(key_id, n)| SealCount {
+                key_id,
+                count: i64::try_from(n).unwrap_or(i64::MAX),
+            })
+            .collect()
+    }
+
+    /// The room key of `room` under master key `keyId`.
+    #[napi]
+    pub fn room_key(&self, room: String, key_id: u32) -> Result<RoomKey> {
+        Ok(self.inner.room_key(&room, key_id).map_err(engine)?.into())
+    }
+
+    /// The room keys a member of `room` needs: one per usable master key.
+    #[napi]
+    pub fn room_keys(&self, room: String) -> Result<Vec<RoomKey>> {
+        let keys = self.inner.room_keys(&room).map_err(engine)?;
+        Ok(keys.into_iter().map(RoomKey::from).collect())
+    }
+
+    /// Seals `plaintext` for `room` (default `""`) bound to `context`;
+    /// returns the envelope's text form (base64).
+    #[napi]
+    pub fn encrypt(
+        &self,
+        plaintext: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+    ) -> Result<String> {
+        let plaintext = secret_bytes(plaintext);
+        self.inner
+            .seal_text(room_of(&room), as_slice(&context), &plaintext)
+            .map_err(engine)
+    }
+
+    /// As `encrypt`, returning the binary envelope.
+    #[napi]
+    pub fn encrypt_buffer(
+        &self,
+        plaintext: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+    ) -> Result<napi::bindgen_prelude::Buffer> {
+        let plaintext = secret_bytes(plaintext);
+        let sealed = self
+            .inner
+            .seal(room_of(&room), as_slice(&context), &plaintext)
+            .map_err(engine)?;
+        Ok(sealed.into())
+    }
+
+    /// Opens a text-form envelope to a UTF-8 string.
+    #[napi(ts_return_type = "string")]
+    pub fn decrypt(
+        &self,
+        envelope: String,
+        room: Option<String>,
+        context: Option<Bytes>,
+    ) -> Result<SecretText> {
+        let opened = self
+            .inner
+            .open_text(room_of(&room), as_slice(&context), &envelope)
+            .map_err(engine)?;
+        text(opened)
+    }
+
+    /// Opens an envelope (text form or binary) to its bytes.
+    #[napi(ts_return_type = "Buffer")]
+    pub fn decrypt_buffer(
+        &self,
+        envelope: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+    ) -> Result<SecretBuffer> {
+        let (room, context) = (room_of(&room), as_slice(&context));
+        let opened = match &envelope {
+            Either::A(text) => self.inner.open_text(room, context, text),
+            Either::B(binary) => self.inner.open(room, context, binary),
+        };
+        Ok(SecretBuffer(opened.map_err(engine)?))
+    }
+
+    /// `encrypt` on the libuv thread pool: for large payloads.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn encrypt_async(
+        &self,
+        plaintext: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+    ) -> AsyncTask<SealTask> {
+        AsyncTask::new(SealTask::new(
+            &self.inner,
+            plaintext,
+            room,
+            context,
+            Output::Text,
+        ))
+    }
+
+    /// `encryptBuffer` on the libuv thread pool.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn encrypt_buffer_async(
+        &self,
+        plaintext: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+    ) -> AsyncTask<SealTask> {
+        AsyncTask::new(SealTask::new(
+            &self.inner,
+            plaintext,
+            room,
+            context,
+            Output::Binary,
+        ))
+    }
+
+    /// `decrypt` on the libuv thread pool.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn decrypt_async(
+        &self,
+        envelope: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+    ) -> AsyncTask<OpenTask> {
+        AsyncTask::new(OpenTask::new(
+            &self.inner,
+            envelope,
+            room,
+            context,
+            Output::Text,
+        ))
+    }
+
+    /// `decryptBuffer` on the libuv thread pool.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn decrypt_buffer_async(
+        &self,
+        envelope: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+    ) -> AsyncTask<OpenTask> {
+        AsyncTask::new(OpenTask::new(
+            &self.inner,
+            envelope,
+            room,
+            context,
+            Output::Binary,
+        ))
+    }
+
+    /// Seals many plaintexts in one call; all or nothing (the first error throws).
+    #[napi]
+    pub fn encrypt_batch(&self, items: Vec<SealItem>) -> Result<Vec<String>> {
+        SealBatchTask::new(&self.inner, items).run()
+    }
+
+    /// Opens many text-form envelopes in one call; each item reports its own outcome.
+    #[napi]
+    pub fn decrypt_batch(&self, items: Vec<OpenItem>) -> Vec<OpenOutcome> {
+        OpenBatchTask::new(&self.inner, items)
+            .run()
+            .into_iter()
+            .map(OpenOutcome::from)
+            .collect()
+    }
+
+    /// `encryptBatch` on the libuv thread pool.
+    #[napi(ts_return_type = "Promise<Array<string>>")]
+    pub fn encrypt_batch_async(&self, items: Vec<SealItem>) -> AsyncTask<SealBatchTask> {
+        AsyncTask::new(SealBatchTask::new(&self.inner, items))
+    }
+
+    /// `decryptBatch` on the libuv thread pool.
+    #[napi(ts_return_type = "Promise<Array<OpenOutcome>>")]
+    pub fn decrypt_batch_async(&self, items: Vec<OpenItem>) -> AsyncTask<OpenBatchTask> {
+        AsyncTask::new(OpenBatchTask::new(&self.inner, items))
+    }
+}
+
+impl From<Result<SecretText>> for OpenOutcome {
+    fn from(result: Result<SecretText>) -> Self {
+        match result {
+            Ok(message) => OpenOutcome {
+                ok: true,
+                message: Some(message),
+                error: None,
+            },
+            Err(err) => OpenOutcome {
+                ok: false,
+                message: None,
+                error: Some(OpenFailure {
+                    code: err.status.0.to_owned(),
+                    message: err.reason.clone(),
+                }),
+            },
+        }
+    }
+}

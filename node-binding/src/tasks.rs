@@ -1,0 +1,279 @@
+//! The async forms: work that runs on libuv's thread pool.
+//!
+//! Each task owns copies of its inputs (JS memory may move or be collected
+//! while the pool runs), with plaintext in wiped-on-drop buffers.
+
+use std::sync::Arc;
+
+use chatseal_core::{self as core, OpenRequest, SealRequest, Zeroizing};
+use napi::bindgen_prelude::{Buffer, Either, Env, Error, JsError, Task, Unknown};
+
+use crate::error::{Code, Result, engine};
+use crate::sealer::{OpenItem, OpenOutcome, SealItem};
+use crate::values::{Bytes, SecretBuffer, SecretText, as_slice, secret_bytes, text};
+
+/// What an async call resolves to: the text form or raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Binary,
+}
+
+/// A rejection that carries our `code`: `Task` errors are fixed to napi's
+/// own statuses, so the JS error object is built here and rejected as is.
+fn rejection(env: &Env, err: Error<Code>) -> Error {
+    // SAFETY: `env` is the live environment `resolve` runs in; the value is
+    // a fresh error object that napi-rs references until it is thrown.
+    unsafe {
+        let value = JsError::from(err).into_value(env.raw());
+        Error::from(Unknown::from_raw_unchecked(env.raw(), value))
+    }
+}
+
+fn engine_ref(err: &core::Error) -> Error<Code> {
+    Error::new(Code(err.kind().code()), err.to_string())
+}
+
+fn owned(context: &Option<Bytes>) -> Vec<u8> {
+    as_slice(context).to_vec()
+}
+
+/// One seal, off the JS thread.
+pub struct SealTask {
+    sealer: Arc<core::Sealer>,
+    room: String,
+    context: Vec<u8>,
+    plaintext: Zeroizing<Vec<u8>>,
+    output: Output,
+}
+
+impl SealTask {
+    pub fn new(
+        sealer: &Arc<core::Sealer>,
+        plaintext: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+        output: Output,
+    ) -> Self {
+        SealTask {
+            sealer: Arc::clone(sealer),
+            room: room.unwrap_or_default(),
+            context: owned(&context),
+            plaintext: secret_bytes(plaintext),
+            output,
+        }
+    }
+}
+
+impl Task for SealTask {
+    type Output = Result<Vec<u8>>;
+    type JsValue = Either<String, Buffer>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self
+            .sealer
+            .seal(&self.room, &self.context, &self.plaintext)
+            .map_err(engine))
+    }
+
+    fn resolve(&mut self, env: Env, sealed: Self::Output) -> napi::Result<Self::JsValue> {
+        let sealed = sealed.map_err(|e| rejection(&env, e))?;
+        Ok(match self.output {
+            Output::Text => Either::A(core::encode_text(&sealed)),
+            Output::Binary => Either::B(sealed.into()),
+        })
+    }
+}
+
+/// One open, off the JS thread.
+pub struct OpenTask {
+    sealer: Arc<core::Sealer>,
+    room: String,
+    context: Vec<u8>,
+    envelope: Either<String, Vec<u8>>,
+    output: Output,
+}
+
+impl OpenTask {
+    pub fn new(
+        sealer: &Arc<core::Sealer>,
+        envelope: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+        output: Output,
+    ) -> Self {
+        let envelope = match envelope {
+            Either::A(text) => Either::A(text),
+            Either::B(binary) => Either::B(binary.to_vec()),
+        };
+        OpenTask {
+            sealer: Arc::clone(sealer),
+            room: room.unwrap_or_default(),
+            context: owned(&context),
+            envelope,
+            output,
+        }
+    }
+}
+
+impl Task for OpenTask {
+    type Output = Result<Zeroizing<Vec<u8>>>;
+    type JsValue = Either<SecretText, SecretBuffer>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.open())
+    }
+
+    fn resolve(&mut self, env: Env, opened: Self::Output) -> napi::Result<Self::JsValue> {
+        let opened = opened.map_err(|e| rejection(&env, e))?;
+        Ok(match self.output {
+            Output::Text => Either::A(SecretText(opened)),
+            Output::Binary => Either::B(SecretBuffer(opened)),
+        })
+    }
+}
+
+impl OpenTask {
+    fn open(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let opened = match &self.envelope {
+            Either::A(text) => self.sealer.open_text(&self.room, &self.context, text),
+            Either::B(binary) => self.sealer.open(&self.room, &self.context, binary),
+        };
+        let opened = opened.map_err(engine)?;
+        if self.output == Output::Text && std::str::from_utf8(&opened).is_err() {
+            return Err(crate::error::not_text());
+        }
+        Ok(opened)
+    }
+}
+
+struct OwnedSeal {
+    room: String,
+    context: Vec<u8>,
+    plaintext: Zeroizing<Vec<u8>>,
+}
+
+/// Many seals in one call (sync or on the pool).
+pub struct SealBatchTask {
+    sealer: Arc<core::Sealer>,
+    items: Vec<OwnedSeal>,
+}
+
+impl SealBatchTask {
+    pub fn new(sealer: &Arc<core::Sealer>, items: Vec<SealItem>) -> Self {
+        let items = items
+            .into_iter()
+            .map(|it| OwnedSeal {
+                room: it.room.unwrap_or_default(),
+                context: owned(&it.context),
+                plaintext: secret_bytes(it.plaintext),
+            })
+            .collect();
+        SealBatchTask {
+            sealer: Arc::clone(sealer),
+            items,
+        }
+    }
+
+    pub fn run(&self) -> Result<Vec<String>> {
+        let requests: Vec<SealRequest<'_>> = self
+            .items
+            .iter()
+            .map(|it| SealRequest {
+                room: &it.room,
+                context: &it.context,
+                plaintext: &it.plaintext,
+            })
+            .collect();
+        let sealed = self.sealer.seal_batch(&requests).map_err(engine)?;
+        Ok(sealed.iter().map(|env| core::encode_text(env)).collect())
+    }
+}
+
+impl Task for SealBatchTask {
+    type Output = Result<Vec<String>>;
+    type JsValue = Vec<String>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.run())
+    }
+
+    fn resolve(&mut self, env: Env, sealed: Self::Output) -> napi::Result<Vec<String>> {
+        sealed.map_err(|e| rejection(&env, e))
+    }
+}
+
+struct OwnedOpen {
+    room: String,
+    context: Vec<u8>,
+    envelope: String,
+}
+
+/// Many opens in one call; each item has its own outcome.
+pub struct OpenBatchTask {
+    sealer: Arc<core::Sealer>,
+    items: Vec<OwnedOpen>,
+}
+
+impl OpenBatchTask {
+    pub fn new(sealer: &Arc<core::Sealer>, items: Vec<OpenItem>) -> Self {
+        let items = items
+            .into_iter()
+            .map(|it| OwnedOpen {
+                room: it.room.unwrap_or_default(),
+                context: owned(&it.context),
+                envelope: it.envelope,
+            })
+            .collect();
+        OpenBatchTask {
+            sealer: Arc::clone(sealer),
+            items,
+        }
+    }
+
+    pub fn run(&self) -> Vec<Result<SecretText>> {
+        let decoded: Vec<core::Result<Vec<u8>>> = self
+            .items
+            .iter()
+            .map(|it| core::decode_text(&it.envelope))
+            .collect();
+        let mut outcomes: Vec<Option<Result<SecretText>>> = Vec::with_capacity(self.items.len());
+        let mut requests = Vec::new();
+        for (item, envelope) in self.items.iter().zip(&decoded) {
+            match envelope {
+                Ok(envelope) => {
+                    requests.push(OpenRequest {
+                        room: &item.room,
+                        context: &item.context,
+                        envelope,
+                    });
+                    outcomes.push(None);
+                }
+                Err(err) => outcomes.push(Some(Err(engine_ref(err)))),
+            }
+        }
+        let mut opened = self.sealer.open_batch(&requests).into_iter();
+        outcomes
+            .into_iter()
+            .map(|slot| {
+                slot.unwrap_or_else(|| match opened.next() {
+                    Some(result) => result.map_err(engine).and_then(text),
+                    None => Err(Error::new(Code("INTERNAL"), "batch bookkeeping")),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Task for OpenBatchTask {
+    type Output = Vec<Result<SecretText>>;
+    type JsValue = Vec<OpenOutcome>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.run())
+    }
+
+    fn resolve(&mut self, _env: Env, outcomes: Self::Output) -> napi::Result<Vec<OpenOutcome>> {
+        Ok(outcomes.into_iter().map(OpenOutcome::from).collect())
+    }
+}
