@@ -1,15 +1,24 @@
 //! The application state and the router.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chatseal_core::Sealer;
+use metrics_exporter_prometheus::PrometheusHandle;
+use socketioxide::SocketIo;
 
+use crate::auth::Tokens;
+use crate::chat::rooms::RoomLocks;
 use crate::config::Config;
 use crate::error::{ApiError, Code};
 use crate::service::{self, ServiceAuth};
+use crate::store::Store;
+use crate::{accounts, client, history};
 
 /// Size limits (DESIGN §3), set explicitly rather than left to library
 /// defaults, which differ between the Node and Rust stacks.
@@ -28,31 +37,100 @@ impl Limits {
     }
 }
 
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            max_payload_bytes: 128 * 1024,
+        }
+    }
+}
+
 /// What every handler shares.
 #[derive(Debug)]
 pub struct Shared {
     pub sealer: Sealer,
+    pub store: Store,
+    pub tokens: Tokens,
     pub service_auth: ServiceAuth,
     pub limits: Limits,
+    pub allow_guests: bool,
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+    pub history_limit: u32,
+    pub socket_buffer: usize,
+    pub client_dir: Option<PathBuf>,
+    pub room_locks: RoomLocks,
+    pub metrics: PrometheusHandle,
+    /// Set once the Socket.IO layer exists (it needs this state first).
+    pub io: OnceLock<SocketIo>,
+}
+
+impl Shared {
+    /// State with the defaults of the command line for everything but the
+    /// parts given; tests and embedders adjust the public fields.
+    pub fn new(sealer: Sealer, store: Store, tokens: Tokens, service_auth: ServiceAuth) -> Self {
+        Shared {
+            sealer,
+            store,
+            tokens,
+            service_auth,
+            limits: Limits::default(),
+            allow_guests: false,
+            rate_per_sec: 20,
+            rate_burst: 40,
+            history_limit: 500,
+            socket_buffer: 4096,
+            client_dir: None,
+            room_locks: RoomLocks::default(),
+            metrics: crate::metrics::install(),
+            io: OnceLock::new(),
+        }
+    }
 }
 
 pub type AppState = Arc<Shared>;
 
-/// The HTTP routes.
+/// The HTTP routes, without the Socket.IO layer (see [`crate::chat::layer`]).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/encrypt", post(service::encrypt))
         .route("/decrypt", post(service::decrypt))
-        .fallback(not_found)
+        .route("/api/register", post(accounts::register))
+        .route("/api/login", post(accounts::login))
+        .route("/api/rooms", post(accounts::create_room))
+        .route("/api/rooms/{room}/members", post(accounts::add_member))
+        .route("/api/rooms/{room}/messages", get(history::messages))
+        .fallback(client::serve)
         .layer(DefaultBodyLimit::max(state.limits.max_payload_bytes))
         .with_state(state)
 }
 
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
+/// Liveness and readiness: 200 while the store answers, 503 when it does not.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ok", "store": "ok" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health: store unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "status": "degraded", "store": "unavailable" })),
+            )
+                .into_response()
+        }
+    }
 }
 
-async fn not_found() -> ApiError {
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(Code::NotFound, "no such route")
 }

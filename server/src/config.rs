@@ -39,6 +39,45 @@ pub struct Config {
     #[arg(long, env = "CHATSEAL_MAX_PAYLOAD_BYTES", default_value_t = 128 * 1024)]
     pub max_payload_bytes: usize,
 
+    /// Database: `sqlite://path` or `postgres://…`. Default: SQLite in
+    /// <data-dir>/chatseal.db.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Secret that signs session tokens (JWT, HS256), 32+ bytes. Default: a
+    /// random one kept in <data-dir>/jwt-secret (mode 0600).
+    #[arg(long, env = "CHATSEAL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// How long a session token lives, in seconds.
+    #[arg(long, env = "CHATSEAL_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
+    pub token_ttl_secs: u64,
+
+    /// Let clients connect without an account, as `{ name }` guests.
+    #[arg(long, env = "CHATSEAL_ALLOW_GUESTS", default_value_t = false)]
+    pub allow_guests: bool,
+
+    /// `chat message`s one connection may send per second, sustained.
+    #[arg(long, env = "CHATSEAL_RATE_PER_SEC", default_value_t = 20)]
+    pub rate_per_sec: u32,
+
+    /// How many `chat message`s one connection may send in a burst.
+    #[arg(long, env = "CHATSEAL_RATE_BURST", default_value_t = 40)]
+    pub rate_burst: u32,
+
+    /// Most messages one `join` catch-up or history page returns.
+    #[arg(long, env = "CHATSEAL_HISTORY_LIMIT", default_value_t = 500)]
+    pub history_limit: u32,
+
+    /// Packets a socket may have queued for sending before it is
+    /// disconnected as too slow (it then catches up with `since`).
+    #[arg(long, env = "CHATSEAL_SOCKET_BUFFER", default_value_t = 4096)]
+    pub socket_buffer: usize,
+
+    /// Directory of the browser client's files (index.html, …).
+    #[arg(long, env = "CHATSEAL_CLIENT_DIR")]
+    pub client_dir: Option<PathBuf>,
+
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -56,6 +95,17 @@ impl std::fmt::Debug for Config {
             )
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_payload_bytes", &self.max_payload_bytes)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("allow_guests", &self.allow_guests)
+            .field("rate_per_sec", &self.rate_per_sec)
+            .field("rate_burst", &self.rate_burst)
             .finish_non_exhaustive()
     }
 }

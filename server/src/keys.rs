@@ -5,7 +5,7 @@
 //! quick start needs no set-up. A generated keyring is announced in the log,
 //! because a keyring nobody backs up is history nobody can read.
 
-use chatseal_core::Keyring;
+use chatseal_core::{Keyring, Zeroizing};
 
 use crate::config::Config;
 
@@ -31,4 +31,65 @@ pub fn load(config: &Config) -> anyhow::Result<Keyring> {
         tracing::info!(source = %path.display(), primary = keyring.primary(), "keyring loaded");
     }
     Ok(keyring)
+}
+
+/// The secret that signs session tokens: from the configuration (32 bytes
+/// or more), or `<data-dir>/jwt-secret`, made on first start with mode 0600.
+pub fn jwt_secret(config: &Config) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if let Some(secret) = &config.jwt_secret {
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "CHATSEAL_JWT_SECRET must be at least 32 bytes"
+        );
+        return Ok(Zeroizing::new(secret.as_bytes().to_vec()));
+    }
+    let path = config.data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            check_private(&path)?;
+            let secret = Zeroizing::new(
+                b64.decode(text.trim())
+                    .map_err(|_| anyhow::anyhow!("{} is not base64", path.display()))?,
+            );
+            anyhow::ensure!(
+                secret.len() >= 32,
+                "{} holds under 32 bytes",
+                path.display()
+            );
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use rand_core::{OsRng, TryRngCore as _};
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut secret = Zeroizing::new(vec![0u8; 32]);
+            OsRng.try_fill_bytes(&mut secret)?;
+            std::fs::create_dir_all(&config.data_dir)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            file.write_all(Zeroizing::new(b64.encode(&*secret)).as_bytes())?;
+            file.sync_all()?;
+            tracing::info!(path = %path.display(), "created a token-signing secret");
+            Ok(secret)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn check_private(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    anyhow::ensure!(
+        mode & 0o077 == 0,
+        "{} is readable by group or others (mode {:o}); chmod 600 it",
+        path.display(),
+        mode & 0o777
+    );
+    Ok(())
 }

@@ -8,14 +8,25 @@
 //! * [`keys`]: where the keyring comes from (env, file, or a generated dev one).
 //! * [`app`]: shared state and the router.
 //! * [`service`]: `/encrypt` and `/decrypt`, the tutorial service's API.
+//! * [`chat`]: the Socket.IO chat protocol.
+//! * [`store`]: SQLite or PostgreSQL.
+//! * [`auth`], [`accounts`], [`history`]: accounts, tokens, history API.
+//! * [`client`]: the browser client's files; [`metrics`]: Prometheus.
 //! * [`error`]: the one error type and its JSON form.
 
+pub mod accounts;
 pub mod app;
+pub mod auth;
+pub mod chat;
+pub mod client;
 pub mod config;
 pub mod error;
+pub mod history;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod service;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -41,24 +52,61 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Builds the shared state from `config` (loading or creating the keyring).
-pub fn state(config: &Config) -> anyhow::Result<app::AppState> {
+/// Builds the shared state from `config`: the keyring (loaded or created),
+/// the store (connected and migrated), the token secret.
+pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     let keyring = keys::load(config)?;
     let service_auth = service::ServiceAuth::new(
         config.service_token.clone(),
         config.listen.ip().is_loopback(),
     );
-    Ok(Arc::new(app::Shared {
-        sealer: Sealer::new(keyring),
-        service_auth,
-        limits: app::Limits::from_config(config),
-    }))
+    let url = match &config.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            format!(
+                "sqlite://{}?mode=rwc",
+                config.data_dir.join("chatseal.db").display()
+            )
+        }
+    };
+    let store = store::Store::connect(&url).await?;
+    tracing::info!(backend = ?store.backend(), "store ready");
+    let secret = keys::jwt_secret(config)?;
+    let tokens = auth::Tokens::new(
+        &secret,
+        std::time::Duration::from_secs(config.token_ttl_secs),
+    );
+    let mut shared = app::Shared::new(Sealer::new(keyring), store, tokens, service_auth);
+    shared.limits = app::Limits::from_config(config);
+    shared.allow_guests = config.allow_guests;
+    shared.rate_per_sec = config.rate_per_sec;
+    shared.rate_burst = config.rate_burst;
+    shared.history_limit = config.history_limit.max(1);
+    shared.socket_buffer = config.socket_buffer.max(16);
+    shared.client_dir = config.client_dir.clone().or_else(client::default_dir);
+    Ok(Arc::new(shared))
 }
 
-/// Runs the server until SIGINT or SIGTERM; requests in flight finish.
+/// The whole service: HTTP routes with the Socket.IO layer in front.
+pub fn service(state: &app::AppState) -> axum::Router {
+    app::router(Arc::clone(state)).layer(chat::layer(state))
+}
+
+/// Runs the server until SIGINT or SIGTERM. Events already received are
+/// handled and acknowledged before sockets close.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let state = state(&config)?;
+    let state = state(&config).await?;
     tracing::info!("{}", state.service_auth.describe());
+    if state.allow_guests {
+        tracing::info!("guests may connect without an account");
+    }
+    match &state.client_dir {
+        Some(dir) => tracing::info!(dir = %dir.display(), "browser client served at /"),
+        None => {
+            tracing::info!("no browser client built (npm run build:client in js/); / answers 404")
+        }
+    }
     let listener = bind(config.listen)?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
@@ -66,9 +114,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = tcp.set_nodelay(true);
     });
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+    let app = service(&state);
+    let drain = Arc::clone(&state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            chat::drain(&drain, std::time::Duration::from_secs(5)).await;
+        })
         .await?;
+    state.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -4,11 +4,15 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use chatseal_core::Zeroizing;
 use chatseal_core::{Keyring, Sealer};
 use chatseal_server::app::{Limits, Shared, router};
+use chatseal_server::auth::Tokens;
 use chatseal_server::service::ServiceAuth;
+use chatseal_server::store::Store;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
+use std::time::Duration;
 use tower::ServiceExt as _;
 
 const LIMITS: Limits = Limits {
@@ -16,12 +20,19 @@ const LIMITS: Limits = Limits {
     max_payload_bytes: 4096,
 };
 
-fn make_app(auth: ServiceAuth) -> (axum::Router, Arc<Shared>) {
-    let shared = Arc::new(Shared {
-        sealer: Sealer::new(Keyring::generate()),
-        service_auth: auth,
-        limits: LIMITS,
-    });
+async fn make_app(auth: ServiceAuth) -> (axum::Router, Arc<Shared>) {
+    // Each test its own SQLite file; the service endpoints never touch it.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("chatseal-service-{}-{n}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    let tokens = Tokens::new(&Zeroizing::new(vec![7u8; 32]), Duration::from_secs(60));
+    let mut shared = Shared::new(Sealer::new(Keyring::generate()), store, tokens, auth);
+    shared.limits = LIMITS;
+    let shared = Arc::new(shared);
     (router(Arc::clone(&shared)), shared)
 }
 
@@ -57,7 +68,7 @@ fn code(v: &Value) -> (&str, Option<&str>) {
 
 #[tokio::test]
 async fn encrypt_then_decrypt_round_trips_with_room_and_context() {
-    let (app, shared) = make_app(ServiceAuth::Loopback);
+    let (app, shared) = make_app(ServiceAuth::Loopback).await;
     let (s, v) = call(
         &app,
         "/encrypt",
@@ -88,7 +99,7 @@ async fn encrypt_then_decrypt_round_trips_with_room_and_context() {
 
 #[tokio::test]
 async fn the_tutorial_payload_works_unchanged() {
-    let (app, shared) = make_app(ServiceAuth::Loopback);
+    let (app, shared) = make_app(ServiceAuth::Loopback).await;
     let (s, v) = call(&app, "/encrypt", r#"{"message":"hi"}"#, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
@@ -102,7 +113,7 @@ async fn the_tutorial_payload_works_unchanged() {
 
 #[tokio::test]
 async fn bad_input_gets_a_code_and_the_server_keeps_serving() {
-    let (app, _) = make_app(ServiceAuth::Loopback);
+    let (app, _) = make_app(ServiceAuth::Loopback).await;
     let cases: [(&str, &str, StatusCode, &str, Option<&str>); 8] = [
         (
             "/encrypt",
@@ -175,7 +186,7 @@ async fn bad_input_gets_a_code_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn limits_answer_too_large() {
-    let (app, _) = make_app(ServiceAuth::Loopback);
+    let (app, _) = make_app(ServiceAuth::Loopback).await;
     let over_message = json!({"message": "x".repeat(1025)}).to_string();
     let (s, v) = call(&app, "/encrypt", &over_message, None).await;
     assert_eq!(
@@ -192,7 +203,7 @@ async fn limits_answer_too_large() {
 
 #[tokio::test]
 async fn service_token_rules() {
-    let (app, _) = make_app(ServiceAuth::Token("s3cret".into()));
+    let (app, _) = make_app(ServiceAuth::Token("s3cret".into())).await;
     for token in [None, Some("wrong"), Some("s3cre"), Some("")] {
         let (s, v) = call(&app, "/encrypt", r#"{"message":"x"}"#, token).await;
         assert_eq!(
@@ -206,7 +217,7 @@ async fn service_token_rules() {
 
     // Beyond loopback with no token configured, the oracle is shut.
     let auth = ServiceAuth::new(None, false);
-    let (app, _) = make_app(auth);
+    let (app, _) = make_app(auth).await;
     let (s, _) = call(
         &app,
         "/decrypt",
@@ -227,7 +238,7 @@ async fn service_token_rules() {
 
 #[tokio::test]
 async fn healthz_and_unknown_routes() {
-    let (app, _) = make_app(ServiceAuth::Loopback);
+    let (app, _) = make_app(ServiceAuth::Loopback).await;
     let resp = app
         .clone()
         .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())

@@ -1,0 +1,176 @@
+//! Accounts over HTTP: register, log in (JWT), create rooms, invite members.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::app::AppState;
+use crate::auth::{self, TokenError};
+use crate::error::{ApiError, Code, JsonBody};
+use crate::store::StoreError;
+
+/// The account an `Authorization: Bearer <JWT>` header speaks for.
+#[derive(Debug)]
+pub struct Caller(pub String);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::Unauthorized,
+                    "log in and send Authorization: Bearer <token>",
+                )
+            })?;
+        match state.tokens.verify(token) {
+            Ok(name) => Ok(Caller(name)),
+            Err(e @ (TokenError::Expired | TokenError::Invalid)) => {
+                Err(ApiError::new(Code::Unauthorized, e.to_string()))
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store unavailable");
+        ApiError::new(Code::Unavailable, "the store is unavailable; try again")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Credentials {
+    username: String,
+    password: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs argon2 off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::new(Code::Internal, "internal error"))
+}
+
+/// `POST /api/register {username, password}` → 201.
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    JsonBody(creds): JsonBody<Credentials>,
+) -> Result<Response, ApiError> {
+    auth::validate_username(&creds.username).map_err(|m| ApiError::new(Code::BadRequest, m))?;
+    auth::validate_password(&creds.password).map_err(|m| ApiError::new(Code::BadRequest, m))?;
+    let password = creds.password;
+    let hash = blocking(move || auth::hash_password(&password)).await?;
+    let now = auth::unix_now().as_millis() as i64;
+    if !state.store.create_user(&creds.username, &hash, now).await? {
+        return Err(ApiError::new(Code::BadRequest, "that username is taken"));
+    }
+    tracing::info!(user = %creds.username, "account registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "username": creds.username })),
+    )
+        .into_response())
+}
+
+/// `POST /api/login {username, password}` → `{token, expiresAt}`.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    JsonBody(creds): JsonBody<Credentials>,
+) -> Result<Response, ApiError> {
+    let stored = if auth::validate_username(&creds.username).is_ok() {
+        state.store.password_hash(&creds.username).await?
+    } else {
+        None
+    };
+    let password = creds.password;
+    let ok = blocking(move || auth::verify_password(&password, stored.as_deref())).await?;
+    if !ok {
+        return Err(ApiError::new(
+            Code::Unauthorized,
+            "wrong username or password",
+        ));
+    }
+    let (token, expires_at) = state.tokens.issue(&creds.username);
+    Ok(Json(serde_json::json!({ "token": token, "expiresAt": expires_at })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewRoom {
+    name: String,
+    #[serde(default)]
+    private: bool,
+}
+
+/// `POST /api/rooms {name, private?}` → 201; the caller owns the room.
+pub(crate) async fn create_room(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    JsonBody(room): JsonBody<NewRoom>,
+) -> Result<Response, ApiError> {
+    chatseal_core::validate_chat_room(&room.name)?;
+    if !state
+        .store
+        .create_room(&room.name, &caller, room.private)
+        .await?
+    {
+        return Err(ApiError::new(Code::BadRequest, "that room exists already"));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "name": room.name, "private": room.private, "owner": caller })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Invite {
+    username: String,
+}
+
+/// `POST /api/rooms/:room/members {username}`: the owner invites.
+pub(crate) async fn add_member(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(room): Path<String>,
+    JsonBody(invite): JsonBody<Invite>,
+) -> Result<Response, ApiError> {
+    let info = state
+        .store
+        .room(&room)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::NotFound, "no such room"))?;
+    if info.owner.as_deref() != Some(caller.as_str()) {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "only the room's owner invites",
+        ));
+    }
+    if state.store.password_hash(&invite.username).await?.is_none() {
+        return Err(ApiError::new(Code::NotFound, "no such user"));
+    }
+    state.store.add_member(&room, &invite.username).await?;
+    Ok(Json(serde_json::json!({ "ok": true })).into_response())
+}

@@ -1,0 +1,113 @@
+//! The Socket.IO chat protocol of DESIGN §3 on socketioxide.
+//!
+//! * [`identity`]: the handshake (`auth` → account, guest, or `connect_error`).
+//! * [`connection`]: one worker per connection that handles its events in order.
+//! * [`session`]: `join`, `leave` and `chat message`.
+//! * [`rooms`]: access rules, per-room order, broadcast.
+//! * [`protocol`]: payloads and their validation.
+
+pub mod connection;
+pub mod identity;
+pub mod protocol;
+pub mod rooms;
+pub mod session;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler as _;
+use socketioxide::layer::SocketIoLayer;
+
+use self::connection::{Connection, EventKind, Job, Ticket};
+use self::identity::Refused;
+use self::protocol::{Failure, LOBBY};
+use crate::app::AppState;
+use crate::error::Code;
+use crate::metrics;
+
+/// Builds the Socket.IO layer with the limits of DESIGN §3 set explicitly
+/// (socketioxide's defaults differ from Node's) and registers the handlers.
+pub fn layer(state: &AppState) -> SocketIoLayer {
+    let (layer, io) = SocketIo::builder()
+        .max_buffer_size(state.socket_buffer)
+        .max_payload(state.limits.max_payload_bytes as u64)
+        .with_state(Arc::clone(state))
+        .build_layer();
+    io.ns("/", on_connect.with(authenticate));
+    let _ = state.io.set(io);
+    layer
+}
+
+async fn authenticate(
+    socket: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(state): State<AppState>,
+) -> Result<(), Refused> {
+    let identity = identity::authenticate(&state, auth.ok())
+        .await
+        .inspect_err(|r| {
+            metrics::refused(r.code);
+            tracing::debug!(code = r.code.as_str(), "handshake refused");
+        })?;
+    let conn = Connection::start(Arc::clone(&state), socket.clone(), identity);
+    socket.extensions.insert(conn);
+    Ok(())
+}
+
+async fn on_connect(socket: SocketRef) {
+    socket.join(LOBBY);
+    socket.on("join", on_join);
+    socket.on("leave", on_leave);
+    socket.on("chat message", on_send);
+    socket.on_fallback(on_unknown);
+    socket.on_disconnect(on_disconnect);
+    metrics::connected();
+}
+
+fn job(kind: EventKind, data: Result<Value, impl ToString>, ack: AckSender) -> Job {
+    Job {
+        kind,
+        data: data.map_err(|e| e.to_string()),
+        ack,
+    }
+}
+
+// The ticket is the last argument: it is taken only once the other
+// extractors (which cannot fail) have run, so tickets have no gaps.
+async fn on_join(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
+    t.conn.enqueue(t.number, job(EventKind::Join, data, ack));
+}
+
+async fn on_leave(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
+    t.conn.enqueue(t.number, job(EventKind::Leave, data, ack));
+}
+
+async fn on_send(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
+    t.conn.enqueue(t.number, job(EventKind::Send, data, ack));
+}
+
+async fn on_unknown(Event(event): Event, ack: AckSender) {
+    let failure = Failure::new(Code::BadRequest, format!("unknown event {event:?}"));
+    let _ = ack.send(&failure.to_ack());
+}
+
+async fn on_disconnect(socket: SocketRef) {
+    if let Some(conn) = socket.extensions.get::<Arc<Connection>>() {
+        conn.close();
+    }
+    metrics::disconnected();
+}
+
+/// On shutdown: waits (at most `limit`) until every event already received
+/// has been handled and acknowledged, then closes every socket.
+pub async fn drain(state: &AppState, limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while connection::busy() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if let Some(io) = state.io.get() {
+        io.close().await;
+    }
+}

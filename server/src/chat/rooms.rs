@@ -1,0 +1,110 @@
+//! Rooms: who may join, the per-room turn that keeps `seq` order from store
+//! to broadcast, and the broadcast itself.
+
+use std::hash::{Hash as _, Hasher as _};
+
+use serde_json::value::RawValue;
+use socketioxide::SocketIo;
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::identity::Identity;
+use super::protocol::Failure;
+use crate::app::AppState;
+use crate::error::Code;
+use crate::metrics;
+use crate::store::StoredMessage;
+
+/// How many of a room's latest messages a `join` without `since` returns.
+pub const RECENT_ON_JOIN: i64 = 50;
+
+/// Whether `identity` may join `room`: public rooms are open to everyone,
+/// private ones to their members (never to guests).
+pub async fn check_access(
+    state: &AppState,
+    identity: &Identity,
+    room: &str,
+) -> Result<(), Failure> {
+    let info = state.store.room(room).await.map_err(|e| {
+        tracing::warn!(error = %e, "store unavailable");
+        Failure::new(Code::Unavailable, "the store is unavailable; try again")
+    })?;
+    match info {
+        Some(info) if info.private => match identity {
+            Identity::Guest(_) => Err(Failure::new(
+                Code::Forbidden,
+                "a private room is for members",
+            )),
+            Identity::Account(name) => match state.store.is_member(room, name).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Failure::new(
+                    Code::Forbidden,
+                    "a private room is for members",
+                )),
+                Err(e) => {
+                    tracing::warn!(error = %e, "store unavailable");
+                    Err(Failure::new(
+                        Code::Unavailable,
+                        "the store is unavailable; try again",
+                    ))
+                }
+            },
+        },
+        _ => Ok(()),
+    }
+}
+
+/// A fixed set of locks that rooms hash onto: memory stays bounded however
+/// many rooms there are; two rooms rarely share one.
+#[derive(Debug)]
+pub struct RoomLocks {
+    stripes: Vec<Mutex<()>>,
+}
+
+impl Default for RoomLocks {
+    fn default() -> Self {
+        RoomLocks {
+            stripes: (0..256).map(|_| Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl RoomLocks {
+    pub async fn lock(&self, room: &str) -> MutexGuard<'_, ()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        room.hash(&mut h);
+        self.stripes[(h.finish() as usize) % self.stripes.len()]
+            .lock()
+            .await
+    }
+}
+
+/// Sends `message` to every socket in its room. It is serialized once; a
+/// reader whose send queue is full is disconnected rather than silently
+/// skipped, and catches up with `join { since }` when it reconnects.
+pub fn broadcast(state: &AppState, message: &StoredMessage) {
+    let Some(io) = state.io.get() else { return };
+    let raw = match serde_json::to_string(message).and_then(RawValue::from_string) {
+        Ok(raw) => raw,
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode a message");
+            return;
+        }
+    };
+    deliver(io, &message.room, &raw);
+}
+
+fn deliver(io: &SocketIo, room: &str, raw: &RawValue) {
+    for socket in io.to(room.to_owned()).sockets() {
+        match socket.emit("chat message", raw) {
+            Ok(()) => metrics::delivered(),
+            Err(socketioxide::SendError::Socket(
+                socketioxide::SocketError::InternalChannelFull,
+            )) => {
+                tracing::warn!(sid = %socket.id, "reader too slow: disconnecting it");
+                metrics::slow_reader();
+                let _ = socket.disconnect();
+            }
+            Err(_) => {} // closing already
+        }
+    }
+}

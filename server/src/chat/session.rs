@@ -1,0 +1,187 @@
+//! What each event does, once its turn has come (see [`super::connection`]).
+
+use std::time::Instant;
+
+use chatseal_core::{Header, chat_context};
+use governor::DefaultDirectRateLimiter;
+use serde::Serialize;
+use socketioxide::extract::SocketRef;
+
+use super::connection::{EventKind, Job};
+use super::identity::Identity;
+use super::protocol::{self, Failure, JoinAck, KeyOut, SendAck};
+use super::rooms;
+use crate::app::AppState;
+use crate::error::Code;
+use crate::metrics;
+use crate::store::{Appended, NewMessage};
+
+/// Handles one event and sends its ack (if the client asked for one).
+pub async fn handle(
+    state: &AppState,
+    socket: &SocketRef,
+    identity: &Identity,
+    limiter: &DefaultDirectRateLimiter,
+    job: Job,
+) {
+    let outcome = match job.kind {
+        EventKind::Join => join(state, socket, identity, job.data).await.map(ack_value),
+        EventKind::Leave => leave(socket, job.data).map(ack_value),
+        EventKind::Send => send(state, socket, identity, limiter, job.data)
+            .await
+            .map(ack_value),
+    };
+    let ack = match outcome {
+        Ok(ack) => ack,
+        Err(failure) => {
+            metrics::refused(failure.code);
+            tracing::debug!(code = failure.code.as_str(), event = ?job.kind, "refused");
+            failure.to_ack()
+        }
+    };
+    // A client that sent no ack id gets nothing; a gone socket is not an error.
+    let _ = job.ack.send(&ack);
+}
+
+fn ack_value<T: Serialize>(ack: T) -> serde_json::Value {
+    serde_json::to_value(ack)
+        .unwrap_or_else(|_| Failure::new(Code::Internal, "could not encode the ack").to_ack())
+}
+
+async fn join(
+    state: &AppState,
+    socket: &SocketRef,
+    identity: &Identity,
+    data: Result<serde_json::Value, String>,
+) -> Result<JoinAck, Failure> {
+    let req = protocol::parse_room_request(data)?;
+    rooms::check_access(state, identity, &req.room).await?;
+    let keys = state
+        .sealer
+        .room_keys(&req.room)
+        .map_err(|e| Failure::new(Code::BadRequest, e.to_string()))?
+        .into_iter()
+        .map(|rk| KeyOut {
+            id: rk.key_id,
+            key: String::from(rk.key.to_base64().as_str()),
+        })
+        .collect();
+    // Joined and read under the room's lock, so no message falls between
+    // the catch-up and the live stream, and none comes in both.
+    let _turn = state.room_locks.lock(&req.room).await;
+    socket.join(req.room.clone());
+    let limit = i64::from(state.history_limit);
+    let read = async {
+        let missed = match req.since {
+            Some(since) => state.store.messages(&req.room, since, None, limit).await?,
+            None => {
+                state
+                    .store
+                    .latest_messages(&req.room, None, rooms::RECENT_ON_JOIN.min(limit))
+                    .await?
+            }
+        };
+        let latest_seq = state.store.latest_seq(&req.room).await?;
+        Ok::<_, crate::store::StoreError>((missed, latest_seq))
+    };
+    let (missed, latest_seq) = read.await.map_err(|e| {
+        socket.leave(req.room.clone());
+        unavailable(e)
+    })?;
+    Ok(JoinAck {
+        ok: true,
+        room: req.room,
+        keys,
+        missed,
+        latest_seq,
+    })
+}
+
+fn leave(
+    socket: &SocketRef,
+    data: Result<serde_json::Value, String>,
+) -> Result<serde_json::Value, Failure> {
+    let req = protocol::parse_room_request(data)?;
+    socket.leave(req.room);
+    Ok(serde_json::json!({ "ok": true }))
+}
+
+async fn send(
+    state: &AppState,
+    socket: &SocketRef,
+    identity: &Identity,
+    limiter: &DefaultDirectRateLimiter,
+    data: Result<serde_json::Value, String>,
+) -> Result<SendAck, Failure> {
+    let req = protocol::parse_send_request(data, state.limits.max_message_bytes)?;
+    if limiter.check().is_err() {
+        return Err(Failure::new(
+            Code::RateLimited,
+            "too many messages: slow down",
+        ));
+    }
+    if !socket.rooms().iter().any(|r| r == req.room.as_str()) {
+        return Err(Failure::new(
+            Code::Forbidden,
+            "join the room before sending to it",
+        ));
+    }
+    let plaintext = chatseal_core::Zeroizing::new(req.message.into_bytes());
+    let sender = identity.name();
+    let id = uuid::Uuid::now_v7().to_string();
+    let ts = crate::auth::unix_now().as_millis() as i64;
+    let context = chat_context(&req.room, &id, sender);
+    let sealed = state
+        .sealer
+        .seal(&req.room, &context, &plaintext)
+        .map_err(|e| Failure::new(Code::BadRequest, e.to_string()))?;
+    drop(plaintext);
+    metrics::sealed();
+    let key_id = Header::parse(&sealed)
+        .map_err(|_| Failure::new(Code::Internal, "sealed envelope"))?
+        .key_id;
+    let envelope = chatseal_core::encode_text(&sealed);
+
+    let message = NewMessage {
+        id: &id,
+        room: &req.room,
+        sender,
+        ts,
+        key_id,
+        envelope: &envelope,
+        client_id: req.client_id.as_deref(),
+    };
+    // One message of a room at a time from store to broadcast, so readers
+    // get a room's messages in `seq` order.
+    let _turn = state.room_locks.lock(&req.room).await;
+    let started = Instant::now();
+    let appended = state.store.append(&message).await;
+    metrics::store_latency(started.elapsed());
+    match appended.map_err(unavailable)? {
+        Appended::New(stored) => {
+            let ack = SendAck {
+                ok: true,
+                id: stored.id.clone(),
+                seq: stored.seq,
+                ts: stored.ts,
+            };
+            rooms::broadcast(state, &stored);
+            metrics::message_stored();
+            Ok(ack)
+        }
+        Appended::Duplicate(first) => Ok(SendAck {
+            ok: true,
+            id: first.id,
+            seq: first.seq,
+            ts: first.ts,
+        }),
+    }
+}
+
+fn unavailable(e: crate::store::StoreError) -> Failure {
+    tracing::warn!(error = %e, "store unavailable");
+    Failure::new(
+        Code::Unavailable,
+        "the message store is unavailable; retry with the same clientId",
+    )
+}

@@ -1,0 +1,65 @@
+//! Prometheus metrics (`GET /metrics`). Names, labels and meanings are
+//! listed in README's "Metrics"; nothing here carries plaintext or keys.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::error::Code;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once; later calls reuse it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0,
+                ])
+                .expect("static buckets")
+                .install_recorder();
+            match handle {
+                Ok(handle) => handle,
+                // Another recorder is installed (an embedding program's):
+                // keep a private one so /metrics still answers.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+pub fn connected() {
+    metrics::gauge!("chatseal_connections").increment(1.0);
+    metrics::counter!("chatseal_connections_total").increment(1);
+}
+
+pub fn disconnected() {
+    metrics::gauge!("chatseal_connections").decrement(1.0);
+}
+
+pub fn sealed() {
+    metrics::counter!("chatseal_seals_total").increment(1);
+}
+
+pub fn message_stored() {
+    metrics::counter!("chatseal_messages_total").increment(1);
+}
+
+pub fn delivered() {
+    metrics::counter!("chatseal_deliveries_total").increment(1);
+}
+
+pub fn slow_reader() {
+    metrics::counter!("chatseal_slow_readers_disconnected_total").increment(1);
+}
+
+pub fn refused(code: Code) {
+    metrics::counter!("chatseal_refused_total", "code" => code.as_str()).increment(1);
+}
+
+pub fn store_latency(elapsed: Duration) {
+    metrics::histogram!("chatseal_store_seconds").record(elapsed.as_secs_f64());
+}

@@ -1,0 +1,369 @@
+//! Storage: accounts, rooms and sealed messages, in SQLite (the embedded
+//! default) or PostgreSQL, through one code path (`sqlx::Any`).
+//!
+//! The store never sees plaintext: a message row holds the envelope's text
+//! form and the metadata its context is made of. A room's `seq` is assigned
+//! in the same transaction that stores the message, so numbers are
+//! gap-free and a message is acknowledged only once it is committed.
+
+mod schema;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+
+/// Why a store call failed. Callers answer `UNAVAILABLE`: the client may
+/// retry (with the same `clientId`, so nothing is stored twice).
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(#[from] sqlx::Error);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A message as stored and as sent to clients (DESIGN §3's `Message`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredMessage {
+    pub id: String,
+    pub room: String,
+    pub seq: i64,
+    pub sender: String,
+    pub ts: i64,
+    pub key_id: u32,
+    /// The sealed envelope, text form.
+    pub message: String,
+}
+
+/// A message to store; `seq` is assigned by the store.
+#[derive(Debug)]
+pub struct NewMessage<'a> {
+    pub id: &'a str,
+    pub room: &'a str,
+    pub sender: &'a str,
+    pub ts: i64,
+    pub key_id: u32,
+    pub envelope: &'a str,
+    pub client_id: Option<&'a str>,
+}
+
+/// The outcome of [`Store::append`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, with its room sequence number.
+    New(StoredMessage),
+    /// The sender already sent this `clientId`: the first message.
+    Duplicate(StoredMessage),
+}
+
+/// Who may read and join a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    pub name: String,
+    pub owner: Option<String>,
+    pub private: bool,
+}
+
+/// The connection pool and the queries.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the
+    /// schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // One writer at a time either way; a few readers beside it.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never wait for the writer. NORMAL keeps
+                        // every commit across a process crash (the WAL is
+                        // written before the ack); only a power loss can take
+                        // the last commits back.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let store = Store { pool, backend };
+        schema::migrate(&store.pool).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap query, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Stores a message, numbering it in its room; a repeated
+    /// `(sender, clientId)` returns the first message instead.
+    pub async fn append(&self, msg: &NewMessage<'_>) -> Result<Appended> {
+        if let Some(client_id) = msg.client_id
+            && let Some(first) = self.by_client_id(msg.sender, client_id).await?
+        {
+            return Ok(Appended::Duplicate(first));
+        }
+        let mut tx = self.pool.begin().await?;
+        // The write comes first, so SQLite takes its write lock (waiting
+        // politely) before anything is read in this transaction.
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, 1, 0) \
+             ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + 1 \
+             RETURNING last_seq",
+        )
+        .bind(msg.room)
+        .fetch_one(&mut *tx)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO chat_messages (room, seq, id, sender, ts, key_id, envelope, client_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(msg.room)
+        .bind(seq)
+        .bind(msg.id)
+        .bind(msg.sender)
+        .bind(msg.ts)
+        .bind(i64::from(msg.key_id))
+        .bind(msg.envelope)
+        .bind(msg.client_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // The same clientId raced in from another connection of this
+            // sender and committed first: give back its message.
+            tx.rollback().await?;
+            if let Some(client_id) = msg.client_id
+                && let Some(first) = self.by_client_id(msg.sender, client_id).await?
+            {
+                return Ok(Appended::Duplicate(first));
+            }
+            return Err(StoreError(sqlx::Error::RowNotFound));
+        }
+        tx.commit().await?;
+        Ok(Appended::New(StoredMessage {
+            id: msg.id.to_owned(),
+            room: msg.room.to_owned(),
+            seq,
+            sender: msg.sender.to_owned(),
+            ts: msg.ts,
+            key_id: msg.key_id,
+            message: msg.envelope.to_owned(),
+        }))
+    }
+
+    async fn by_client_id(&self, sender: &str, client_id: &str) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM chat_messages WHERE sender = $1 AND client_id = $2"
+        ))
+        .bind(sender)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| message_of(&r)).transpose()
+    }
+
+    /// Messages of `room` with `after < seq < before`, ascending, at most `limit`.
+    pub async fn messages(
+        &self,
+        room: &str,
+        after: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredMessage>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM chat_messages WHERE room = $1 AND seq > $2 AND seq < $3 \
+             ORDER BY seq ASC LIMIT $4"
+        ))
+        .bind(room)
+        .bind(after)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(message_of).collect()
+    }
+
+    /// The newest `limit` messages of `room` before `before`, ascending.
+    pub async fn latest_messages(
+        &self,
+        room: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredMessage>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM chat_messages WHERE room = $1 AND seq < $2 \
+             ORDER BY seq DESC LIMIT $3"
+        ))
+        .bind(room)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut messages: Vec<_> = rows.iter().map(message_of).collect::<Result<_>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    /// The room's last assigned `seq` (0 for a room with no messages).
+    pub async fn latest_seq(&self, room: &str) -> Result<i64> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM chat_rooms WHERE name = $1")
+                .bind(room)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// The room's access rules; `None` for a room nobody created (public).
+    pub async fn room(&self, name: &str) -> Result<Option<RoomInfo>> {
+        let row = sqlx::query("SELECT name, owner, private FROM chat_rooms WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(RoomInfo {
+                name: r.try_get("name")?,
+                owner: r.try_get("owner")?,
+                private: r.try_get::<i64, _>("private")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// Creates a room owned by `owner`; `false` if the name is taken (a
+    /// public room that has messages counts as taken).
+    pub async fn create_room(&self, name: &str, owner: &str, private: bool) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO chat_rooms (name, last_seq, owner, private) VALUES ($1, 0, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(i64::from(private))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if created {
+            add_member(&mut tx, name, owner).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Adds `username` to the members of `room`.
+    pub async fn add_member(&self, room: &str, username: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        add_member(&mut tx, room, username).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `username` is a member of `room`.
+    pub async fn is_member(&self, room: &str, username: &str) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM chat_members WHERE room = $1 AND username = $2")
+                .bind(room)
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Creates an account; `false` if the name is taken.
+    pub async fn create_user(&self, username: &str, password_hash: &str, now: i64) -> Result<bool> {
+        let created = sqlx::query(
+            "INSERT INTO chat_users (username, password_hash, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(created == 1)
+    }
+
+    /// The stored password hash of an account.
+    pub async fn password_hash(&self, username: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT password_hash FROM chat_users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Closes the pool, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn add_member(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    room: &str,
+    username: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO chat_members (room, username) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(room)
+        .bind(username)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, room, seq, sender, ts, key_id, envelope";
+
+fn message_of(row: &sqlx::any::AnyRow) -> Result<StoredMessage> {
+    let key_id: i64 = row.try_get("key_id")?;
+    Ok(StoredMessage {
+        id: row.try_get("id")?,
+        room: row.try_get("room")?,
+        seq: row.try_get("seq")?,
+        sender: row.try_get("sender")?,
+        ts: row.try_get("ts")?,
+        key_id: u32::try_from(key_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        message: row.try_get("envelope")?,
+    })
+}
