@@ -7,7 +7,7 @@
 //! where there is one.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chatseal_core::ErrorKind;
@@ -106,6 +106,12 @@ impl From<JsonRejection> for ApiError {
             Code::BadRequest
         };
         Self::new(code, r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::new(Code::BadRequest, r.body_text())
     }
 }
 

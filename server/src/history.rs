@@ -2,6 +2,7 @@
 //! envelopes for accounts that may read it, paged by `seq`.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
@@ -26,8 +27,9 @@ pub(crate) async fn messages(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(room): Path<String>,
-    Query(page): Query<Page>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<Vec<StoredMessage>>, ApiError> {
+    let Query(page) = page?;
     chatseal_core::validate_chat_room(&room)?;
     rooms::check_access(&state, &Identity::Account(caller), &room)
         .await

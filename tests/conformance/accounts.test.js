@@ -1,0 +1,168 @@
+'use strict'
+// Accounts, tokens, private rooms and the history API (Rust server).
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const crypto = require('node:crypto')
+const { start, JWT_SECRET } = require('./lib/servers')
+const { connect, request, until, openMessage } = require('./lib/client')
+
+let server
+const sockets = []
+
+before(async () => {
+  server = await start(process.env.CHATSEAL_TARGET || 'rust')
+})
+
+after(async () => {
+  for (const s of sockets) s.close()
+  await server.stop()
+})
+
+async function api(method, path, body, token) {
+  const headers = { 'content-type': 'application/json' }
+  if (token) headers.authorization = `Bearer ${token}`
+  const res = await fetch(server.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  const text = await res.text()
+  return { status: res.status, body: text ? JSON.parse(text) : null }
+}
+
+const users = new Map()
+async function account(name) {
+  if (users.has(name)) return users.get(name)
+  const password = `pw-${name}-${crypto.randomBytes(4).toString('hex')}`
+  assert.equal((await api('POST', '/api/register', { username: name, password })).status, 201)
+  const login = await api('POST', '/api/login', { username: name, password })
+  assert.equal(login.status, 200)
+  users.set(name, login.body.token)
+  return login.body.token
+}
+
+async function as(token) {
+  const s = await connect(server.url, { token })
+  sockets.push(s)
+  return s
+}
+
+function jwt(header, claims, secret = JWT_SECRET) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url')
+  const body = `${b64(header)}.${b64(claims)}`
+  if (secret === null) return `${body}.`
+  return `${body}.${crypto.createHmac('sha256', secret).update(body).digest('base64url')}`
+}
+const now = () => Math.floor(Date.now() / 1000)
+const claims = (extra = {}) => ({ sub: 'ann', iss: 'chatseal', aud: 'chatseal-chat', iat: now(), exp: now() + 600, ...extra })
+
+test('register and log in; bad input and wrong passwords are refused with codes', async () => {
+  assert.equal((await api('POST', '/api/register', { username: 'reg1', password: 'long enough pw' })).status, 201)
+  const dup = await api('POST', '/api/register', { username: 'reg1', password: 'another pw 123' })
+  assert.equal(dup.status, 400)
+  assert.equal(dup.body.error.code, 'BAD_REQUEST')
+  for (const body of [{ username: 'bad name', password: 'long enough pw' }, { username: 'ok', password: 'short' }, { username: 'ok' }, {}]) {
+    const r = await api('POST', '/api/register', body)
+    assert.equal(r.status, 400, JSON.stringify(body))
+    assert.equal(r.body.error.code, 'BAD_REQUEST')
+  }
+  const wrong = await api('POST', '/api/login', { username: 'reg1', password: 'not the password' })
+  assert.equal(wrong.status, 401)
+  assert.equal(wrong.body.error.code, 'UNAUTHORIZED')
+  const nobody = await api('POST', '/api/login', { username: 'nobody', password: 'whatever123' })
+  assert.equal(nobody.status, 401)
+  const ok = await api('POST', '/api/login', { username: 'reg1', password: 'long enough pw' })
+  assert.equal(ok.status, 200)
+  assert.equal(ok.body.token.split('.').length, 3)
+  assert.ok(ok.body.expiresAt > Date.now())
+})
+
+test('a token connects as its account; the account name is the sender', async () => {
+  const token = await account('ann')
+  const ann = await as(token)
+  const ack = await request(ann, 'chat message', { message: 'signed in' })
+  await until(() => ann.received.some((m) => m.id === ack.id))
+  assert.equal(ann.received.find((m) => m.id === ack.id).sender, 'ann')
+  // A guest may not take an account's name.
+  await assert.rejects(connect(server.url, { name: 'ann' }), (e) => e.message.startsWith('FORBIDDEN'))
+})
+
+test('expired, forged, alg:none and wrong-audience tokens are refused', async () => {
+  await account('ann')
+  const cases = [
+    [jwt({ alg: 'HS256', typ: 'JWT' }, claims({ exp: now() - 10 })), 'UNAUTHORIZED: token expired'],
+    [jwt({ alg: 'HS256', typ: 'JWT' }, claims(), 'some other secret, long enough....'), 'UNAUTHORIZED'],
+    [jwt({ alg: 'none', typ: 'JWT' }, claims(), null), 'UNAUTHORIZED'],
+    [jwt({ alg: 'HS256', typ: 'JWT' }, claims({ aud: 'elsewhere' })), 'UNAUTHORIZED'],
+    [jwt({ alg: 'HS256', typ: 'JWT' }, claims({ iss: 'someone' })), 'UNAUTHORIZED'],
+    [jwt({ alg: 'HS512', typ: 'JWT' }, claims()), 'UNAUTHORIZED'],
+  ]
+  for (const [token, prefix] of cases) {
+    await assert.rejects(connect(server.url, { token }), (e) => e.message.startsWith(prefix), prefix)
+  }
+  // The same claims, properly signed, are accepted: the refusals above are about the token.
+  const good = await as(jwt({ alg: 'HS256', typ: 'JWT' }, claims()))
+  assert.equal((await request(good, 'join', { room: 'tokens' })).ok, true)
+})
+
+test('private rooms: the owner invites; others, and guests, are refused', async () => {
+  const [ownerTok, bobTok, carolTok] = [await account('owner'), await account('bob'), await account('carol')]
+  const room = `private-${process.pid}`
+  assert.equal((await api('POST', '/api/rooms', { name: room, private: true })).status, 401)
+  assert.equal((await api('POST', '/api/rooms', { name: room, private: true }, ownerTok)).status, 201)
+  assert.equal((await api('POST', '/api/rooms', { name: room }, bobTok)).status, 400)
+  const byCarol = await api('POST', `/api/rooms/${room}/members`, { username: 'carol' }, carolTok)
+  assert.equal(byCarol.status, 403)
+  assert.equal(byCarol.body.error.code, 'FORBIDDEN')
+  assert.equal((await api('POST', `/api/rooms/${room}/members`, { username: 'nobody-here' }, ownerTok)).status, 404)
+  assert.equal((await api('POST', `/api/rooms/${room}/members`, { username: 'bob' }, ownerTok)).status, 200)
+
+  const owner = await as(ownerTok)
+  const bob = await as(bobTok)
+  const carol = await as(carolTok)
+  const guest = await connect(server.url, { name: 'peeker' })
+  sockets.push(guest)
+  const { keys } = await request(owner, 'join', { room })
+  assert.equal((await request(bob, 'join', { room })).ok, true)
+  const carolJoin = await request(carol, 'join', { room })
+  assert.equal(carolJoin.error.code, 'FORBIDDEN')
+  assert.equal(carolJoin.keys, undefined)
+  assert.equal((await request(guest, 'join', { room })).error.code, 'FORBIDDEN')
+  assert.equal((await request(carol, 'chat message', { message: 'let me in', room })).error.code, 'FORBIDDEN')
+
+  const ack = await request(owner, 'chat message', { message: 'members only', room })
+  await until(() => bob.received.some((m) => m.id === ack.id))
+  assert.equal(await openMessage(keys, bob.received.find((m) => m.id === ack.id)), 'members only')
+  assert.equal(carol.received.filter((m) => m.room === room).length, 0)
+})
+
+test('history: members read envelopes by seq; others are refused', async () => {
+  const ownerTok = await account('historian')
+  const outsiderTok = await account('outsider')
+  const room = `history-${process.pid}`
+  assert.equal((await api('POST', '/api/rooms', { name: room, private: true }, ownerTok)).status, 201)
+  const owner = await as(ownerTok)
+  const { keys } = await request(owner, 'join', { room })
+  for (let i = 1; i <= 5; i++) await request(owner, 'chat message', { message: `h${i}`, room })
+
+  const all = await api('GET', `/api/rooms/${room}/messages`, undefined, ownerTok)
+  assert.equal(all.status, 200)
+  assert.deepEqual(all.body.map((m) => m.seq), [1, 2, 3, 4, 5])
+  assert.equal(await openMessage(keys, all.body[4]), 'h5')
+  const page = await api('GET', `/api/rooms/${room}/messages?after=1&limit=2`, undefined, ownerTok)
+  assert.deepEqual(page.body.map((m) => m.seq), [2, 3])
+  const older = await api('GET', `/api/rooms/${room}/messages?before=3`, undefined, ownerTok)
+  assert.deepEqual(older.body.map((m) => m.seq), [1, 2])
+  const latest = await api('GET', `/api/rooms/${room}/messages?limit=2`, undefined, ownerTok)
+  assert.deepEqual(latest.body.map((m) => m.seq), [4, 5])
+
+  assert.equal((await api('GET', `/api/rooms/${room}/messages`, undefined, outsiderTok)).status, 403)
+  assert.equal((await api('GET', `/api/rooms/${room}/messages`)).status, 401)
+  assert.equal((await api('GET', `/api/rooms/${room}/messages?limit=0`, undefined, ownerTok)).status, 400)
+  assert.equal((await api('GET', `/api/rooms/${room}/messages?limit=abc`, undefined, ownerTok)).status, 400)
+})
+
+test('/metrics exports Prometheus counters', async () => {
+  const res = await fetch(server.url + '/metrics')
+  assert.equal(res.status, 200)
+  const text = await res.text()
+  for (const name of ['chatseal_connections', 'chatseal_messages_total', 'chatseal_seals_total', 'chatseal_store_seconds']) {
+    assert.ok(text.includes(name), name)
+  }
+})

@@ -1,0 +1,270 @@
+'use strict'
+// The protocol of DESIGN §3 in guest mode, identical for both servers.
+// CHATSEAL_TARGET=rust|node picks the server; run.js runs it for each.
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { start, LIMITS } = require('./lib/servers')
+const { connect, request, until, sleep, openMessage } = require('./lib/client')
+
+const TARGET = process.env.CHATSEAL_TARGET || 'rust'
+let server
+const sockets = []
+
+before(async () => {
+  server = await start(TARGET)
+})
+
+after(async () => {
+  for (const s of sockets) s.close()
+  await server.stop()
+})
+
+async function guest(name) {
+  const s = await connect(server.url, { name })
+  sockets.push(s)
+  return s
+}
+
+let roomCounter = 0
+const freshRoom = (label) => `${label}-${process.pid}-${++roomCounter}`
+
+test('join acks with room keys, the latest seq and what was missed', async () => {
+  const ann = await guest('ann')
+  const room = freshRoom('keys')
+  const ack = await request(ann, 'join', { room })
+  assert.equal(ack.ok, true)
+  assert.equal(ack.room, room)
+  assert.ok(Array.isArray(ack.keys) && ack.keys.length >= 1)
+  for (const k of ack.keys) {
+    assert.equal(typeof k.id, 'number')
+    assert.equal(Buffer.from(k.key, 'base64').length, 32)
+  }
+  assert.equal(ack.latestSeq, 0)
+  assert.deepEqual(ack.missed, [])
+})
+
+test('a message is acked, broadcast to the room only, and opens with the room key', async () => {
+  const room = freshRoom('bcast')
+  const [ann, bob, eve] = [await guest('ann'), await guest('bob'), await guest('eve')]
+  const { keys } = await request(ann, 'join', { room })
+  await request(bob, 'join', { room })
+  await request(eve, 'join', { room: freshRoom('elsewhere') })
+
+  const before = Date.now()
+  const ack = await request(ann, 'chat message', { message: 'hello bob', room })
+  assert.equal(ack.ok, true)
+  assert.equal(typeof ack.id, 'string')
+  assert.equal(ack.seq, 1)
+  assert.ok(ack.ts >= before - 5000 && ack.ts <= Date.now() + 5000)
+
+  await until(() => bob.received.some((m) => m.id === ack.id), 5000, 'delivery to bob')
+  const msg = bob.received.find((m) => m.id === ack.id)
+  assert.deepEqual(Object.keys(msg).sort(), ['id', 'keyId', 'message', 'room', 'sender', 'seq', 'ts'])
+  assert.equal(msg.room, room)
+  assert.equal(msg.seq, 1)
+  assert.equal(msg.sender, 'ann')
+  assert.equal(msg.ts, ack.ts)
+  assert.equal(await openMessage(keys, msg), 'hello bob')
+  assert.ok(!msg.message.includes('hello'))
+
+  // The sender gets its own message too; eve (another room) gets nothing.
+  await until(() => ann.received.some((m) => m.id === ack.id), 5000, 'echo to ann')
+  await sleep(200)
+  assert.equal(eve.received.filter((m) => m.room === room).length, 0)
+})
+
+test('the context binds a message to its room, id and sender', async () => {
+  const room = freshRoom('ctx')
+  const ann = await guest('ann')
+  const { keys } = await request(ann, 'join', { room })
+  const ack = await request(ann, 'chat message', { message: 'bound', room })
+  await until(() => ann.received.some((m) => m.id === ack.id))
+  const msg = ann.received.find((m) => m.id === ack.id)
+  assert.equal(await openMessage(keys, msg), 'bound')
+  for (const forged of [{ ...msg, sender: 'bob' }, { ...msg, id: 'other' }, { ...msg, room: 'lobby' }]) {
+    await assert.rejects(openMessage(keys, forged))
+  }
+})
+
+test('the tutorial client: no join, a bare { message } goes to the lobby', async () => {
+  const ann = await guest('ann')
+  const bob = await guest('bob')
+  const ack = await request(ann, 'chat message', { message: 'hi lobby' })
+  assert.equal(ack.ok, true)
+  await until(() => bob.received.some((m) => m.id === ack.id), 5000, 'lobby delivery')
+  const msg = bob.received.find((m) => m.id === ack.id)
+  assert.equal(msg.room, 'lobby')
+  const { keys } = await request(bob, 'join', { room: 'lobby' })
+  assert.equal(await openMessage(keys, msg), 'hi lobby')
+})
+
+test('a burst from one client is stored and delivered in the order sent', async () => {
+  const room = freshRoom('order')
+  const ann = await guest('ann')
+  const bob = await guest('bob')
+  const { keys } = await request(ann, 'join', { room })
+  await request(bob, 'join', { room })
+  const n = 25 // within the burst allowance
+  const acks = await Promise.all(
+    Array.from({ length: n }, (_, i) => request(ann, 'chat message', { message: `m${i}`, room })),
+  )
+  assert.deepEqual(acks.map((a) => a.seq), Array.from({ length: n }, (_, i) => i + 1))
+  await until(() => bob.received.filter((m) => m.room === room).length === n, 5000, 'all deliveries')
+  const got = bob.received.filter((m) => m.room === room)
+  assert.deepEqual(got.map((m) => m.seq), acks.map((a) => a.seq))
+  const texts = await Promise.all(got.map((m) => openMessage(keys, m)))
+  assert.deepEqual(texts, Array.from({ length: n }, (_, i) => `m${i}`))
+})
+
+test('a resend with the same clientId returns the first ack and is not broadcast twice', async () => {
+  const room = freshRoom('dedup')
+  const ann = await guest('ann')
+  const bob = await guest('bob')
+  await request(ann, 'join', { room })
+  await request(bob, 'join', { room })
+  const first = await request(ann, 'chat message', { message: 'once', room, clientId: 'c-1' })
+  const again = await request(ann, 'chat message', { message: 'once', room, clientId: 'c-1' })
+  assert.deepEqual(again, first)
+  const other = await request(ann, 'chat message', { message: 'twice', room, clientId: 'c-2' })
+  assert.equal(other.seq, first.seq + 1)
+  await until(() => bob.received.some((m) => m.id === other.id))
+  await sleep(100)
+  assert.equal(bob.received.filter((m) => m.id === first.id).length, 1)
+})
+
+test('join with since returns what a reader missed, and a reconnect catches up', async () => {
+  const room = freshRoom('since')
+  const ann = await guest('ann')
+  const { keys } = await request(ann, 'join', { room })
+  for (let i = 1; i <= 3; i++) await request(ann, 'chat message', { message: `early ${i}`, room })
+
+  let bob = await guest('bob')
+  const first = await request(bob, 'join', { room, since: 0 })
+  assert.equal(first.latestSeq, 3)
+  assert.deepEqual(first.missed.map((m) => m.seq), [1, 2, 3])
+  assert.deepEqual(await Promise.all(first.missed.map((m) => openMessage(keys, m))), ['early 1', 'early 2', 'early 3'])
+
+  bob.close()
+  for (let i = 4; i <= 5; i++) await request(ann, 'chat message', { message: `late ${i}`, room })
+  bob = await guest('bob')
+  const caught = await request(bob, 'join', { room, since: first.latestSeq })
+  assert.deepEqual(caught.missed.map((m) => m.seq), [4, 5])
+  assert.equal(caught.latestSeq, 5)
+  assert.equal(await openMessage(keys, caught.missed[1]), 'late 5')
+  const none = await request(bob, 'join', { room, since: 5 })
+  assert.deepEqual(none.missed, [])
+})
+
+test('after leave, a socket gets no more of the room', async () => {
+  const room = freshRoom('leave')
+  const ann = await guest('ann')
+  const bob = await guest('bob')
+  await request(ann, 'join', { room })
+  await request(bob, 'join', { room })
+  assert.deepEqual(await request(bob, 'leave', { room }), { ok: true })
+  const ack = await request(ann, 'chat message', { message: 'gone?', room })
+  await until(() => ann.received.some((m) => m.id === ack.id))
+  await sleep(200)
+  assert.equal(bob.received.filter((m) => m.room === room).length, 0)
+  // Sending to a room one has left is refused.
+  const refused = await request(bob, 'chat message', { message: 'x', room })
+  assert.equal(refused.ok, false)
+  assert.equal(refused.error.code, 'FORBIDDEN')
+})
+
+function assertError(ack, code) {
+  assert.equal(ack.ok, false, JSON.stringify(ack))
+  assert.equal(ack.error.code, code, JSON.stringify(ack))
+  assert.equal(typeof ack.error.message, 'string')
+}
+
+test('bad payloads get an error ack with the right code, and the server keeps serving', async () => {
+  const ann = await guest('ann')
+  const cases = [
+    ['join', {}, 'BAD_REQUEST'],
+    ['join', { room: '' }, 'BAD_REQUEST'],
+    ['join', { room: 'a\u0000b' }, 'BAD_REQUEST'],
+    ['join', { room: 'x'.repeat(65) }, 'BAD_REQUEST'],
+    ['join', { room: 42 }, 'BAD_REQUEST'],
+    ['join', { room: 'r', since: -1 }, 'BAD_REQUEST'],
+    ['join', 'lobby', 'BAD_REQUEST'],
+    ['leave', {}, 'BAD_REQUEST'],
+    ['chat message', { message: 5 }, 'BAD_REQUEST'],
+    ['chat message', {}, 'BAD_REQUEST'],
+    ['chat message', null, 'BAD_REQUEST'],
+    ['chat message', [1, 2], 'BAD_REQUEST'],
+    ['chat message', { message: 'x', sender: 'bob' }, 'BAD_REQUEST'],
+    ['chat message', { message: 'x', room: 'never-joined' }, 'FORBIDDEN'],
+    ['chat message', { message: 'x', clientId: '' }, 'BAD_REQUEST'],
+    ['chat message', { message: 'x', clientId: 'c'.repeat(129) }, 'BAD_REQUEST'],
+    ['chat message', { message: 'x'.repeat(LIMITS.maxMessageBytes + 1) }, 'TOO_LARGE'],
+    ['no such event', {}, 'BAD_REQUEST'],
+  ]
+  for (const [event, payload, code] of cases) {
+    assertError(await request(ann, event, payload), code)
+  }
+  // A message of exactly the limit is fine (multi-byte characters count as bytes).
+  const big = 'é'.repeat(LIMITS.maxMessageBytes / 2)
+  assert.equal((await request(ann, 'chat message', { message: big })).ok, true)
+  assert.equal((await request(ann, 'chat message', { message: 'still here' })).ok, true)
+})
+
+test('a flood is answered RATE_LIMITED, and the server keeps serving', async () => {
+  const ann = await guest('flood')
+  const n = LIMITS.rateBurst * 3
+  const acks = await Promise.all(Array.from({ length: n }, (_, i) => request(ann, 'chat message', { message: `f${i}` })))
+  const ok = acks.filter((a) => a.ok)
+  const limited = acks.filter((a) => !a.ok)
+  assert.ok(ok.length >= LIMITS.rateBurst && ok.length < n, `ok: ${ok.length} of ${n}`)
+  for (const a of limited) assertError(a, 'RATE_LIMITED')
+  // Allowance comes back with time.
+  await sleep(1200)
+  assert.equal((await request(ann, 'chat message', { message: 'after the flood' })).ok, true)
+  // Others were never limited.
+  const bob = await guest('bob')
+  assert.equal((await request(bob, 'chat message', { message: 'unaffected' })).ok, true)
+})
+
+test('a refused handshake gets connect_error with the code first', async () => {
+  await assert.rejects(connect(server.url, { name: 'not a name!' }), (err) => err.message.startsWith('BAD_REQUEST'))
+  await assert.rejects(connect(server.url, { name: 'x'.repeat(33) }), (err) => err.message.startsWith('BAD_REQUEST'))
+  await assert.rejects(connect(server.url, { token: 'not.a.jwt' }), (err) => err.message.startsWith('UNAUTHORIZED'))
+  await assert.rejects(connect(server.url, { token: 7 }), (err) => err.message.startsWith('BAD_REQUEST'))
+  // A client with no auth at all (the tutorial's) is a guest.
+  const anon = await connect(server.url, undefined)
+  sockets.push(anon)
+  const ack = await request(anon, 'chat message', { message: 'anonymous' })
+  assert.equal(ack.ok, true)
+})
+
+test('/encrypt and /decrypt: the tutorial service API, open on loopback', async () => {
+  const post = async (path, body) => {
+    const res = await fetch(server.url + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
+    return { status: res.status, body: await res.json() }
+  }
+  const sealed = await post('/encrypt', { message: 'hello service', room: 'svc', context: 'ctx' })
+  assert.equal(sealed.status, 200)
+  const bytes = Buffer.from(sealed.body.encrypted, 'base64')
+  assert.equal(bytes[0], 1)
+  assert.equal(bytes.length, 18 + 'hello service'.length + 16)
+  const opened = await post('/decrypt', { encrypted: sealed.body.encrypted, room: 'svc', context: 'ctx' })
+  assert.deepEqual(opened, { status: 200, body: { message: 'hello service' } })
+  const wrong = await post('/decrypt', { encrypted: sealed.body.encrypted, room: 'svc', context: 'other' })
+  assert.equal(wrong.status, 400)
+  assert.equal(wrong.body.error.code, 'BAD_REQUEST')
+  const tutorial = await post('/encrypt', { message: 'tutorial' })
+  assert.equal((await post('/decrypt', { encrypted: tutorial.body.encrypted })).body.message, 'tutorial')
+  const bad = await post('/encrypt', { nope: 1 })
+  assert.equal(bad.status, 400)
+  assert.equal(bad.body.error.code, 'BAD_REQUEST')
+})
+
+test('/healthz answers', async () => {
+  const res = await fetch(server.url + '/healthz')
+  assert.equal(res.status, 200)
+  assert.equal((await res.json()).status, 'ok')
+})

@@ -1,0 +1,89 @@
+'use strict'
+// Starts a chat server on a free loopback port, in its own data directory,
+// and stops it again. Both servers print their address when listening; that
+// line is how the suite learns the port.
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const readline = require('node:readline')
+
+const ROOT = path.resolve(__dirname, '..', '..', '..')
+
+// The limits the suite checks, set the same way on both servers.
+const LIMITS = { ratePerSec: 20, rateBurst: 30, maxMessageBytes: 64 * 1024 }
+const JWT_SECRET = 'conformance-suite-secret-0123456789abcdef'
+
+function rustCommand(dataDir, extra, limits) {
+  const bin = process.env.CHATSEAL_SERVER_BIN || path.join(ROOT, 'target', 'debug', 'chatseal-server')
+  const args = [
+    '--listen', '127.0.0.1:0',
+    '--data-dir', dataDir,
+    '--allow-guests',
+    '--rate-per-sec', String(limits.ratePerSec),
+    '--rate-burst', String(limits.rateBurst),
+    ...extra,
+  ]
+  return { cmd: bin, args, env: { CHATSEAL_JWT_SECRET: JWT_SECRET, RUST_LOG: 'warn,chatseal_server=info', NO_COLOR: '1' } }
+}
+
+function nodeCommand(dataDir, extra, limits) {
+  return {
+    cmd: process.execPath,
+    args: [path.join(ROOT, 'js', 'server.js'), ...extra],
+    env: {
+      CHATSEAL_LISTEN: '127.0.0.1:0',
+      CHATSEAL_DATA_DIR: dataDir,
+      CHATSEAL_ALLOW_GUESTS: 'true',
+      CHATSEAL_RATE_PER_SEC: String(limits.ratePerSec),
+      CHATSEAL_RATE_BURST: String(limits.rateBurst),
+    },
+  }
+}
+
+/**
+ * Starts `target` ('rust' or 'node'); resolves to { url, stop, log, dataDir }.
+ * A given `dataDir` is reused (a restart); otherwise a fresh one is made.
+ */
+async function start(target, { extraArgs = [], env = {}, dataDir, limits = LIMITS } = {}) {
+  dataDir = dataDir || fs.mkdtempSync(path.join(os.tmpdir(), `chatseal-${target}-`))
+  const spec = target === 'rust' ? rustCommand(dataDir, extraArgs, limits) : nodeCommand(dataDir, extraArgs, limits)
+  const childEnv = { ...process.env, ...spec.env, ...env }
+  delete childEnv.CHATSEAL_KEYRING
+  delete childEnv.CHATSEAL_KEYRING_FILE
+  if (!env.DATABASE_URL) delete childEnv.DATABASE_URL
+  const child = spawn(spec.cmd, spec.args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const log = []
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${target} server did not start:\n${log.join('\n')}`)), 30000)
+    const onLine = (line) => {
+      log.push(line)
+      const m = /addr=(\S+)/.exec(line) || /listening on (http:\/\/\S+)/.exec(line)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1].startsWith('http') ? m[1] : `http://${m[1]}`)
+      }
+    }
+    readline.createInterface({ input: child.stdout }).on('line', onLine)
+    readline.createInterface({ input: child.stderr }).on('line', onLine)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`${target} server exited (${code ?? signal}):\n${log.join('\n')}`))
+    })
+  })
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  return {
+    url,
+    log,
+    dataDir,
+    child,
+    exited,
+    /** Stops the server: SIGTERM (graceful) by default, or 'SIGKILL'. */
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return exited
+    },
+  }
+}
+
+module.exports = { start, LIMITS, JWT_SECRET, ROOT }
