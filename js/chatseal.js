@@ -92,5 +92,6 @@ const Sealer = facade(native.Sealer, (keyring) => {
 exports.Keyring = Keyring
 exports.Sealer = Sealer
 exports.chatContext = typed(native.chatContext)
+exports.validateChatRoom = typed(native.validateChatRoom)
 exports.errorCodes = native.errorCodes
 exports.version = native.version

@@ -153,5 +153,11 @@ export interface SealItem {
   context?: Bytes
 }
 
+/**
+ * Checks a chat room name as every chatseal server does: 1–64 characters,
+ * no control characters. Throws `INVALID_ROOM` otherwise.
+ */
+export declare function validateChatRoom(room: string): void
+
 /** The engine's version. */
 export declare function version(): string

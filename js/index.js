@@ -839,4 +839,5 @@ module.exports.Keyring = nativeBinding.Keyring
 module.exports.Sealer = nativeBinding.Sealer
 module.exports.chatContext = nativeBinding.chatContext
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.validateChatRoom = nativeBinding.validateChatRoom
 module.exports.version = nativeBinding.version

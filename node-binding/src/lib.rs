@@ -30,6 +30,13 @@ pub fn chat_context(
     chatseal_core::chat_context(&room, &message_id, &sender).into()
 }
 
+/// Checks a chat room name as every chatseal server does: 1–64 characters,
+/// no control characters. Throws `INVALID_ROOM` otherwise.
+#[napi]
+pub fn validate_chat_room(room: String) -> error::Result<()> {
+    chatseal_core::validate_chat_room(&room).map_err(error::engine)
+}
+
 /// Every `code` an engine error can carry.
 #[napi]
 pub fn error_codes() -> Vec<&'static str> {

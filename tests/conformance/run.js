@@ -1,5 +1,6 @@
 'use strict'
-// Runs the conformance suite against each server: `node run.js [rust] [node]`.
+// Runs the conformance suite against each server:
+// `node run.js [rust] [node] [node-remote]` (all three by default).
 // The guest-mode protocol suite runs against both; accounts.test.js and
 // crash.test.js exercise what only the Rust server has (accounts, a store
 // that survives SIGKILL).
@@ -9,8 +10,9 @@ const path = require('node:path')
 const FILES = {
   rust: ['guest.test.js', 'accounts.test.js', 'crash.test.js'],
   node: ['guest.test.js'],
+  'node-remote': ['guest.test.js'],
 }
-const targets = process.argv.slice(2).length ? process.argv.slice(2) : ['rust', 'node']
+const targets = process.argv.slice(2).length ? process.argv.slice(2) : ['rust', 'node', 'node-remote']
 let failed = false
 for (const target of targets) {
   if (!FILES[target]) {

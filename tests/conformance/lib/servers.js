@@ -42,16 +42,49 @@ function nodeCommand(dataDir, extra, limits) {
 }
 
 /**
- * Starts `target` ('rust' or 'node'); resolves to { url, stop, log, dataDir }.
+ * 'node-remote': js/server.js sealing through a Rust server's /encrypt over
+ * HTTP (the tutorial's architecture). Both share one keyring file, so the
+ * Node server hands out room keys that open what the service sealed.
+ */
+async function startRemote(options) {
+  const service = await start('rust', { limits: options.limits })
+  try {
+    const front = await start('node', {
+      ...options,
+      env: {
+        ...options.env,
+        CHATSEAL_ENCRYPTION_URL: service.url,
+        CHATSEAL_KEYRING_FILE: path.join(service.dataDir, 'keyring.json'),
+      },
+    })
+    const stopFront = front.stop
+    front.service = service
+    front.stop = async (signal) => {
+      const exit = await stopFront(signal)
+      await service.stop()
+      return exit
+    }
+    return front
+  } catch (err) {
+    await service.stop()
+    throw err
+  }
+}
+
+/**
+ * Starts `target` ('rust', 'node' or 'node-remote'); resolves to { url, stop, log, dataDir }.
  * A given `dataDir` is reused (a restart); otherwise a fresh one is made.
  */
 async function start(target, { extraArgs = [], env = {}, dataDir, limits = LIMITS } = {}) {
+  if (target === 'node-remote') return startRemote({ extraArgs, env, dataDir, limits })
   dataDir = dataDir || fs.mkdtempSync(path.join(os.tmpdir(), `chatseal-${target}-`))
   const spec = target === 'rust' ? rustCommand(dataDir, extraArgs, limits) : nodeCommand(dataDir, extraArgs, limits)
-  const childEnv = { ...process.env, ...spec.env, ...env }
-  delete childEnv.CHATSEAL_KEYRING
-  delete childEnv.CHATSEAL_KEYRING_FILE
-  if (!env.DATABASE_URL) delete childEnv.DATABASE_URL
+  // Nothing of the caller's own chatseal configuration leaks in.
+  const inherited = { ...process.env }
+  for (const name of Object.keys(inherited)) {
+    if (name.startsWith('CHATSEAL_') || name === 'DATABASE_URL' || name === 'PORT') delete inherited[name]
+  }
+  const childEnv = { ...inherited, ...spec.env, ...env }
   const child = spawn(spec.cmd, spec.args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   const log = []
   const url = await new Promise((resolve, reject) => {

@@ -1,0 +1,118 @@
+'use strict'
+// The chat protocol of DESIGN §3 on socket.io: handshake, lobby, join,
+// leave, chat message. Events of one connection are handled one after the
+// other in arrival order, also when sealing is asynchronous (remote mode).
+const { ProtocolError, fromThrown } = require('./errors')
+const validate = require('./validate')
+const { RateLimiter } = require('./rate')
+const { uuidv7 } = require('./uuid')
+
+const RECENT_ON_JOIN = 50
+
+/** Attaches the protocol to the socket.io server `io`. */
+function attach(io, { config, sealer, sealing, history, log }) {
+  io.use((socket, next) => {
+    try {
+      socket.data.name = authenticate(socket.handshake.auth, config)
+      next()
+    } catch (err) {
+      next(new Error(`${err.code}: ${err.message}`))
+    }
+  })
+
+  io.on('connection', (socket) => {
+    socket.join(validate.LOBBY)
+    const limiter = new RateLimiter(config.ratePerSec, config.rateBurst)
+    let queue = Promise.resolve()
+    // Runs `handler` after every earlier event of this socket, then acks.
+    const serial = (handler) => (...args) => {
+      const ack = typeof args[args.length - 1] === 'function' ? args.pop() : () => {}
+      const payload = args[0]
+      queue = queue.then(async () => {
+        let reply
+        try {
+          reply = await handler(payload)
+        } catch (err) {
+          reply = fromThrown(err, log).toAck()
+        }
+        ack(reply)
+      })
+    }
+    const known = new Set(['join', 'leave', 'chat message'])
+    socket.on('join', serial((p) => join(socket, p)))
+    socket.on('leave', serial((p) => leave(socket, p)))
+    socket.on('chat message', serial((p) => send(socket, limiter, p)))
+    socket.onAny((event, ...args) => {
+      if (known.has(event)) return
+      const ack = args[args.length - 1]
+      if (typeof ack === 'function') ack(new ProtocolError('BAD_REQUEST', `unknown event ${JSON.stringify(event)}`).toAck())
+    })
+  })
+
+  function join(socket, payload) {
+    const req = validate.roomRequest(payload)
+    const keys = sealer.roomKeys(req.room)
+    socket.join(req.room)
+    const missed =
+      req.since === null
+        ? history.latest(req.room, Math.min(RECENT_ON_JOIN, config.historyLimit))
+        : history.since(req.room, req.since, config.historyLimit)
+    return { ok: true, room: req.room, keys, missed, latestSeq: history.latestSeq(req.room) }
+  }
+
+  function leave(socket, payload) {
+    const req = validate.roomRequest(payload)
+    socket.leave(req.room)
+    return { ok: true }
+  }
+
+  async function send(socket, limiter, payload) {
+    const req = validate.sendRequest(payload, config.maxMessageBytes)
+    if (!limiter.take()) throw new ProtocolError('RATE_LIMITED', 'too many messages: slow down')
+    if (!socket.rooms.has(req.room)) throw new ProtocolError('FORBIDDEN', 'join the room before sending to it')
+    const sender = socket.data.name
+    const first = history.duplicate(sender, req.clientId)
+    if (first) return first
+    const id = uuidv7()
+    const ts = Date.now()
+    const envelope = await sealing.seal(req.room, id, sender, req.message)
+    // A resend may have raced in while a remote seal was in flight.
+    const raced = history.duplicate(sender, req.clientId)
+    if (raced) return raced
+    const keyId = Buffer.from(envelope.slice(0, 8), 'base64').readUInt32BE(2)
+    const stored = history.append({ id, room: req.room, sender, ts, keyId, message: envelope }, req.clientId)
+    io.to(req.room).emit('chat message', stored)
+    return { ok: true, id, seq: stored.seq, ts }
+  }
+}
+
+function authenticate(auth, config) {
+  auth = auth ?? {}
+  if (typeof auth !== 'object' || Array.isArray(auth)) throw new ProtocolError('BAD_REQUEST', 'auth must be an object')
+  if (auth.token !== undefined) {
+    if (typeof auth.token !== 'string') throw new ProtocolError('BAD_REQUEST', 'auth.token must be a string')
+    throw new ProtocolError('UNAUTHORIZED', 'invalid token: this server has no accounts; connect as a guest')
+  }
+  if (!config.allowGuests) throw new ProtocolError('UNAUTHORIZED', 'guests are not allowed on this server')
+  if (auth.name === undefined) return `guest-${Math.floor(Math.random() * 0x1000000).toString(16).padStart(6, '0')}`
+  return validate.guestName(auth.name)
+}
+
+/**
+ * Disconnects readers whose outgoing buffer has grown past `limit` packets:
+ * they would otherwise hold unbounded memory; they catch up with `since`.
+ */
+function watchSlowReaders(io, limit, log) {
+  const timer = setInterval(() => {
+    for (const socket of io.sockets.sockets.values()) {
+      if (socket.conn.writeBuffer.length > limit) {
+        log(`reader ${socket.id} too slow (${socket.conn.writeBuffer.length} queued): disconnecting it`)
+        socket.disconnect(true)
+      }
+    }
+  }, 1000)
+  timer.unref()
+  return timer
+}
+
+module.exports = { attach, watchSlowReaders }

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+'use strict'
+// The documented Node.js chat server: the tutorial's socket.io + express
+// server, made right. Messages are sealed in-process by the chatseal addon
+// (or, with CHATSEAL_ENCRYPTION_URL, by a remote /encrypt service: the
+// tutorial's architecture, kept for comparison) and spoken with the
+// protocol of DESIGN §3, so clients cannot tell it from the Rust server.
+//
+// Configuration: the environment variables of `chatseal-server --help`
+// (CHATSEAL_LISTEN, CHATSEAL_DATA_DIR, CHATSEAL_KEYRING_FILE, …).
+const fs = require('node:fs')
+const http = require('node:http')
+const path = require('node:path')
+const express = require('express')
+const { Server } = require('socket.io')
+const { Keyring, Sealer } = require('.')
+const { load } = require('./lib/config')
+const chat = require('./lib/chat')
+const service = require('./lib/service')
+const sealing = require('./lib/sealing')
+const { History } = require('./lib/history')
+const { ProtocolError } = require('./lib/errors')
+
+const log = (...args) => console.error(new Date().toISOString(), ...args)
+
+function loadKeyring(config) {
+  const fromEnv = Keyring.fromEnv(config.keyringEnv)
+  if (fromEnv) return { keyring: fromEnv, source: `$${config.keyringEnv}` }
+  if (config.keyringFile) return { keyring: Keyring.fromFile(config.keyringFile), source: config.keyringFile }
+  const file = path.join(config.dataDir, 'keyring.json')
+  const existed = fs.existsSync(file)
+  fs.mkdirSync(config.dataDir, { recursive: true })
+  const keyring = Keyring.loadOrGenerate(file)
+  if (!existed) log(`created a new development keyring at ${file}; back it up, or set CHATSEAL_KEYRING_FILE / CHATSEAL_KEYRING in production`)
+  return { keyring, source: file }
+}
+
+/** Builds the server; `listen()` starts it. */
+function createServer(config = load()) {
+  const { keyring, source } = loadKeyring(config)
+  const sealer = new Sealer(keyring)
+  log(`keyring loaded from ${source} (primary key ${keyring.primary})`)
+  const seal = config.encryptionUrl ? sealing.remote(config.encryptionUrl, config.encryptionToken) : sealing.inProcess(sealer)
+  const history = new History({ perRoom: config.historyPerRoom, maxRooms: config.maxRooms })
+
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(express.json({ limit: config.maxPayloadBytes }))
+  app.get('/healthz', (_req, res) => res.json({ status: 'ok' }))
+  const serviceRule = service.routes(app, { config, sealer, log })
+  if (fs.existsSync(path.join(config.clientDir, 'index.html'))) app.use(express.static(config.clientDir))
+  app.use((_req, res) => {
+    const { status, body } = new ProtocolError('NOT_FOUND', 'no such route').toHttp()
+    res.status(status).json(body)
+  })
+  // Body-parser failures (bad JSON, too large) become protocol errors.
+  app.use((err, _req, res, _next) => {
+    const code = err.type === 'entity.too.large' ? 'TOO_LARGE' : 'BAD_REQUEST'
+    const { status, body } = new ProtocolError(code, err.message).toHttp()
+    res.status(status).json(body)
+  })
+
+  const httpServer = http.createServer(app)
+  // Limits set explicitly (DESIGN §3): socket.io's default payload limit is
+  // 1 MB, socketioxide's 100 kB; both servers use CHATSEAL_MAX_PAYLOAD_BYTES.
+  const io = new Server(httpServer, { maxHttpBufferSize: config.maxPayloadBytes, serveClient: false })
+  chat.attach(io, { config, sealer, sealing: seal, history, log })
+  chat.watchSlowReaders(io, 4096, log)
+
+  return {
+    app,
+    io,
+    httpServer,
+    sealer,
+    listen() {
+      return new Promise((resolve, reject) => {
+        httpServer.once('error', reject)
+        httpServer.listen(config.listen.port, config.listen.host, () => {
+          const { address, port } = httpServer.address()
+          const host = address.includes(':') ? `[${address}]` : address
+          log(serviceRule)
+          log(`sealing: ${seal.describe}`)
+          console.log(`listening on http://${host}:${port}`)
+          resolve(port)
+        })
+      })
+    },
+    close() {
+      return new Promise((resolve) => {
+        io.close()
+        httpServer.close(() => resolve())
+      })
+    },
+  }
+}
+
+if (require.main === module) {
+  let server
+  try {
+    server = createServer()
+  } catch (err) {
+    log(`error: ${err.message}`)
+    process.exit(1)
+  }
+  server.listen().catch((err) => {
+    log(`error: ${err.message}`)
+    process.exit(1)
+  })
+  const stop = () => {
+    log('shutting down')
+    server.close().then(() => process.exit(0))
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+}
+
+module.exports = { createServer }

@@ -1,0 +1,88 @@
+'use strict'
+// The Node server's own parts: bounded history, the rate limiter, ids and
+// configuration. The protocol itself is checked by tests/conformance.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { History } = require('../lib/history')
+const { RateLimiter } = require('../lib/rate')
+const { uuidv7 } = require('../lib/uuid')
+const { load } = require('../lib/config')
+const validate = require('../lib/validate')
+
+const msg = (room, n) => ({ id: `id${n}`, room, sender: 'ann', ts: n, keyId: 1, message: 'x' })
+
+test('history numbers per room and keeps only the last perRoom messages', () => {
+  const h = new History({ perRoom: 3, maxRooms: 10 })
+  for (let i = 1; i <= 5; i++) h.append(msg('a', i), null)
+  h.append(msg('b', 1), null)
+  assert.equal(h.latestSeq('a'), 5)
+  assert.equal(h.latestSeq('b'), 1)
+  assert.deepEqual(h.since('a', 0, 100).map((m) => m.seq), [3, 4, 5])
+  assert.deepEqual(h.since('a', 3, 100).map((m) => m.seq), [4, 5])
+  assert.deepEqual(h.since('a', 0, 1).map((m) => m.seq), [3])
+  assert.deepEqual(h.latest('a', 2).map((m) => m.seq), [4, 5])
+  assert.deepEqual(h.since('none', 0, 10), [])
+})
+
+test('history forgets the least recently used room past maxRooms', () => {
+  const h = new History({ perRoom: 10, maxRooms: 2 })
+  h.append(msg('a', 1), null)
+  h.append(msg('b', 1), null)
+  h.append(msg('a', 2), null) // a is now the most recent
+  h.append(msg('c', 1), null) // b goes
+  assert.equal(h.latestSeq('b'), 0)
+  assert.equal(h.latestSeq('a'), 2)
+  assert.equal(h.latestSeq('c'), 1)
+})
+
+test('dedup returns the first ack per (sender, clientId), bounded', () => {
+  const h = new History({ maxClientIds: 2 })
+  const first = h.append(msg('a', 1), 'c1')
+  assert.deepEqual(h.duplicate('ann', 'c1'), { ok: true, id: first.id, seq: 1, ts: 1 })
+  assert.equal(h.duplicate('bob', 'c1'), undefined)
+  assert.equal(h.duplicate('ann', null), undefined)
+  h.append(msg('a', 2), 'c2')
+  h.append(msg('a', 3), 'c3')
+  assert.equal(h.duplicate('ann', 'c1'), undefined)
+  assert.equal(h.duplicate('ann', 'c3').seq, 3)
+})
+
+test('the rate limiter allows a burst, then the sustained rate', () => {
+  let now = 0
+  const r = new RateLimiter(10, 3, () => now)
+  assert.deepEqual([r.take(), r.take(), r.take(), r.take()], [true, true, true, false])
+  now += 100 // one token per 100 ms
+  assert.equal(r.take(), true)
+  assert.equal(r.take(), false)
+  now += 10000
+  assert.deepEqual([r.take(), r.take(), r.take(), r.take()], [true, true, true, false])
+})
+
+test('ids are UUID v7 and sort by time', () => {
+  const a = uuidv7()
+  assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+  assert.equal(parseInt(a.replace(/-/g, '').slice(0, 12), 16) <= Date.now(), true)
+  const many = new Set(Array.from({ length: 1000 }, uuidv7))
+  assert.equal(many.size, 1000)
+})
+
+test('configuration: the Rust server\'s variables and defaults; bad values refused', () => {
+  const c = load({})
+  assert.deepEqual(c.listen, { host: '127.0.0.1', port: 3000 })
+  assert.equal(c.maxMessageBytes, 65536)
+  assert.equal(c.maxPayloadBytes, 131072)
+  assert.equal(load({ CHATSEAL_LISTEN: '[::1]:0' }).listen.host, '::1')
+  assert.equal(load({ CHATSEAL_ALLOW_GUESTS: 'false' }).allowGuests, false)
+  assert.throws(() => load({ CHATSEAL_RATE_PER_SEC: 'fast' }), /CHATSEAL_RATE_PER_SEC/)
+  assert.throws(() => load({ CHATSEAL_LISTEN: 'nowhere' }), /CHATSEAL_LISTEN/)
+})
+
+test('payload validation mirrors the Rust server', () => {
+  assert.deepEqual(validate.sendRequest('hi', 10), { message: 'hi', room: 'lobby', clientId: null })
+  assert.deepEqual(validate.sendRequest({ message: 'hi', room: null }, 10).room, 'lobby')
+  assert.throws(() => validate.sendRequest({ message: 'é'.repeat(6) }, 10), { code: 'TOO_LARGE' })
+  assert.throws(() => validate.roomRequest({ room: 'r', since: 1.5 }), { code: 'BAD_REQUEST' })
+  assert.throws(() => validate.roomRequest({ room: 'bell\u0007' }), { code: 'BAD_REQUEST' })
+  assert.equal(validate.roomRequest({ room: 'x'.repeat(64) }).room.length, 64)
+  assert.throws(() => validate.guestName('ann smith'), { code: 'BAD_REQUEST' })
+})
