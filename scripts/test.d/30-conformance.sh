@@ -6,4 +6,4 @@ cd "$(dirname "$0")/../.."
 cargo build -p chatseal-server --locked
 (cd tests/conformance && npm ci --no-audit --no-fund)
 # js/ was built by 20-node.sh: the Node servers load that addon.
-node tests/conformance/run.js rust node node-remote
+node tests/conformance/run.js rust rust-pg node node-remote

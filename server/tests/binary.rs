@@ -1,6 +1,8 @@
 //! The real binary, as the README's quick start runs it: first start makes
 //! a 0600 dev keyring in the data directory, serves, and a restart reuses it.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -21,11 +23,18 @@ impl Drop for Server {
 }
 
 fn start(data_dir: &Path) -> Server {
+    start_with(data_dir, &[])
+}
+
+fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_chatseal-server"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env_remove("CHATSEAL_KEYRING")
         .env_remove("CHATSEAL_KEYRING_FILE")
+        .env_remove("DATABASE_URL")
+        .env_remove("CHATSEAL_JWT_SECRET")
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .spawn()
@@ -51,11 +60,18 @@ fn start(data_dir: &Path) -> Server {
 }
 
 fn post(addr: &str, path: &str, body: &str) -> String {
+    request(addr, "POST", path, body, None)
+}
+
+fn request(addr: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nhost: x\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -116,4 +132,83 @@ fn first_start_creates_a_private_keyring_and_serves() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("chmod 600"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn body(reply: &str) -> serde_json::Value {
+    serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap_or_default()
+}
+
+/// Accounts, rooms and history through the real binary on one backend.
+fn accounts_round_trip(server: &Server) {
+    let health = request(&server.addr, "GET", "/healthz", "", None);
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert_eq!(body(&health)["store"], "ok");
+    let creds = r#"{"username":"ann","password":"correct horse"}"#;
+    let reply = post(&server.addr, "/api/register", creds);
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    let login = body(&post(&server.addr, "/api/login", creds));
+    let token = login["token"].as_str().expect("a token");
+    let reply = request(
+        &server.addr,
+        "POST",
+        "/api/rooms",
+        r#"{"name":"den","private":true}"#,
+        Some(token),
+    );
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    let reply = request(
+        &server.addr,
+        "GET",
+        "/api/rooms/den/messages",
+        "",
+        Some(token),
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(body(&reply), serde_json::json!([]));
+}
+
+#[test]
+fn serves_accounts_on_sqlite_by_default() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("chatseal-bin-sqlite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = start(&dir);
+    accounts_round_trip(&server);
+    assert!(dir.join("chatseal.db").is_file());
+    let secret = std::fs::metadata(dir.join("jwt-secret")).unwrap();
+    assert_eq!(secret.permissions().mode() & 0o777, 0o600);
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_accounts_on_postgres() {
+    let db = common::TestDb::postgres().await;
+    let dir = std::env::temp_dir().join(format!("chatseal-bin-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let url = db.url.clone();
+    let dir2 = dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let server = start_with(&dir2, &[("DATABASE_URL", &url)]);
+        assert!(
+            server.log.iter().any(|l| l.contains("Postgres")),
+            "{:#?}",
+            server.log
+        );
+        accounts_round_trip(&server);
+        assert!(
+            !dir2.join("chatseal.db").exists(),
+            "no SQLite file beside PostgreSQL"
+        );
+    })
+    .await
+    .unwrap();
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chat_users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+    pool.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

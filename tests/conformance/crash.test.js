@@ -87,3 +87,25 @@ test('every acked message survives SIGKILL and is delivered on catch-up', { time
     fs.rmSync(first.dataDir, { recursive: true, force: true })
   }
 })
+
+test('SIGTERM: what clients already sent is acked before the server exits', { timeout: 60000 }, async () => {
+  const server = await start(TARGET, { limits: FAST })
+  try {
+    const s = await connect(server.url, { name: 'late' })
+    await s.timeout(5000).emitWithAck('join', { room: 'shutdown' })
+    const pending = Array.from({ length: 30 }, (_, i) =>
+      s.timeout(5000).emitWithAck('chat message', { message: `m${i}`, room: 'shutdown', clientId: `sd-${i}` }),
+    )
+    await pending[0]
+    server.child.kill('SIGTERM')
+    const acks = await Promise.all(pending)
+    assert.deepEqual(acks.map((a) => a.ok), Array(30).fill(true))
+    assert.deepEqual(acks.map((a) => a.seq), Array.from({ length: 30 }, (_, i) => i + 1))
+    const exit = await server.exited
+    assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}`)
+    s.close()
+  } finally {
+    await server.stop()
+    fs.rmSync(server.dataDir, { recursive: true, force: true })
+  }
+})

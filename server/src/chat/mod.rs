@@ -100,12 +100,20 @@ async fn on_disconnect(socket: SocketRef) {
     metrics::disconnected();
 }
 
-/// On shutdown: waits (at most `limit`) until every event already received
-/// has been handled and acknowledged, then closes every socket.
+/// On shutdown: keeps serving the sockets it has until no event has been
+/// waiting for 100 ms (so what clients already sent is read, handled and
+/// acknowledged), at most `limit`, then closes every socket.
 pub async fn drain(state: &AppState, limit: std::time::Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while connection::busy() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    use tokio::time::{Duration, Instant, sleep};
+    let deadline = Instant::now() + limit;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline {
+        if connection::busy() > 0 {
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= Duration::from_millis(100) {
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
     }
     if let Some(io) = state.io.get() {
         io.close().await;

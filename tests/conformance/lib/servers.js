@@ -72,11 +72,17 @@ async function startRemote(options) {
 }
 
 /**
- * Starts `target` ('rust', 'node' or 'node-remote'); resolves to { url, stop, log, dataDir }.
+ * Starts `target` ('rust', 'rust-pg', 'node' or 'node-remote'); resolves to { url, stop, log, dataDir }.
  * A given `dataDir` is reused (a restart); otherwise a fresh one is made.
  */
 async function start(target, { extraArgs = [], env = {}, dataDir, limits = LIMITS } = {}) {
   if (target === 'node-remote') return startRemote({ extraArgs, env, dataDir, limits })
+  if (target === 'rust-pg') {
+    // run.js made a database for this test file and passes its URL.
+    const url = process.env.CHATSEAL_CONFORMANCE_PG_URL
+    if (!url) throw new Error('rust-pg needs CHATSEAL_CONFORMANCE_PG_URL (run it through run.js)')
+    return start('rust', { extraArgs, env: { ...env, DATABASE_URL: url }, dataDir, limits })
+  }
   dataDir = dataDir || fs.mkdtempSync(path.join(os.tmpdir(), `chatseal-${target}-`))
   const spec = target === 'rust' ? rustCommand(dataDir, extraArgs, limits) : nodeCommand(dataDir, extraArgs, limits)
   // Nothing of the caller's own chatseal configuration leaks in.

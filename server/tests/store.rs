@@ -1,0 +1,230 @@
+//! The store on both backends: the same assertions on SQLite and on
+//! PostgreSQL, each in a database of its own.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use chatseal_server::store::{Appended, Backend, NewMessage, Store};
+use common::TestDb;
+
+fn msg<'a>(
+    id: &'a str,
+    room: &'a str,
+    sender: &'a str,
+    client_id: Option<&'a str>,
+) -> NewMessage<'a> {
+    NewMessage {
+        id,
+        room,
+        sender,
+        ts: 1_700_000_000_000,
+        key_id: 7,
+        envelope: "AQEAAAAH",
+        client_id,
+    }
+}
+
+async fn appends_number_each_room_from_one(store: &Store) {
+    for (i, room) in ["a", "b", "a", "a", "b"].iter().enumerate() {
+        let id = format!("id-{i}");
+        assert!(matches!(
+            store.append(&msg(&id, room, "ann", None)).await.unwrap(),
+            Appended::New(_)
+        ));
+    }
+    let a: Vec<i64> = store
+        .messages("a", 0, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(a, [1, 2, 3]);
+    assert_eq!(store.latest_seq("b").await.unwrap(), 2);
+    assert_eq!(store.latest_seq("never").await.unwrap(), 0);
+    let m = &store.messages("a", 2, None, 100).await.unwrap()[0];
+    assert_eq!(
+        (
+            m.id.as_str(),
+            m.sender.as_str(),
+            m.key_id,
+            m.ts,
+            m.message.as_str()
+        ),
+        ("id-3", "ann", 7, 1_700_000_000_000, "AQEAAAAH")
+    );
+}
+
+async fn paging(store: &Store) {
+    for i in 0..10 {
+        store
+            .append(&msg(&format!("p-{i}"), "paged", "ann", None))
+            .await
+            .unwrap();
+    }
+    let seqs =
+        |v: Vec<chatseal_server::store::StoredMessage>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(store.messages("paged", 3, None, 2).await.unwrap()),
+        [4, 5]
+    );
+    assert_eq!(
+        seqs(store.messages("paged", 3, Some(5), 10).await.unwrap()),
+        [4]
+    );
+    assert_eq!(
+        seqs(store.latest_messages("paged", None, 3).await.unwrap()),
+        [8, 9, 10]
+    );
+    assert_eq!(
+        seqs(store.latest_messages("paged", Some(3), 5).await.unwrap()),
+        [1, 2]
+    );
+}
+
+async fn client_ids_dedup_per_sender(store: &Store) {
+    let Appended::New(first) = store
+        .append(&msg("d-1", "dd", "ann", Some("c1")))
+        .await
+        .unwrap()
+    else {
+        panic!("first send is new")
+    };
+    let again = store
+        .append(&msg("d-2", "dd", "ann", Some("c1")))
+        .await
+        .unwrap();
+    assert_eq!(again, Appended::Duplicate(first.clone()));
+    // Another sender may use the same clientId.
+    assert!(matches!(
+        store
+            .append(&msg("d-3", "dd", "bob", Some("c1")))
+            .await
+            .unwrap(),
+        Appended::New(_)
+    ));
+    assert_eq!(
+        store.latest_seq("dd").await.unwrap(),
+        2,
+        "a duplicate takes no seq"
+    );
+}
+
+async fn concurrent_appends_are_gap_free(store: &Store) {
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let id = format!("c-{t}-{i}");
+                store
+                    .append(&msg(&id, "busy", &format!("u{t}"), Some(&id)))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seqs: BTreeSet<i64> = store
+        .messages("busy", 0, None, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(seqs, (1..=200).collect());
+}
+
+async fn accounts_and_rooms(store: &Store) {
+    assert!(store.create_user("ann", "$argon2id$…", 1).await.unwrap());
+    assert!(!store.create_user("ann", "other", 2).await.unwrap());
+    assert_eq!(
+        store.password_hash("ann").await.unwrap().as_deref(),
+        Some("$argon2id$…")
+    );
+    assert_eq!(store.password_hash("nobody").await.unwrap(), None);
+
+    assert!(store.create_room("club", "ann", true).await.unwrap());
+    assert!(!store.create_room("club", "bob", false).await.unwrap());
+    let info = store.room("club").await.unwrap().unwrap();
+    assert!(info.private);
+    assert_eq!(info.owner.as_deref(), Some("ann"));
+    assert!(store.is_member("club", "ann").await.unwrap());
+    assert!(!store.is_member("club", "bob").await.unwrap());
+    store.add_member("club", "bob").await.unwrap();
+    store.add_member("club", "bob").await.unwrap();
+    assert!(store.is_member("club", "bob").await.unwrap());
+    // A created room numbers its messages like any other.
+    store
+        .append(&msg("club-1", "club", "ann", None))
+        .await
+        .unwrap();
+    assert_eq!(store.latest_seq("club").await.unwrap(), 1);
+    assert_eq!(
+        store.room("club").await.unwrap().unwrap().owner.as_deref(),
+        Some("ann")
+    );
+    // A room made by its first message is public and ownerless.
+    store
+        .append(&msg("open-1", "open", "ann", None))
+        .await
+        .unwrap();
+    let open = store.room("open").await.unwrap().unwrap();
+    assert!(!open.private);
+    assert_eq!(open.owner, None);
+}
+
+async fn reopening_keeps_everything(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    store
+        .append(&msg("r-1", "kept", "ann", None))
+        .await
+        .unwrap();
+    store.close().await;
+    let again = Store::connect(url).await.unwrap();
+    assert_eq!(again.latest_seq("kept").await.unwrap(), 1);
+    again.close().await;
+}
+
+async fn suite(db: &TestDb, backend: Backend) {
+    let store = Store::connect(&db.url).await.unwrap();
+    assert_eq!(store.backend(), backend);
+    store.ping().await.unwrap();
+    appends_number_each_room_from_one(&store).await;
+    paging(&store).await;
+    client_ids_dedup_per_sender(&store).await;
+    concurrent_appends_are_gap_free(&store).await;
+    accounts_and_rooms(&store).await;
+    store.close().await;
+    reopening_keeps_everything(&db.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite() {
+    let db = TestDb::sqlite();
+    suite(&db, Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    let db = TestDb::postgres().await;
+    suite(&db, Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let db = TestDb::sqlite();
+    let store = Store::connect(&db.url).await.unwrap();
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    sqlx::query("INSERT INTO chat_schema (version) VALUES (99)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let err = Store::connect(&db.url).await.unwrap_err();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+}
