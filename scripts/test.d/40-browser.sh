@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Browser test: two headless Chromium pages chat through the Rust server with
+# the browser client (built by 20-node.sh into js/client/dist). Chromium is
+# Debian's package, installed here if missing; Playwright never downloads one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if ! command -v chromium >/dev/null; then
+  echo "installing Debian's chromium for the browser test"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "error: the browser test needs chromium (apt-get install chromium) or CHROMIUM_PATH" >&2
+    exit 1
+  fi
+fi
+[ -f js/client/dist/index.html ] || (cd js && npm run build:client)
+cargo build -p chatseal-server --locked
+(cd tests/browser && npm ci --no-audit --no-fund)
+(cd tests/browser && node --test)
+echo "screenshot: tests/artifacts/browser-chat.png"
