@@ -9,16 +9,18 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { chromium } = require('playwright-core')
 const { start, ROOT } = require('../conformance/lib/servers')
+const { connect } = require('../conformance/lib/client')
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const ARTIFACTS = path.join(ROOT, 'tests', 'artifacts')
 let server
 let browser
 
+const TARGET = process.env.CHATSEAL_TARGET || 'rust'
+const CLIENT = ['--client-dir', path.join(ROOT, 'js', 'client', 'dist')]
+
 before(async () => {
-  server = await start(process.env.CHATSEAL_TARGET || 'rust', {
-    extraArgs: ['--client-dir', path.join(ROOT, 'js', 'client', 'dist')],
-  })
+  server = await start(TARGET, { extraArgs: CLIENT })
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -121,4 +123,25 @@ test('an account registers and logs in from the page; others see its name', { ti
   await other.fill('#password', 'not her password')
   await other.click('#account-form button[value="login"]')
   await other.waitForSelector('#signin-error:has-text("UNAUTHORIZED")')
+})
+
+test('after the server restarts, the page reconnects and catches up with since', { timeout: 90000 }, async () => {
+  const gina = await signIn('gina')
+  await say(gina.page, 'before the restart')
+  await gina.page.waitForSelector(line('gina', 'before the restart'))
+
+  const address = new URL(server.url).host
+  await server.stop('SIGKILL')
+  await gina.page.waitForSelector('#status[data-state="offline"]', { timeout: 10000 })
+  server = await start(TARGET, { extraArgs: CLIENT, dataDir: server.dataDir, listen: address })
+
+  // Sent while the page is still away: it must arrive through catch-up.
+  const hank = await connect(server.url, { name: 'hank' })
+  const ack = await hank.timeout(5000).emitWithAck('chat message', { message: 'while you were away' })
+  assert.equal(ack.ok, true)
+  await gina.page.waitForSelector('#status[data-state="online"]', { timeout: 30000 })
+  await gina.page.waitForSelector(line('hank', 'while you were away'), { timeout: 10000 })
+  // Nothing is shown twice after the catch-up.
+  assert.equal(await gina.page.locator(line('gina', 'before the restart')).count(), 1)
+  hank.close()
 })

@@ -14,10 +14,10 @@ const ROOT = path.resolve(__dirname, '..', '..', '..')
 const LIMITS = { ratePerSec: 20, rateBurst: 30, maxMessageBytes: 64 * 1024 }
 const JWT_SECRET = 'conformance-suite-secret-0123456789abcdef'
 
-function rustCommand(dataDir, extra, limits) {
+function rustCommand(dataDir, extra, limits, listen) {
   const bin = process.env.CHATSEAL_SERVER_BIN || path.join(ROOT, 'target', 'debug', 'chatseal-server')
   const args = [
-    '--listen', '127.0.0.1:0',
+    '--listen', listen,
     '--data-dir', dataDir,
     '--allow-guests',
     '--rate-per-sec', String(limits.ratePerSec),
@@ -27,12 +27,12 @@ function rustCommand(dataDir, extra, limits) {
   return { cmd: bin, args, env: { CHATSEAL_JWT_SECRET: JWT_SECRET, RUST_LOG: 'warn,chatseal_server=info', NO_COLOR: '1' } }
 }
 
-function nodeCommand(dataDir, extra, limits) {
+function nodeCommand(dataDir, extra, limits, listen) {
   return {
     cmd: process.execPath,
     args: [path.join(ROOT, 'js', 'server.js'), ...extra],
     env: {
-      CHATSEAL_LISTEN: '127.0.0.1:0',
+      CHATSEAL_LISTEN: listen,
       CHATSEAL_DATA_DIR: dataDir,
       CHATSEAL_ALLOW_GUESTS: 'true',
       CHATSEAL_RATE_PER_SEC: String(limits.ratePerSec),
@@ -74,17 +74,19 @@ async function startRemote(options) {
 /**
  * Starts `target` ('rust', 'rust-pg', 'node' or 'node-remote'); resolves to { url, stop, log, dataDir }.
  * A given `dataDir` is reused (a restart); otherwise a fresh one is made.
+ * `listen` defaults to a free port; a restart may pass the old address.
  */
-async function start(target, { extraArgs = [], env = {}, dataDir, limits = LIMITS } = {}) {
+async function start(target, { extraArgs = [], env = {}, dataDir, limits = LIMITS, listen = '127.0.0.1:0' } = {}) {
   if (target === 'node-remote') return startRemote({ extraArgs, env, dataDir, limits })
   if (target === 'rust-pg') {
     // run.js made a database for this test file and passes its URL.
     const url = process.env.CHATSEAL_CONFORMANCE_PG_URL
     if (!url) throw new Error('rust-pg needs CHATSEAL_CONFORMANCE_PG_URL (run it through run.js)')
-    return start('rust', { extraArgs, env: { ...env, DATABASE_URL: url }, dataDir, limits })
+    return start('rust', { extraArgs, env: { ...env, DATABASE_URL: url }, dataDir, limits, listen })
   }
   dataDir = dataDir || fs.mkdtempSync(path.join(os.tmpdir(), `chatseal-${target}-`))
-  const spec = target === 'rust' ? rustCommand(dataDir, extraArgs, limits) : nodeCommand(dataDir, extraArgs, limits)
+  const spec =
+    target === 'rust' ? rustCommand(dataDir, extraArgs, limits, listen) : nodeCommand(dataDir, extraArgs, limits, listen)
   // Nothing of the caller's own chatseal configuration leaks in.
   const inherited = { ...process.env }
   for (const name of Object.keys(inherited)) {
