@@ -74,21 +74,32 @@ export declare class Sealer {
    * Seals `plaintext` for `room` (default `""`) bound to `context`;
    * returns the envelope's text form (base64).
    */
-  encrypt(plaintext: Bytes, room?: string | undefined | null, context?: Bytes | undefined | null): string
+  encrypt(plaintext: BytesArg, room?: string | undefined | null, context?: BytesArg | undefined | null): string
   /** As `encrypt`, returning the binary envelope. */
-  encryptBuffer(plaintext: Bytes, room?: string | undefined | null, context?: Bytes | undefined | null): Buffer
+  encryptBuffer(plaintext: BytesArg, room?: string | undefined | null, context?: BytesArg | undefined | null): Buffer
+  /**
+   * Seals into `out` (at least `plaintext` bytes + 34), returning the
+   * envelope's length. For callers that reuse or pool their buffers.
+   */
+  encryptInto(plaintext: BytesArg, room: string | undefined | null, context: BytesArg | undefined | null, out: Buffer): number
   /** Opens a text-form envelope to a UTF-8 string. */
-  decrypt(envelope: string, room?: string | undefined | null, context?: Bytes | undefined | null): string
+  decrypt(envelope: string, room?: string | undefined | null, context?: BytesArg | undefined | null): string
   /** Opens an envelope (text form or binary) to its bytes. */
-  decryptBuffer(envelope: Bytes, room?: string | undefined | null, context?: Bytes | undefined | null): Buffer
+  decryptBuffer(envelope: BytesArg, room?: string | undefined | null, context?: BytesArg | undefined | null): Buffer
+  /**
+   * Opens an envelope (text form or binary) into `out`, which must hold
+   * the envelope's binary length; returns the plaintext's length (it
+   * starts at `out[0]`). On failure `out` never holds plaintext.
+   */
+  decryptInto(envelope: BytesArg, room: string | undefined | null, context: BytesArg | undefined | null, out: Buffer): number
   /** `encrypt` on the libuv thread pool: for large payloads. */
-  encryptAsync(plaintext: Bytes, room?: string | undefined | null, context?: Bytes | undefined | null): Promise<string>
+  encryptAsync(plaintext: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string>
   /** `encryptBuffer` on the libuv thread pool. */
-  encryptBufferAsync(plaintext: Bytes, room?: string | undefined | null, context?: Bytes | undefined | null): Promise<Buffer>
+  encryptBufferAsync(plaintext: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<Buffer>
   /** `decrypt` on the libuv thread pool. */
-  decryptAsync(envelope: Bytes, room?: string | undefined | null, context?: Bytes | undefined | null): Promise<string>
+  decryptAsync(envelope: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string>
   /** `decryptBuffer` on the libuv thread pool. */
-  decryptBufferAsync(envelope: Bytes, room?: string | undefined | null, context?: Bytes | undefined | null): Promise<Buffer>
+  decryptBufferAsync(envelope: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<Buffer>
   /** Seals many plaintexts in one call; all or nothing (the first error throws). */
   encryptBatch(items: Array<SealItem>): Array<string>
   /** Opens many text-form envelopes in one call; each item reports its own outcome. */
@@ -99,8 +110,11 @@ export declare class Sealer {
   decryptBatchAsync(items: Array<OpenItem>): Promise<Array<OpenOutcome>>
 }
 
-/** A string (taken as UTF-8) or a Buffer/Uint8Array: plaintexts and contexts. */
-export type Bytes = string | Uint8Array
+/**
+ * The TypeScript name the generated `.d.ts` gives BytesArg parameters:
+ * a string (taken as UTF-8), a Buffer or a Uint8Array.
+ */
+export type BytesArg = string | Uint8Array
 
 /** The context of a chat message (DESIGN §2): `room ‖ 0 ‖ id ‖ 0 ‖ sender`. */
 export declare function chatContext(room: string, messageId: string, sender: string): Buffer
@@ -118,7 +132,7 @@ export interface OpenFailure {
 export interface OpenItem {
   envelope: string
   room?: string
-  context?: Bytes
+  context?: string | Uint8Array
 }
 
 /**
@@ -148,9 +162,9 @@ export interface SealCount {
 
 /** One item of `encryptBatch`. */
 export interface SealItem {
-  plaintext: Bytes
+  plaintext: string | Uint8Array
   room?: string
-  context?: Bytes
+  context?: string | Uint8Array
 }
 
 /**

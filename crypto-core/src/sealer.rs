@@ -346,10 +346,12 @@ impl Sealer {
             .collect()
     }
 
-    /// The one opening path: decrypts the envelope in `work` and moves the
-    /// plaintext to its front in the same pass; returns the plaintext length.
-    /// On failure `work` is zeroed.
-    fn open_in_place(&self, room: &str, context: &[u8], work: &mut [u8]) -> Result<usize> {
+    /// The one opening path: decrypts the binary envelope that fills `work`
+    /// and moves the plaintext to its front in the same pass; returns the
+    /// plaintext length. On failure `work` never holds plaintext: a failed
+    /// authentication zeroes it, a malformed header leaves it as it was. For
+    /// callers that own the envelope's buffer (and so need no copy of it).
+    pub fn open_in_place(&self, room: &str, context: &[u8], work: &mut [u8]) -> Result<usize> {
         let header = Header::parse(work)?;
         let snapshot = self.current.load();
         let cipher = Self::cipher(&snapshot, header.key_id, room)?;

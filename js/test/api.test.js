@@ -178,3 +178,43 @@ test('ESM import gives the same exports', async () => {
   assert.equal(esm.Keyring, Keyring)
   assert.equal(typeof esm.default.chatContext, 'function')
 })
+
+test('large text forms take the same strict rules as small ones', () => {
+  const sealer = new Sealer(Keyring.generate())
+  for (const size of [1023, 1024, 5000, 200000]) {
+    const text = 'ü'.repeat(size)
+    const env = sealer.encrypt(text, 'r', 'c')
+    assert.equal(Buffer.from(env, 'base64').length, 18 + Buffer.byteLength(text) + 16)
+    assert.equal(sealer.decrypt(env, 'r', 'c'), text)
+    assert.throws(() => sealer.decrypt(env, 'r', 'other'), { code: 'BAD_TAG' })
+    // Not canonical standard base64: a newline, the URL-safe alphabet, no padding.
+    const bad = [env.slice(0, 76) + '\n' + env.slice(76), env.replace(/\+/g, '-').replace(/\//g, '_'), env.replace(/=+$/, '')]
+    for (const b of bad) {
+      if (b !== env) assert.throws(() => sealer.decrypt(b, 'r', 'c'), { code: 'BAD_ENCODING' })
+    }
+    // Bytes that are not UTF-8 refuse to open as text at any size.
+    const binary = sealer.encrypt(Buffer.alloc(size, 0xff), 'r', 'c')
+    assert.throws(() => sealer.decrypt(binary, 'r', 'c'), { code: 'BAD_ENCODING' })
+    assert.deepEqual(sealer.decryptBuffer(binary, 'r', 'c'), Buffer.alloc(size, 0xff))
+  }
+})
+
+test('encryptInto / decryptInto write into the caller\'s buffer; failures leave no plaintext', () => {
+  const sealer = new Sealer(Keyring.generate())
+  const out = Buffer.alloc(64)
+  const n = sealer.encryptInto('secret text', 'r', 'c', out)
+  assert.equal(n, 18 + 11 + 16)
+  const envelope = out.subarray(0, n)
+  const plain = Buffer.alloc(n)
+  const m = sealer.decryptInto(envelope, 'r', 'c', plain)
+  assert.equal(plain.subarray(0, m).toString(), 'secret text')
+  const text = Buffer.alloc(n)
+  assert.equal(sealer.decryptInto(envelope.toString('base64'), 'r', 'c', text), 11)
+
+  assert.throws(() => sealer.encryptInto('secret text', 'r', 'c', Buffer.alloc(10)), { code: 'BUFFER_TOO_SMALL' })
+  assert.throws(() => sealer.decryptInto(envelope, 'r', 'c', Buffer.alloc(n - 1)), { code: 'BUFFER_TOO_SMALL' })
+  const wrong = Buffer.alloc(n, 0xaa)
+  assert.throws(() => sealer.decryptInto(envelope, 'r', 'other', wrong), { code: 'BAD_TAG' })
+  assert.ok(!wrong.includes(Buffer.from('secret')), 'no plaintext after a failed open')
+  assert.throws(() => sealer.encryptInto('x', 'r', 'c', 'not a buffer'), isTypeError)
+})

@@ -9,6 +9,7 @@
 // JavaScript; none gets a Debug impl, so none can be printed by accident.
 #![allow(missing_debug_implementations)]
 
+mod bytes_arg;
 mod error;
 mod keyring;
 mod sealer;

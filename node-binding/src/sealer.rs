@@ -13,14 +13,17 @@ use napi_derive::napi;
 use crate::error::{Result, engine};
 use crate::keyring::{Keyring, RoomKey};
 use crate::tasks::{OpenBatchTask, OpenTask, Output, SealBatchTask, SealTask};
-use crate::values::{Bytes, SecretBuffer, SecretText, as_slice, secret_bytes, text};
+use napi::bindgen_prelude::{BufferSlice, Uint8Array};
+
+use crate::bytes_arg::BytesArg;
+use crate::values::{SecretBuffer, SecretText, text};
 
 /// One item of `encryptBatch`.
 #[napi(object, object_to_js = false)]
 pub struct SealItem {
-    pub plaintext: Bytes,
+    pub plaintext: Either<String, Uint8Array>,
     pub room: Option<String>,
-    pub context: Option<Bytes>,
+    pub context: Option<Either<String, Uint8Array>>,
 }
 
 /// One item of `decryptBatch`.
@@ -28,7 +31,7 @@ pub struct SealItem {
 pub struct OpenItem {
     pub envelope: String,
     pub room: Option<String>,
-    pub context: Option<Bytes>,
+    pub context: Option<Either<String, Uint8Array>>,
 }
 
 /// The outcome of one `decryptBatch` item: `{ ok: true, message }` or
@@ -63,6 +66,11 @@ pub struct SealCount {
 #[napi]
 pub struct Sealer {
     inner: Arc<core::Sealer>,
+}
+
+/// napi hands strings over as UTF-8; anything else is not base64 either.
+fn as_text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("\u{fffd}")
 }
 
 fn room_of(room: &Option<String>) -> &str {
@@ -135,13 +143,13 @@ impl Sealer {
     #[napi]
     pub fn encrypt(
         &self,
-        plaintext: Bytes,
+        plaintext: BytesArg<'_>,
         room: Option<String>,
-        context: Option<Bytes>,
+        context: Option<BytesArg<'_>>,
     ) -> Result<String> {
-        let plaintext = secret_bytes(plaintext);
+        let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
         self.inner
-            .seal_text(room_of(&room), as_slice(&context), &plaintext)
+            .seal_text(room, context, &plaintext)
             .map_err(engine)
     }
 
@@ -149,16 +157,31 @@ impl Sealer {
     #[napi]
     pub fn encrypt_buffer(
         &self,
-        plaintext: Bytes,
+        plaintext: BytesArg<'_>,
         room: Option<String>,
-        context: Option<Bytes>,
+        context: Option<BytesArg<'_>>,
     ) -> Result<napi::bindgen_prelude::Buffer> {
-        let plaintext = secret_bytes(plaintext);
-        let sealed = self
-            .inner
-            .seal(room_of(&room), as_slice(&context), &plaintext)
-            .map_err(engine)?;
+        let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
+        let sealed = self.inner.seal(room, context, &plaintext).map_err(engine)?;
         Ok(sealed.into())
+    }
+
+    /// Seals into `out` (at least `plaintext` bytes + 34), returning the
+    /// envelope's length. For callers that reuse or pool their buffers.
+    #[napi]
+    pub fn encrypt_into(
+        &self,
+        plaintext: BytesArg<'_>,
+        room: Option<String>,
+        context: Option<BytesArg<'_>>,
+        mut out: BufferSlice<'_>,
+    ) -> Result<u32> {
+        let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
+        let len = self
+            .inner
+            .seal_into(room, context, &plaintext, &mut out)
+            .map_err(engine)?;
+        Ok(len as u32)
     }
 
     /// Opens a text-form envelope to a UTF-8 string.
@@ -167,11 +190,15 @@ impl Sealer {
         &self,
         envelope: String,
         room: Option<String>,
-        context: Option<Bytes>,
+        context: Option<BytesArg<'_>>,
     ) -> Result<SecretText> {
         let opened = self
             .inner
-            .open_text(room_of(&room), as_slice(&context), &envelope)
+            .open_text(
+                room_of(&room),
+                context.as_deref().unwrap_or_default(),
+                &envelope,
+            )
             .map_err(engine)?;
         text(opened)
     }
@@ -180,25 +207,58 @@ impl Sealer {
     #[napi(ts_return_type = "Buffer")]
     pub fn decrypt_buffer(
         &self,
-        envelope: Bytes,
+        envelope: BytesArg<'_>,
         room: Option<String>,
-        context: Option<Bytes>,
+        context: Option<BytesArg<'_>>,
     ) -> Result<SecretBuffer> {
-        let (room, context) = (room_of(&room), as_slice(&context));
+        let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
         let opened = match &envelope {
-            Either::A(text) => self.inner.open_text(room, context, text),
-            Either::B(binary) => self.inner.open(room, context, binary),
+            BytesArg::Text(text) => self.inner.open_text(room, context, as_text(text)),
+            BytesArg::Bytes(binary) => self.inner.open(room, context, binary),
         };
         Ok(SecretBuffer(opened.map_err(engine)?))
+    }
+
+    /// Opens an envelope (text form or binary) into `out`, which must hold
+    /// the envelope's binary length; returns the plaintext's length (it
+    /// starts at `out[0]`). On failure `out` never holds plaintext.
+    #[napi]
+    pub fn decrypt_into(
+        &self,
+        envelope: BytesArg<'_>,
+        room: Option<String>,
+        context: Option<BytesArg<'_>>,
+        mut out: BufferSlice<'_>,
+    ) -> Result<u32> {
+        let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
+        let decoded;
+        let binary: &[u8] = match &envelope {
+            BytesArg::Text(text) => {
+                decoded = core::decode_text(as_text(text)).map_err(engine)?;
+                &decoded
+            }
+            BytesArg::Bytes(binary) => binary,
+        };
+        let work = out.get_mut(..binary.len()).ok_or_else(|| {
+            engine(core::Error::BufferTooSmall {
+                needed: binary.len(),
+            })
+        })?;
+        work.copy_from_slice(binary);
+        let len = self
+            .inner
+            .open_in_place(room, context, work)
+            .map_err(engine)?;
+        Ok(len as u32)
     }
 
     /// `encrypt` on the libuv thread pool: for large payloads.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn encrypt_async(
         &self,
-        plaintext: Bytes,
+        plaintext: Either<String, Uint8Array>,
         room: Option<String>,
-        context: Option<Bytes>,
+        context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<SealTask> {
         AsyncTask::new(SealTask::new(
             &self.inner,
@@ -213,9 +273,9 @@ impl Sealer {
     #[napi(ts_return_type = "Promise<Buffer>")]
     pub fn encrypt_buffer_async(
         &self,
-        plaintext: Bytes,
+        plaintext: Either<String, Uint8Array>,
         room: Option<String>,
-        context: Option<Bytes>,
+        context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<SealTask> {
         AsyncTask::new(SealTask::new(
             &self.inner,
@@ -230,9 +290,9 @@ impl Sealer {
     #[napi(ts_return_type = "Promise<string>")]
     pub fn decrypt_async(
         &self,
-        envelope: Bytes,
+        envelope: Either<String, Uint8Array>,
         room: Option<String>,
-        context: Option<Bytes>,
+        context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<OpenTask> {
         AsyncTask::new(OpenTask::new(
             &self.inner,
@@ -247,9 +307,9 @@ impl Sealer {
     #[napi(ts_return_type = "Promise<Buffer>")]
     pub fn decrypt_buffer_async(
         &self,
-        envelope: Bytes,
+        envelope: Either<String, Uint8Array>,
         room: Option<String>,
-        context: Option<Bytes>,
+        context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<OpenTask> {
         AsyncTask::new(OpenTask::new(
             &self.inner,

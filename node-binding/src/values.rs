@@ -10,8 +10,8 @@ use napi::bindgen_prelude::{Either, ToNapiValue, TypeName, Uint8Array};
 use napi::sys;
 use napi::{Status, ValueType};
 
-/// A string (taken as UTF-8) or a Buffer/Uint8Array: plaintexts and contexts.
-#[napi_derive::napi]
+/// A string (taken as UTF-8) or a Buffer/Uint8Array that outlives the call:
+/// what the async and batch forms take (they copy it).
 pub type Bytes = Either<String, Uint8Array>;
 
 /// Copies a JS string or buffer argument into memory that is wiped on drop.
