@@ -15,7 +15,8 @@ const LIMITS = { ratePerSec: 20, rateBurst: 30, maxMessageBytes: 64 * 1024 }
 const JWT_SECRET = 'conformance-suite-secret-0123456789abcdef'
 
 function rustCommand(dataDir, extra, limits, listen) {
-  const bin = process.env.CHATSEAL_SERVER_BIN || path.join(ROOT, 'target', 'debug', 'chatseal-server')
+  const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target')
+  const bin = process.env.CHATSEAL_SERVER_BIN || path.join(target, 'debug', 'chatseal-server')
   const args = [
     '--listen', listen,
     '--data-dir', dataDir,
