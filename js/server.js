@@ -41,6 +41,7 @@ function createServer(config = load()) {
   const sealer = new Sealer(keyring)
   log(`keyring loaded from ${source} (primary key ${keyring.primary})`)
   const seal = config.encryptionUrl ? sealing.remote(config.encryptionUrl, config.encryptionToken) : sealing.inProcess(sealer)
+  if (config.plain) log('CHATSEAL_PLAIN: messages are relayed as plaintext and not kept (benchmark upper bound only)')
   const history = new History({ perRoom: config.historyPerRoom, maxRooms: config.maxRooms })
 
   const app = express()
@@ -79,7 +80,7 @@ function createServer(config = load()) {
           const { address, port } = httpServer.address()
           const host = address.includes(':') ? `[${address}]` : address
           log(serviceRule)
-          log(`sealing: ${seal.describe}`)
+          log(`sealing: ${config.plain ? 'none (plain relay)' : seal.describe}`)
           console.log(`listening on http://${host}:${port}`)
           resolve(port)
         })

@@ -17,5 +17,5 @@ fi
 [ -f js/client/dist/index.html ] || (cd js && npm run build:client)
 cargo build -p chatseal-server --locked
 (cd tests/browser && npm ci --no-audit --no-fund)
-(cd tests/browser && node --test)
+(cd tests/browser && node --test --test-force-exit)
 echo "screenshot: tests/artifacts/browser-chat.png"

@@ -64,6 +64,8 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// Set once the Socket.IO layer exists (it needs this state first).
     pub io: OnceLock<SocketIo>,
+    /// The message writer, started with the Socket.IO layer.
+    pub writer: OnceLock<crate::chat::writer::Writer>,
 }
 
 impl Shared {
@@ -85,6 +87,7 @@ impl Shared {
             room_locks: RoomLocks::default(),
             metrics: crate::metrics::install(),
             io: OnceLock::new(),
+            writer: OnceLock::new(),
         }
     }
 }

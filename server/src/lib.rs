@@ -116,13 +116,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
     let app = service(&state);
     let drain = Arc::clone(&state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            chat::drain(&drain, std::time::Duration::from_secs(5)).await;
-        })
-        .await?;
-    state.store.close().await;
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = Arc::clone(&stopping);
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        signalled.notify_one();
+        chat::drain(&drain, std::time::Duration::from_secs(5)).await;
+    });
+    // A connection that will not close must not keep the process alive:
+    // 10 s after the signal, it exits regardless.
+    tokio::select! {
+        served = serve => served?,
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        } => tracing::warn!("connections still open 10 s after the signal; exiting anyway"),
+    }
+    tracing::info!("connections closed; closing the store");
+    if tokio::time::timeout(std::time::Duration::from_secs(5), state.store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the store did not close within 5 s");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -20,6 +20,13 @@ pub fn install() -> PrometheusHandle {
                     0.5, 1.0,
                 ])
                 .expect("static buckets")
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "chatseal_store_batch_messages".into(),
+                    ),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                )
+                .expect("static buckets")
                 .install_recorder();
             match handle {
                 Ok(handle) => handle,
@@ -62,4 +69,8 @@ pub fn refused(code: Code) {
 
 pub fn store_latency(elapsed: Duration) {
     metrics::histogram!("chatseal_store_seconds").record(elapsed.as_secs_f64());
+}
+
+pub fn batch_size(messages: usize) {
+    metrics::histogram!("chatseal_store_batch_messages").record(messages as f64);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use chatseal_server::store::{Appended, Backend, NewMessage, Store};
+use chatseal_server::store::{Appended, Backend, MAX_BATCH, NewMessage, OwnedMessage, Store};
 use common::TestDb;
 
 fn msg<'a>(
@@ -177,6 +177,79 @@ async fn accounts_and_rooms(store: &Store) {
     assert_eq!(open.owner, None);
 }
 
+fn owned(id: &str, room: &str, sender: &str, client_id: Option<&str>) -> OwnedMessage {
+    OwnedMessage {
+        id: id.into(),
+        room: room.into(),
+        sender: sender.into(),
+        ts: 5,
+        key_id: 3,
+        envelope: format!("env-{id}"),
+        client_id: client_id.map(Into::into),
+    }
+}
+
+async fn batches_number_in_order_and_dedup(store: &Store) {
+    store
+        .append(&msg("b-0", "batch-a", "ann", Some("seen")))
+        .await
+        .unwrap();
+    let batch = vec![
+        owned("b-1", "batch-a", "ann", None),
+        owned("b-2", "batch-b", "bob", Some("k1")),
+        owned("b-3", "batch-a", "ann", Some("seen")), // stored before the batch
+        owned("b-4", "batch-a", "bob", Some("k1")),   // bob's k1 again, in the batch
+        owned("b-5", "batch-b", "ann", Some("k1")),   // another sender's k1: new
+        owned("b-6", "batch-a", "ann", None),
+    ];
+    let out = store.append_batch(&batch).await.unwrap();
+    let summary: Vec<(bool, String, i64)> = out
+        .iter()
+        .map(|a| match a {
+            Appended::New(m) => (true, m.id.clone(), m.seq),
+            Appended::Duplicate(m) => (false, m.id.clone(), m.seq),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (true, "b-1".to_owned(), 2),
+            (true, "b-2".to_owned(), 1),
+            (false, "b-0".to_owned(), 1),
+            (false, "b-2".to_owned(), 1),
+            (true, "b-5".to_owned(), 2),
+            (true, "b-6".to_owned(), 3),
+        ]
+    );
+    let a: Vec<(i64, String)> = store
+        .messages("batch-a", 0, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.seq, m.message))
+        .collect();
+    assert_eq!(
+        a,
+        [
+            (1, "AQEAAAAH".to_owned()),
+            (2, "env-b-1".to_owned()),
+            (3, "env-b-6".to_owned())
+        ]
+    );
+    assert_eq!(store.latest_seq("batch-b").await.unwrap(), 2);
+    // A whole batch of resends stores nothing.
+    let again = store.append_batch(&batch[1..2]).await.unwrap();
+    assert!(matches!(&again[0], Appended::Duplicate(m) if m.id == "b-2"));
+    assert_eq!(store.latest_seq("batch-b").await.unwrap(), 2);
+    // The largest batch goes in one statement.
+    let big: Vec<OwnedMessage> = (0..MAX_BATCH)
+        .map(|i| owned(&format!("big-{i}"), "big", "ann", Some(&format!("big-{i}"))))
+        .collect();
+    let out = store.append_batch(&big).await.unwrap();
+    assert!(out.iter().all(|a| matches!(a, Appended::New(_))));
+    assert_eq!(store.latest_seq("big").await.unwrap(), MAX_BATCH as i64);
+}
+
 async fn reopening_keeps_everything(url: &str) {
     let store = Store::connect(url).await.unwrap();
     store
@@ -198,6 +271,7 @@ async fn suite(db: &TestDb, backend: Backend) {
     client_ids_dedup_per_sender(&store).await;
     concurrent_appends_are_gap_free(&store).await;
     accounts_and_rooms(&store).await;
+    batches_number_in_order_and_dedup(&store).await;
     store.close().await;
     reopening_keeps_everything(&db.url).await;
 }

@@ -101,7 +101,12 @@ test('SIGTERM: what clients already sent is acked before the server exits', { ti
     const acks = await Promise.all(pending)
     assert.deepEqual(acks.map((a) => a.ok), Array(30).fill(true))
     assert.deepEqual(acks.map((a) => a.seq), Array.from({ length: 30 }, (_, i) => i + 1))
-    const exit = await server.exited
+    const exit = await Promise.race([
+      server.exited,
+      sleep(20000).then(() => {
+        throw new Error(`the server did not exit within 20 s of SIGTERM:\n${server.log.join('\n')}`)
+      }),
+    ])
     assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}`)
     s.close()
   } finally {

@@ -35,7 +35,9 @@ async function withDatabase(fn) {
 }
 
 function runFile(target, file, env) {
-  const r = spawnSync(process.execPath, ['--test', path.join(__dirname, file)], {
+  // --test-force-exit: a test that fails with a socket still open must not
+  // keep the run waiting.
+  const r = spawnSync(process.execPath, ['--test', '--test-force-exit', path.join(__dirname, file)], {
     stdio: 'inherit',
     env: { ...process.env, ...env, CHATSEAL_TARGET: target },
   })

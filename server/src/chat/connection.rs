@@ -39,6 +39,26 @@ pub struct Job {
     pub kind: EventKind,
     pub data: Result<Value, String>,
     pub ack: AckSender,
+    /// Counts the event as in flight until it is acknowledged.
+    pub busy: Busy,
+}
+
+/// An event received and not yet acknowledged, for a graceful shutdown:
+/// counted while this lives.
+#[derive(Debug)]
+pub struct Busy(());
+
+impl Busy {
+    pub fn start() -> Busy {
+        BUSY.fetch_add(1, Ordering::SeqCst);
+        Busy(())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -87,10 +107,7 @@ impl Connection {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            BUSY.fetch_add(1, Ordering::SeqCst);
-            if tx.send((ticket, job)).is_err() {
-                BUSY.fetch_sub(1, Ordering::SeqCst);
-            }
+            let _ = tx.send((ticket, job));
         }
     }
 
@@ -100,10 +117,10 @@ impl Connection {
     }
 }
 
-/// Events received and not yet handled, in the whole process.
+/// Events received and not yet acknowledged, in the whole process.
 static BUSY: AtomicUsize = AtomicUsize::new(0);
 
-/// How many events are waiting or being handled (for a graceful shutdown).
+/// How many events are waiting, being handled or waiting for their commit.
 pub fn busy() -> usize {
     BUSY.load(Ordering::SeqCst)
 }
@@ -154,7 +171,6 @@ async fn worker(
         while let Some(job) = waiting.remove(&next) {
             next += 1;
             session::handle(&state, &socket, &conn.identity, &limiter, job).await;
-            BUSY.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod protocol;
 pub mod rooms;
 pub mod session;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -37,6 +38,9 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     let _ = state.io.set(io);
+    state
+        .writer
+        .get_or_init(|| writer::Writer::start(Arc::downgrade(state)));
     layer
 }
 
@@ -71,6 +75,7 @@ fn job(kind: EventKind, data: Result<Value, impl ToString>, ack: AckSender) -> J
         kind,
         data: data.map_err(|e| e.to_string()),
         ack,
+        busy: connection::Busy::start(),
     }
 }
 
@@ -115,6 +120,10 @@ pub async fn drain(state: &AppState, limit: std::time::Duration) {
         }
         sleep(Duration::from_millis(10)).await;
     }
+    tracing::info!(
+        waiting = connection::busy(),
+        "events handled; closing sockets"
+    );
     if let Some(io) = state.io.get() {
         io.close().await;
     }

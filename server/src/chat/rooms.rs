@@ -69,12 +69,30 @@ impl Default for RoomLocks {
 }
 
 impl RoomLocks {
-    pub async fn lock(&self, room: &str) -> MutexGuard<'_, ()> {
+    fn stripe(&self, room: &str) -> usize {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         room.hash(&mut h);
-        self.stripes[(h.finish() as usize) % self.stripes.len()]
-            .lock()
-            .await
+        (h.finish() as usize) % self.stripes.len()
+    }
+
+    pub async fn lock(&self, room: &str) -> MutexGuard<'_, ()> {
+        self.stripes[self.stripe(room)].lock().await
+    }
+
+    /// Locks the stripes of several rooms, in stripe order (so two callers
+    /// can never wait on each other in a cycle).
+    pub async fn lock_all<'r>(
+        &self,
+        rooms: impl Iterator<Item = &'r str>,
+    ) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = rooms.map(|r| self.stripe(r)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            guards.push(self.stripes[i].lock().await);
+        }
+        guards
     }
 }
 

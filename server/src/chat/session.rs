@@ -1,7 +1,5 @@
 //! What each event does, once its turn has come (see [`super::connection`]).
 
-use std::time::Instant;
-
 use chatseal_core::{Header, chat_context};
 use governor::DefaultDirectRateLimiter;
 use serde::Serialize;
@@ -11,12 +9,16 @@ use super::connection::{EventKind, Job};
 use super::identity::Identity;
 use super::protocol::{self, Failure, JoinAck, KeyOut, SendAck};
 use super::rooms;
+use super::writer::Unavailable;
 use crate::app::AppState;
 use crate::error::Code;
 use crate::metrics;
-use crate::store::{Appended, NewMessage};
+use crate::store::{Appended, OwnedMessage};
+use tokio::sync::oneshot;
 
-/// Handles one event and sends its ack (if the client asked for one).
+/// Handles one event and sends its ack (if the client asked for one). A
+/// `chat message` is handed to the writer and acked when its batch commits,
+/// so the connection goes on to its next event meanwhile.
 pub async fn handle(
     state: &AppState,
     socket: &SocketRef,
@@ -27,20 +29,39 @@ pub async fn handle(
     let outcome = match job.kind {
         EventKind::Join => join(state, socket, identity, job.data).await.map(ack_value),
         EventKind::Leave => leave(socket, job.data).map(ack_value),
-        EventKind::Send => send(state, socket, identity, limiter, job.data)
-            .await
-            .map(ack_value),
+        EventKind::Send => match send(state, socket, identity, limiter, job.data).await {
+            Ok(stored) => {
+                let (ack, busy) = (job.ack, job.busy);
+                tokio::spawn(async move {
+                    let reply = match stored.await {
+                        Ok(Ok(Appended::New(m) | Appended::Duplicate(m))) => ack_value(SendAck {
+                            ok: true,
+                            id: m.id,
+                            seq: m.seq,
+                            ts: m.ts,
+                        }),
+                        _ => refused(unavailable()),
+                    };
+                    let _ = ack.send(&reply);
+                    drop(busy);
+                });
+                return;
+            }
+            Err(failure) => Err(failure),
+        },
     };
     let ack = match outcome {
         Ok(ack) => ack,
-        Err(failure) => {
-            metrics::refused(failure.code);
-            tracing::debug!(code = failure.code.as_str(), event = ?job.kind, "refused");
-            failure.to_ack()
-        }
+        Err(failure) => refused(failure),
     };
     // A client that sent no ack id gets nothing; a gone socket is not an error.
     let _ = job.ack.send(&ack);
+}
+
+fn refused(failure: Failure) -> serde_json::Value {
+    metrics::refused(failure.code);
+    tracing::debug!(code = failure.code.as_str(), "refused");
+    failure.to_ack()
 }
 
 fn ack_value<T: Serialize>(ack: T) -> serde_json::Value {
@@ -86,7 +107,8 @@ async fn join(
     };
     let (missed, latest_seq) = read.await.map_err(|e| {
         socket.leave(req.room.clone());
-        unavailable(e)
+        tracing::warn!(error = %e, "store unavailable");
+        unavailable()
     })?;
     Ok(JoinAck {
         ok: true,
@@ -106,13 +128,15 @@ fn leave(
     Ok(serde_json::json!({ "ok": true }))
 }
 
+/// Checks, seals and queues a message; the receiver yields the stored
+/// message (or the first one, for a resent clientId) once committed.
 async fn send(
     state: &AppState,
     socket: &SocketRef,
     identity: &Identity,
     limiter: &DefaultDirectRateLimiter,
     data: Result<serde_json::Value, String>,
-) -> Result<SendAck, Failure> {
+) -> Result<oneshot::Receiver<Result<Appended, Unavailable>>, Failure> {
     let req = protocol::parse_send_request(data, state.limits.max_message_bytes)?;
     if limiter.check().is_err() {
         return Err(Failure::new(
@@ -126,6 +150,10 @@ async fn send(
             "join the room before sending to it",
         ));
     }
+    let writer = state
+        .writer
+        .get()
+        .ok_or_else(|| Failure::new(Code::Unavailable, "the server is starting"))?;
     let plaintext = chatseal_core::Zeroizing::new(req.message.into_bytes());
     let sender = identity.name();
     let id = uuid::Uuid::now_v7().to_string();
@@ -140,46 +168,19 @@ async fn send(
     let key_id = Header::parse(&sealed)
         .map_err(|_| Failure::new(Code::Internal, "sealed envelope"))?
         .key_id;
-    let envelope = chatseal_core::encode_text(&sealed);
-
-    let message = NewMessage {
-        id: &id,
-        room: &req.room,
-        sender,
+    let message = OwnedMessage {
+        id,
+        room: req.room,
+        sender: sender.to_owned(),
         ts,
         key_id,
-        envelope: &envelope,
-        client_id: req.client_id.as_deref(),
+        envelope: chatseal_core::encode_text(&sealed),
+        client_id: req.client_id,
     };
-    // One message of a room at a time from store to broadcast, so readers
-    // get a room's messages in `seq` order.
-    let _turn = state.room_locks.lock(&req.room).await;
-    let started = Instant::now();
-    let appended = state.store.append(&message).await;
-    metrics::store_latency(started.elapsed());
-    match appended.map_err(unavailable)? {
-        Appended::New(stored) => {
-            let ack = SendAck {
-                ok: true,
-                id: stored.id.clone(),
-                seq: stored.seq,
-                ts: stored.ts,
-            };
-            rooms::broadcast(state, &stored);
-            metrics::message_stored();
-            Ok(ack)
-        }
-        Appended::Duplicate(first) => Ok(SendAck {
-            ok: true,
-            id: first.id,
-            seq: first.seq,
-            ts: first.ts,
-        }),
-    }
+    Ok(writer.submit(message).await)
 }
 
-fn unavailable(e: crate::store::StoreError) -> Failure {
-    tracing::warn!(error = %e, "store unavailable");
+fn unavailable() -> Failure {
     Failure::new(
         Code::Unavailable,
         "the message store is unavailable; retry with the same clientId",

@@ -63,6 +63,36 @@ pub enum Appended {
     Duplicate(StoredMessage),
 }
 
+/// A message to store, owning its fields (for the batch writer).
+#[derive(Debug, Clone)]
+pub struct OwnedMessage {
+    pub id: String,
+    pub room: String,
+    pub sender: String,
+    pub ts: i64,
+    pub key_id: u32,
+    pub envelope: String,
+    pub client_id: Option<String>,
+}
+
+impl OwnedMessage {
+    pub fn as_new(&self) -> NewMessage<'_> {
+        NewMessage {
+            id: &self.id,
+            room: &self.room,
+            sender: &self.sender,
+            ts: self.ts,
+            key_id: self.key_id,
+            envelope: &self.envelope,
+            client_id: self.client_id.as_deref(),
+        }
+    }
+}
+
+/// Rows per multi-row INSERT: 8 parameters each, well under SQLite's and
+/// PostgreSQL's limits on parameters per statement.
+pub const MAX_BATCH: usize = 256;
+
 /// Who may read and join a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomInfo {
@@ -132,6 +162,16 @@ impl Store {
         Ok(())
     }
 
+    /// A transaction that will write. SQLite takes its write lock at BEGIN
+    /// (IMMEDIATE), so a transaction that reads before it writes waits for
+    /// the lock politely instead of failing with "database is locked".
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Stores a message, numbering it in its room; a repeated
     /// `(sender, clientId)` returns the first message instead.
     pub async fn append(&self, msg: &NewMessage<'_>) -> Result<Appended> {
@@ -140,9 +180,7 @@ impl Store {
         {
             return Ok(Appended::Duplicate(first));
         }
-        let mut tx = self.pool.begin().await?;
-        // The write comes first, so SQLite takes its write lock (waiting
-        // politely) before anything is read in this transaction.
+        let mut tx = self.write_tx().await?;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, 1, 0) \
              ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + 1 \
@@ -187,6 +225,168 @@ impl Store {
             key_id: msg.key_id,
             message: msg.envelope.to_owned(),
         }))
+    }
+
+    /// Stores a batch of messages in one transaction (group commit): each
+    /// room's counter moves once, the rows go in one INSERT. Outcomes come
+    /// back in input order; within a room, messages are numbered in input
+    /// order. A `(sender, clientId)` seen before — in the database or earlier
+    /// in the batch — gets the first message back. If another server stored
+    /// the same clientId meanwhile, the batch is redone one message at a time.
+    pub async fn append_batch(&self, batch: &[OwnedMessage]) -> Result<Vec<Appended>> {
+        match self.try_append_batch(batch).await {
+            Err(StoreError(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                let mut out = Vec::with_capacity(batch.len());
+                for m in batch {
+                    out.push(self.append(&m.as_new()).await?);
+                }
+                Ok(out)
+            }
+            other => other,
+        }
+    }
+
+    async fn try_append_batch(&self, batch: &[OwnedMessage]) -> Result<Vec<Appended>> {
+        use std::collections::HashMap;
+        assert!(batch.len() <= MAX_BATCH, "batches are at most MAX_BATCH");
+        let mut tx = self.write_tx().await?;
+        let mut fresh: Vec<Option<usize>> = vec![None; batch.len()];
+        let earlier = self.existing_client_ids(&mut tx, batch).await?;
+        let mut first_in_batch: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut per_room: Vec<(&str, i64)> = Vec::new();
+        for (i, m) in batch.iter().enumerate() {
+            if let Some(cid) = m.client_id.as_deref() {
+                if earlier.contains_key(&(m.sender.clone(), cid.to_owned())) {
+                    continue;
+                }
+                if first_in_batch.contains_key(&(m.sender.as_str(), cid)) {
+                    continue;
+                }
+                first_in_batch.insert((m.sender.as_str(), cid), i);
+            }
+            fresh[i] = Some(i);
+            match per_room.iter_mut().find(|(r, _)| *r == m.room) {
+                Some((_, n)) => *n += 1,
+                None => per_room.push((m.room.as_str(), 1)),
+            }
+        }
+        let mut next_seq: HashMap<&str, i64> = HashMap::new();
+        for (room, n) in &per_room {
+            let last: i64 = sqlx::query_scalar(
+                "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, $2, 0) \
+                 ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + $2 \
+                 RETURNING last_seq",
+            )
+            .bind(*room)
+            .bind(*n)
+            .fetch_one(&mut *tx)
+            .await?;
+            next_seq.insert(room, last - n + 1);
+        }
+        let mut stored: Vec<Option<StoredMessage>> = vec![None; batch.len()];
+        let rows: Vec<usize> = fresh.iter().flatten().copied().collect();
+        if !rows.is_empty() {
+            let mut sql = String::from(
+                "INSERT INTO chat_messages (room, seq, id, sender, ts, key_id, envelope, client_id) VALUES ",
+            );
+            for (k, _) in rows.iter().enumerate() {
+                let b = k * 8;
+                if k > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${},${},${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                ));
+            }
+            let mut query = sqlx::query(&sql);
+            for &i in &rows {
+                let m = &batch[i];
+                let seq = next_seq.get_mut(m.room.as_str()).expect("counted above");
+                let this = *seq;
+                *seq += 1;
+                query = query
+                    .bind(m.room.as_str())
+                    .bind(this)
+                    .bind(m.id.as_str())
+                    .bind(m.sender.as_str())
+                    .bind(m.ts)
+                    .bind(i64::from(m.key_id))
+                    .bind(m.envelope.as_str())
+                    .bind(m.client_id.as_deref());
+                stored[i] = Some(StoredMessage {
+                    id: m.id.clone(),
+                    room: m.room.clone(),
+                    seq: this,
+                    sender: m.sender.clone(),
+                    ts: m.ts,
+                    key_id: m.key_id,
+                    message: m.envelope.clone(),
+                });
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (i, m) in batch.iter().enumerate() {
+            if let Some(s) = stored[i].take() {
+                out.push(Appended::New(s));
+                continue;
+            }
+            let cid = m.client_id.as_deref().unwrap_or_default();
+            let first = match earlier.get(&(m.sender.clone(), cid.to_owned())) {
+                Some(first) => first.clone(),
+                None => {
+                    let j = first_in_batch[&(m.sender.as_str(), cid)];
+                    match &out[j] {
+                        Appended::New(s) | Appended::Duplicate(s) => s.clone(),
+                    }
+                }
+            };
+            out.push(Appended::Duplicate(first));
+        }
+        Ok(out)
+    }
+
+    /// The stored messages of the batch's `(sender, clientId)` pairs.
+    async fn existing_client_ids(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        batch: &[OwnedMessage],
+    ) -> Result<std::collections::HashMap<(String, String), StoredMessage>> {
+        let keyed: Vec<&OwnedMessage> = batch.iter().filter(|m| m.client_id.is_some()).collect();
+        let mut found = std::collections::HashMap::new();
+        if keyed.is_empty() {
+            return Ok(found);
+        }
+        let mut sql = format!("SELECT {COLUMNS}, client_id FROM chat_messages WHERE ");
+        for (k, _) in keyed.iter().enumerate() {
+            if k > 0 {
+                sql.push_str(" OR ");
+            }
+            sql.push_str(&format!(
+                "(sender = ${} AND client_id = ${})",
+                2 * k + 1,
+                2 * k + 2
+            ));
+        }
+        let mut query = sqlx::query(&sql);
+        for m in &keyed {
+            query = query.bind(m.sender.as_str()).bind(m.client_id.as_deref());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let cid: String = row.try_get("client_id")?;
+            let msg = message_of(&row)?;
+            found.insert((msg.sender.clone(), cid), msg);
+        }
+        Ok(found)
     }
 
     async fn by_client_id(&self, sender: &str, client_id: &str) -> Result<Option<StoredMessage>> {
@@ -271,7 +471,7 @@ impl Store {
     /// Creates a room owned by `owner`; `false` if the name is taken (a
     /// public room that has messages counts as taken).
     pub async fn create_room(&self, name: &str, owner: &str, private: bool) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let created = sqlx::query(
             "INSERT INTO chat_rooms (name, last_seq, owner, private) VALUES ($1, 0, $2, $3) \
              ON CONFLICT DO NOTHING",
@@ -292,7 +492,7 @@ impl Store {
 
     /// Adds `username` to the members of `room`.
     pub async fn add_member(&self, room: &str, username: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         add_member(&mut tx, room, username).await?;
         tx.commit().await?;
         Ok(())

@@ -1,0 +1,34 @@
+//! `chatseal-load`: drives a chatseal chat server (Rust or Node, or any
+//! Socket.IO server that speaks docs/protocol.md) and measures it.
+//!
+//! Bounded in count and in time; progress every second on stderr; the
+//! result as text, or as one JSON line with `--json` for scripts.
+
+mod args;
+mod engineio;
+mod envelope;
+mod idle;
+mod proc_stats;
+mod report;
+mod run;
+
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args::Args::parse();
+    match &args.mode {
+        args::Mode::Chat(chat) => {
+            let result = run::chat(&args, chat).await?;
+            report::print(&result, args.json);
+            if result.errors > 0 && chat.fail_on_error {
+                anyhow::bail!("{} errors", result.errors);
+            }
+        }
+        args::Mode::Idle(idle) => {
+            let result = idle::run(&args, idle).await?;
+            report::print_idle(&result, args.json);
+        }
+    }
+    Ok(())
+}

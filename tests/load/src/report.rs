@@ -1,0 +1,60 @@
+//! Printing results: text for people, one JSON line for scripts.
+
+use crate::idle::IdleResult;
+use crate::run::ChatResult;
+
+#[allow(clippy::print_stdout)]
+pub fn print(r: &ChatResult, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{}: {} clients ({} sending, window {}) in {} room(s), {} B messages, {:.1} s{}",
+        r.label,
+        r.clients,
+        r.senders,
+        r.window,
+        r.rooms,
+        r.size,
+        r.seconds,
+        if r.encrypted {
+            ", every delivery decrypted"
+        } else {
+            ", plaintext"
+        }
+    );
+    println!(
+        "  accepted {} ({:.0}/s), delivered {} ({:.0}/s)",
+        r.accepted, r.accepted_per_sec, r.delivered, r.deliveries_per_sec
+    );
+    println!(
+        "  latency send→receipt p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.latency_ms_max
+    );
+    println!(
+        "  errors {}: refused {}, unreadable {}, never delivered {}",
+        r.errors, r.refused, r.unreadable, r.never_delivered
+    );
+    println!(
+        "  server CPU {:.1} s ({:.0} %), peak RSS {:.1} MiB",
+        r.server_cpu_seconds, r.server_cpu_percent, r.server_peak_rss_mib
+    );
+}
+
+#[allow(clippy::print_stdout)]
+pub fn print_idle(r: &IdleResult, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{}: {} idle connections in {:.1} s; RSS {:.1} → {:.1} MiB = {:.1} KiB per connection",
+        r.label,
+        r.connections,
+        r.connect_seconds,
+        r.rss_before_mib,
+        r.rss_after_mib,
+        r.kib_per_connection
+    );
+}

@@ -1,0 +1,394 @@
+//! The chat scenario: N clients joined to rooms, S of them sending with a
+//! window of unacknowledged messages, every delivery opened and timed.
+//!
+//! Each client is one task that owns its WebSocket. A message's plaintext
+//! carries its sender, number and send time, so a reader can time it from
+//! send to receipt and count what it got. At the end every acknowledged
+//! message must have reached every client in its room.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures_util::{SinkExt as _, StreamExt as _};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::args::{Args, ChatArgs};
+use crate::engineio::{self, Incoming, Ws};
+use crate::envelope::{KeyEntry, Keys, Message};
+use crate::proc_stats;
+
+/// Counters every client task adds to.
+#[derive(Default)]
+struct Totals {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    delivered: AtomicU64,
+    unreadable: AtomicU64,
+    expected: AtomicU64,
+}
+
+/// What one run measured.
+#[derive(Debug, serde::Serialize)]
+pub struct ChatResult {
+    pub label: String,
+    pub clients: usize,
+    pub senders: usize,
+    pub rooms: usize,
+    pub size: usize,
+    pub window: usize,
+    pub seconds: f64,
+    pub sent: u64,
+    pub accepted: u64,
+    pub accepted_per_sec: f64,
+    pub delivered: u64,
+    pub deliveries_per_sec: f64,
+    pub never_delivered: u64,
+    pub unreadable: u64,
+    pub refused: u64,
+    pub errors: u64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_p999: f64,
+    pub latency_ms_max: f64,
+    pub server_cpu_seconds: f64,
+    pub server_cpu_percent: f64,
+    pub server_peak_rss_mib: f64,
+    pub encrypted: bool,
+}
+
+struct Client {
+    index: usize,
+    room: String,
+    ws: Ws,
+    keys: Keys,
+}
+
+async fn connect_client(url: &str, index: usize, room: String) -> anyhow::Result<Client> {
+    let mut ws = engineio::connect(url, &json!({ "name": format!("load{index}") })).await?;
+    let ack = engineio::request(&mut ws, "join", &json!({ "room": room }), 0).await?;
+    if ack["ok"] != true {
+        bail!("join refused: {ack}");
+    }
+    let mut keys = Keys::default();
+    if let Some(entries) = ack.get("keys") {
+        let entries: Vec<KeyEntry> = serde_json::from_value(entries.clone())?;
+        keys.add(&room, &entries)?;
+    }
+    Ok(Client {
+        index,
+        room,
+        ws,
+        keys,
+    })
+}
+
+pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
+    anyhow::ensure!(
+        opts.clients >= 1 && opts.rooms >= 1,
+        "need a client and a room"
+    );
+    let senders = opts
+        .senders
+        .unwrap_or(opts.clients.min(10))
+        .min(opts.clients);
+    anyhow::ensure!(
+        opts.size >= 32,
+        "--size must be at least 32 (the timing header)"
+    );
+
+    // Connect and join, 100 at a time.
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(100));
+    let mut joins = Vec::new();
+    for i in 0..opts.clients {
+        let (url, gate) = (args.url.clone(), Arc::clone(&gate));
+        let room = format!("bench-{}", i % opts.rooms);
+        joins.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await;
+            connect_client(&url, i, room).await
+        }));
+    }
+    let mut clients = Vec::new();
+    for j in joins {
+        clients.push(j.await?.context("a client could not connect and join")?);
+    }
+    let encrypted = !clients[0].keys.is_empty();
+    let mut per_room = vec![0u64; opts.rooms];
+    for c in &clients {
+        per_room[c.index % opts.rooms] += 1;
+    }
+    eprintln!(
+        "{}: {} clients joined {} room(s) in {:.1} s; {} senders, window {}, {} B, {} s",
+        args.label,
+        opts.clients,
+        opts.rooms,
+        started.elapsed().as_secs_f64(),
+        senders,
+        opts.window,
+        opts.size,
+        opts.duration.as_secs_f64()
+    );
+
+    let totals = Arc::new(Totals::default());
+    let stop_sending = Arc::new(AtomicBool::new(false));
+    let cpu_before = proc_stats::total_cpu(&args.pids);
+    let epoch = Instant::now();
+    let per_room = Arc::new(per_room);
+    let mut tasks = Vec::new();
+    for c in clients {
+        let sender = c.index < senders;
+        let ctx = Task {
+            epoch,
+            totals: Arc::clone(&totals),
+            stop: Arc::clone(&stop_sending),
+            per_room: Arc::clone(&per_room),
+            rooms: opts.rooms,
+            size: opts.size,
+            window: if sender { opts.window } else { 0 },
+            budget: if sender { opts.messages } else { 0 },
+        };
+        tasks.push(tokio::spawn(ctx.run(c)));
+    }
+
+    // Progress each second until the time is up or every sender is done.
+    let deadline = epoch + opts.duration;
+    let budget = opts.messages.saturating_mul(senders as u64);
+    while Instant::now() < deadline
+        && totals.accepted.load(Ordering::Relaxed) + totals.refused.load(Ordering::Relaxed) < budget
+    {
+        tokio::time::sleep(Duration::from_millis(1000).min(deadline - Instant::now())).await;
+        eprintln!(
+            "  {:>5.1} s  accepted {:>9}  delivered {:>10}",
+            epoch.elapsed().as_secs_f64(),
+            totals.accepted.load(Ordering::Relaxed),
+            totals.delivered.load(Ordering::Relaxed)
+        );
+    }
+    stop_sending.store(true, Ordering::Relaxed);
+    let send_window = epoch.elapsed();
+    // Let acks and deliveries drain: until nothing moves for 500 ms, at most 10 s.
+    let drain_deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = (u64::MAX, u64::MAX);
+    while Instant::now() < drain_deadline {
+        let now = (
+            totals.accepted.load(Ordering::Relaxed),
+            totals.delivered.load(Ordering::Relaxed),
+        );
+        let all_in = totals.delivered.load(Ordering::Relaxed)
+            + totals.unreadable.load(Ordering::Relaxed)
+            >= totals.expected.load(Ordering::Relaxed)
+            && totals.accepted.load(Ordering::Relaxed) + totals.refused.load(Ordering::Relaxed)
+                >= totals.sent.load(Ordering::Relaxed);
+        if now == last || all_in {
+            break;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let elapsed = send_window.as_secs_f64();
+    let cpu = proc_stats::total_cpu(&args.pids).saturating_sub(cpu_before);
+    let peak_rss = proc_stats::total_peak_rss(&args.pids);
+
+    // Every task hands its latencies over at least every 200 ms; after a
+    // last flush, stop them.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let latency = LATENCIES
+        .take()
+        .unwrap_or_else(|| Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"));
+    let pct = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    let t = &totals;
+    let accepted = t.accepted.load(Ordering::Relaxed);
+    let delivered = t.delivered.load(Ordering::Relaxed);
+    let unreadable = t.unreadable.load(Ordering::Relaxed);
+    let expected = t.expected.load(Ordering::Relaxed);
+    let refused = t.refused.load(Ordering::Relaxed);
+    let never = expected.saturating_sub(delivered + unreadable);
+    Ok(ChatResult {
+        label: args.label.clone(),
+        clients: opts.clients,
+        senders,
+        rooms: opts.rooms,
+        size: opts.size,
+        window: opts.window,
+        seconds: elapsed,
+        sent: t.sent.load(Ordering::Relaxed),
+        accepted,
+        accepted_per_sec: accepted as f64 / elapsed,
+        delivered,
+        deliveries_per_sec: delivered as f64 / elapsed,
+        never_delivered: never,
+        unreadable,
+        refused,
+        errors: refused + unreadable + never,
+        latency_ms_p50: pct(0.5),
+        latency_ms_p99: pct(0.99),
+        latency_ms_p999: pct(0.999),
+        latency_ms_max: latency.max() as f64 / 1000.0,
+        server_cpu_seconds: cpu.as_secs_f64(),
+        server_cpu_percent: 100.0 * cpu.as_secs_f64() / elapsed,
+        server_peak_rss_mib: peak_rss as f64 / 1024.0,
+        encrypted,
+    })
+}
+
+/// One client's loop.
+struct Task {
+    epoch: Instant,
+    totals: Arc<Totals>,
+    stop: Arc<AtomicBool>,
+    per_room: Arc<Vec<u64>>,
+    rooms: usize,
+    size: usize,
+    window: usize,
+    budget: u64,
+}
+
+impl Task {
+    /// Runs until the connection closes or the task is aborted. Latencies
+    /// (µs) go to [`LATENCIES`] every 200 ms and at the end.
+    async fn run(self, mut client: Client) {
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        let readers_per_message = self.per_room[client.index % self.rooms];
+        let mut next_seq = 0u64;
+        let mut in_flight = 0usize;
+        let filler = "x".repeat(self.size);
+        let send_one = |seq: u64| -> WsMessage {
+            let mut text = format!(
+                "{}:{}:{}:",
+                client.index,
+                seq,
+                self.epoch.elapsed().as_micros()
+            );
+            let pad = self.size.saturating_sub(text.len());
+            text.push_str(&filler[..pad]);
+            engineio::event(
+                "chat message",
+                &json!({ "message": text, "room": client.room }),
+                Some(seq + 1),
+            )
+        };
+        // Fill the window.
+        while in_flight < self.window && next_seq < self.budget {
+            if client.ws.send(send_one(next_seq)).await.is_err() {
+                return;
+            }
+            self.totals.sent.fetch_add(1, Ordering::Relaxed);
+            next_seq += 1;
+            in_flight += 1;
+        }
+        let mut flush_hist = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            let frame = tokio::select! {
+                f = client.ws.next() => f,
+                _ = flush_hist.tick() => {
+                    LATENCIES.with_hist(&mut hist);
+                    continue;
+                }
+            };
+            let text = match frame {
+                Some(Ok(WsMessage::Text(t))) => t,
+                Some(Ok(_)) => continue,
+                _ => break,
+            };
+            match engineio::parse(&text) {
+                Incoming::Ping => {
+                    let _ = client.ws.send(engineio::pong()).await;
+                }
+                Incoming::Ack(_, ack) => {
+                    in_flight = in_flight.saturating_sub(1);
+                    if ack["ok"] == true {
+                        self.totals.accepted.fetch_add(1, Ordering::Relaxed);
+                        self.totals
+                            .expected
+                            .fetch_add(readers_per_message, Ordering::Relaxed);
+                    } else {
+                        self.totals.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if !self.stop.load(Ordering::Relaxed) && next_seq < self.budget {
+                        if client.ws.send(send_one(next_seq)).await.is_err() {
+                            break;
+                        }
+                        self.totals.sent.fetch_add(1, Ordering::Relaxed);
+                        next_seq += 1;
+                        in_flight += 1;
+                    }
+                }
+                Incoming::Event(raw) => self.deliver(&client.keys, &raw, &mut hist),
+                Incoming::Other => {}
+            }
+        }
+        LATENCIES.with_hist(&mut hist);
+    }
+
+    fn deliver(&self, keys: &Keys, raw: &str, hist: &mut Histogram<u64>) {
+        let Ok((name, msg)) = serde_json::from_str::<(String, Message)>(raw) else {
+            return;
+        };
+        if name != "chat message" {
+            return;
+        }
+        let plain = if keys.is_empty() {
+            Some(msg.message.clone().into_bytes())
+        } else {
+            keys.open(&msg)
+        };
+        let Some(plain) = plain else {
+            self.totals.unreadable.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // "<sender>:<seq>:<µs since epoch>:xxxx"
+        let sent_us = std::str::from_utf8(&plain)
+            .ok()
+            .and_then(|s| s.split(':').nth(2))
+            .and_then(|v| v.parse::<u64>().ok());
+        match sent_us {
+            Some(sent) => {
+                let now = self.epoch.elapsed().as_micros() as u64;
+                let _ = hist.record(now.saturating_sub(sent).max(1));
+                self.totals.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.totals.unreadable.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Latency histograms handed over by the client tasks, so that stopping a
+/// task at the end loses nothing it recorded.
+static LATENCIES: Latencies = Latencies(std::sync::Mutex::new(None));
+
+struct Latencies(std::sync::Mutex<Option<Histogram<u64>>>);
+
+impl Latencies {
+    /// Moves what `hist` holds into the shared histogram.
+    fn with_hist(&self, hist: &mut Histogram<u64>) {
+        if hist.is_empty() {
+            return;
+        }
+        let mut shared = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match shared.as_mut() {
+            Some(s) => {
+                let _ = s.add(&*hist);
+            }
+            None => *shared = Some(hist.clone()),
+        }
+        hist.reset();
+    }
+
+    fn take(&self) -> Option<Histogram<u64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
