@@ -290,21 +290,28 @@ impl Store {
                 "INSERT INTO chat_messages (room, seq, id, sender, ts, key_id, envelope, client_id) VALUES ",
             );
             for (k, _) in rows.iter().enumerate() {
-                let b = k * 8;
                 if k > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!(
-                    "(${},${},${},${},${},${},${},${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8
-                ));
+                match self.backend {
+                    // SQLite looks numbered parameters up by name, one linear
+                    // scan each: 2,048 of them cost more than the insert.
+                    Backend::Sqlite => sql.push_str("(?,?,?,?,?,?,?,?)"),
+                    Backend::Postgres => {
+                        let b = k * 8;
+                        sql.push_str(&format!(
+                            "(${},${},${},${},${},${},${},${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4,
+                            b + 5,
+                            b + 6,
+                            b + 7,
+                            b + 8
+                        ));
+                    }
+                }
             }
             let mut query = sqlx::query(&sql);
             for &i in &rows {

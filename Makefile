@@ -1,0 +1,7 @@
+bench:
+	scripts/bench.sh
+
+test:
+	scripts/test.sh
+
+.PHONY: bench test

@@ -1,0 +1,47 @@
+'use strict'
+// Turns target/bench/results.jsonl (scripts/bench.sh) into the Markdown
+// tables of docs/benchmarks.md, with the goals of issue 7 as ratios.
+const fs = require('node:fs')
+const os = require('node:os')
+
+const rows = fs.readFileSync(process.argv[2], 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+const chat = rows.filter((r) => r.clients !== undefined && r.accepted !== undefined)
+const idle = rows.filter((r) => r.kib_per_connection !== undefined)
+const k = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0))
+
+console.log(`Machine: ${os.cpus().length} × ${os.cpus()[0].model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}\n`)
+console.log('| server | clients | accepted/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | errors | never delivered | server CPU | peak RSS |')
+console.log('|---|---|---|---|---|---|---|---|---|---|---|')
+for (const r of chat) {
+  console.log(
+    `| ${r.label} | ${r.clients} | ${k(r.accepted_per_sec)} | ${k(r.deliveries_per_sec)} | ${r.latency_ms_p50.toFixed(1)} | ${r.latency_ms_p99.toFixed(1)} | ${r.latency_ms_p999.toFixed(1)} | ${r.errors} | ${r.never_delivered} | ${r.server_cpu_percent.toFixed(0)} % | ${r.server_peak_rss_mib.toFixed(0)} MiB |`,
+  )
+}
+if (idle.length) {
+  console.log('\n| server | idle connections | RSS before | RSS after | per connection |')
+  console.log('|---|---|---|---|---|')
+  for (const r of idle) {
+    console.log(`| ${r.label} | ${r.connections} | ${r.rss_before_mib.toFixed(1)} MiB | ${r.rss_after_mib.toFixed(1)} MiB | ${r.kib_per_connection.toFixed(1)} KiB |`)
+  }
+}
+
+const find = (label, clients) => chat.find((r) => r.label === label && r.clients === clients)
+const ratio = (a, b) => (a && b ? a.deliveries_per_sec / b.deliveries_per_sec : NaN)
+console.log('\n| goal | 10 clients | 100 clients |')
+console.log('|---|---|---|')
+const goal = (text, a, b, min) => {
+  const cells = [10, 100].map((n) => {
+    const x = ratio(find(a, n), find(b, n))
+    return Number.isNaN(x) ? 'n/a' : `${x.toFixed(2)}× ${x >= min ? '(met)' : '(not met)'}`
+  })
+  console.log(`| ${text} | ${cells.join(' | ')} |`)
+}
+goal('Rust (SQLite) ≥ 3× plain Node deliveries/s', 'rust (SQLite)', 'node, plain', 3)
+goal('Node + addon ≥ 90 % of plain Node', 'node + addon', 'node, plain', 0.9)
+goal('Rust (SQLite) ≥ 10× the tutorial architecture', 'rust (SQLite)', 'node + remote /encrypt', 10)
+goal('Node + addon ≥ 10× the tutorial architecture', 'node + addon', 'node + remote /encrypt', 10)
+const [ri, ni] = ['rust', 'node'].map((l) => idle.find((r) => r.label === l))
+if (ri && ni) {
+  const met = ri.kib_per_connection <= ni.kib_per_connection
+  console.log(`| Rust memory per idle connection ≤ Node's | ${ri.kib_per_connection.toFixed(1)} vs ${ni.kib_per_connection.toFixed(1)} KiB ${met ? '(met)' : '(not met)'} | |`)
+}
