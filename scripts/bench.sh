@@ -39,18 +39,21 @@ wait_up() { # url
   echo "error: $1 did not come up" >&2; exit 1
 }
 
+# The started process and any children (a wrapper may stand between).
+track() { PIDS+=("$1"); for c in $(pgrep -P "$1" || true); do PIDS+=("$c"); done; }
+
 start_rust() { # port datadir [env...]
   local port=$1 dir=$2; shift 2
   env "$@" "$SERVER" --listen "127.0.0.1:$port" --data-dir "$dir" --allow-guests "${FAST[@]}" \
     >"$OUT/server-$port.log" 2>&1 &
-  PIDS+=($!); wait_up "http://127.0.0.1:$port"
+  local pid=$!; wait_up "http://127.0.0.1:$port"; track "$pid"
 }
 
 start_node() { # port datadir [env...]
   local port=$1 dir=$2; shift 2
   env CHATSEAL_LISTEN="127.0.0.1:$port" CHATSEAL_DATA_DIR="$dir" CHATSEAL_RATE_PER_SEC=1000000 \
     CHATSEAL_RATE_BURST=1000000 "$@" node js/server.js >"$OUT/server-$port.log" 2>&1 &
-  PIDS+=($!); wait_up "http://127.0.0.1:$port"
+  local pid=$!; wait_up "http://127.0.0.1:$port"; track "$pid"
 }
 
 stop_all() {
@@ -108,7 +111,8 @@ for server in rust node; do
   dir=$(mktemp -d); port=$(free_port)
   if [ $server = rust ]; then start_rust "$port" "$dir"; else start_node "$port" "$dir"; fi
   echo "==> $server: $IDLE idle connections" >&2
-  "$LOAD" --url "http://127.0.0.1:$port" --pid "${PIDS[0]}" --label "$server" --json idle \
+  idle_pids=(); for p in "${PIDS[@]}"; do idle_pids+=(--pid "$p"); done
+  "$LOAD" --url "http://127.0.0.1:$port" "${idle_pids[@]}" --label "$server" --json idle \
     --connections "$IDLE" >>"$OUT/results.jsonl"
   stop_all; rm -rf "$dir"
 done

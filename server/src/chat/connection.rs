@@ -69,11 +69,14 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// Numbered events on their way to a connection's worker.
+type Queue = mpsc::UnboundedSender<(u64, Box<Job>)>;
+
 /// A connection: who it is and the queue into its worker.
 pub struct Connection {
     pub identity: Identity,
     next_ticket: AtomicU64,
-    queue: Mutex<Option<mpsc::UnboundedSender<(u64, Job)>>>,
+    queue: Mutex<Option<Queue>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -107,7 +110,7 @@ impl Connection {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            let _ = tx.send((ticket, job));
+            let _ = tx.send((ticket, Box::new(job)));
         }
     }
 
@@ -162,15 +165,24 @@ async fn worker(
     socket: SocketRef,
     conn: Arc<Connection>,
     limiter: DefaultDirectRateLimiter,
-    mut rx: mpsc::UnboundedReceiver<(u64, Job)>,
+    mut rx: mpsc::UnboundedReceiver<(u64, Box<Job>)>,
 ) {
-    let mut waiting: BTreeMap<u64, Job> = BTreeMap::new();
+    let mut waiting: BTreeMap<u64, Box<Job>> = BTreeMap::new();
     let mut next = 0u64;
     while let Some((ticket, job)) = rx.recv().await {
         waiting.insert(ticket, job);
         while let Some(job) = waiting.remove(&next) {
             next += 1;
-            session::handle(&state, &socket, &conn.identity, &limiter, job).await;
+            // Boxed: the handling future is large and lives only while an
+            // event is handled, instead of in every idle connection's task.
+            Box::pin(session::handle(
+                &state,
+                &socket,
+                &conn.identity,
+                &limiter,
+                *job,
+            ))
+            .await;
         }
     }
 }
