@@ -68,11 +68,27 @@ function createServer(config = load()) {
   chat.attach(io, { config, sealer, sealing: seal, history, log })
   chat.watchSlowReaders(io, 4096, log)
 
+  // SIGHUP (see below): read the keyring again and announce the new primary.
+  function reloadKeyring() {
+    const before = sealer.primaryKeyId
+    const { keyring } = loadKeyring(config)
+    sealer.replaceKeyring(keyring)
+    log(`keyring reloaded: primary ${keyring.primary} (was ${before})`)
+    if (keyring.primary === before || config.plain) return
+    const nsp = io.of('/')
+    for (const room of nsp.adapter.rooms.keys()) {
+      if (nsp.sockets.has(room)) continue // each socket's own room
+      const key = sealer.roomKey(room, keyring.primary)
+      nsp.to(room).emit('room key', { room, key })
+    }
+  }
+
   return {
     app,
     io,
     httpServer,
     sealer,
+    reloadKeyring,
     listen() {
       return new Promise((resolve, reject) => {
         httpServer.once('error', reject)
@@ -113,6 +129,13 @@ if (require.main === module) {
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
+  process.on('SIGHUP', () => {
+    try {
+      server.reloadKeyring()
+    } catch (err) {
+      log(`keyring reload failed; keeping the current one: ${err.message}`)
+    }
+  })
 }
 
 module.exports = { createServer }

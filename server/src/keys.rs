@@ -33,6 +33,19 @@ pub fn load(config: &Config) -> anyhow::Result<Keyring> {
     Ok(keyring)
 }
 
+/// Reads the keyring again from where [`load`] found it, for a rotation
+/// without a restart (SIGHUP). Never generates one.
+pub fn reload(config: &Config) -> anyhow::Result<Keyring> {
+    if let Some(keyring) = Keyring::from_env(&config.keyring_env)? {
+        return Ok(keyring);
+    }
+    let path = config
+        .keyring_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("keyring.json"));
+    Ok(Keyring::load_file(path)?)
+}
+
 /// The secret that signs session tokens: from the configuration (32 bytes
 /// or more), or `<data-dir>/jwt-secret`, made on first start with mode 0600.
 pub fn jwt_secret(config: &Config) -> anyhow::Result<Zeroizing<Vec<u8>>> {

@@ -114,6 +114,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = tcp.set_nodelay(true);
     });
     tracing::info!(%addr, "listening");
+    spawn_reloader(Arc::clone(&state), config.clone());
     let app = service(&state);
     let drain = Arc::clone(&state);
     let stopping = Arc::new(tokio::sync::Notify::new());
@@ -141,6 +142,38 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: reads the keyring again (a rotation by the operator), seals with
+/// its primary from then on, and sends members the new room keys. Envelopes
+/// under older keys keep opening while their keys are in the keyring.
+fn spawn_reloader(state: app::AppState, config: Config) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("no SIGHUP handler: keyring reload disabled");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let before = state.sealer.primary_key_id();
+            match keys::reload(&config) {
+                Ok(keyring) => {
+                    let primary = keyring.primary();
+                    state.sealer.replace_keyring(keyring);
+                    tracing::info!(primary, was = before, "keyring reloaded");
+                    if primary != before {
+                        chat::rooms::announce_primary(&state).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "keyring reload failed; keeping the current one")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (state, config);
 }
 
 async fn shutdown_signal() {

@@ -10,11 +10,11 @@ const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 const { Client } = require('pg')
 
-const RUST = ['guest.test.js', 'accounts.test.js', 'crash.test.js']
+const RUST = ['guest.test.js', 'accounts.test.js', 'crash.test.js', 'rotation.test.js']
 const FILES = {
   rust: RUST,
   'rust-pg': RUST,
-  node: ['guest.test.js'],
+  node: ['guest.test.js', 'rotation.test.js'],
   'node-remote': ['guest.test.js'],
 }
 const ADMIN = process.env.CHATSEAL_TEST_PG || 'postgres://root@127.0.0.1:5432/test'

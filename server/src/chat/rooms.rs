@@ -126,3 +126,32 @@ fn deliver(io: &SocketIo, room: &str, raw: &RawValue) {
         }
     }
 }
+
+/// After a rotation: sends every room that has members here its key under
+/// the new primary master key, as `room key` `{ room, key: { id, key } }`,
+/// so members can open what is sealed from now on without joining again.
+pub async fn announce_primary(state: &AppState) {
+    let Some(io) = state.io.get() else { return };
+    let primary = state.sealer.primary_key_id();
+    let rooms = match io.rooms().await {
+        Ok(rooms) => rooms,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list rooms to announce the new key");
+            return;
+        }
+    };
+    let mut announced = 0usize;
+    for room in rooms {
+        let Ok(rk) = state.sealer.room_key(&room, primary) else {
+            continue; // not a chat room name
+        };
+        let key = serde_json::json!({
+            "room": &*room,
+            "key": { "id": rk.key_id, "key": rk.key.to_base64().as_str() },
+        });
+        if io.to(room.clone()).emit("room key", &key).await.is_ok() {
+            announced += 1;
+        }
+    }
+    tracing::info!(primary, rooms = announced, "new primary key announced");
+}
