@@ -66,6 +66,8 @@ pub struct Shared {
     pub io: OnceLock<SocketIo>,
     /// The message writer, started with the Socket.IO layer.
     pub writer: OnceLock<crate::chat::writer::Writer>,
+    /// Set when several servers share the chat (`REDIS_URL`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -88,6 +90,7 @@ impl Shared {
             metrics: crate::metrics::install(),
             io: OnceLock::new(),
             writer: OnceLock::new(),
+            cluster: None,
         }
     }
 }
@@ -111,19 +114,32 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Liveness and readiness: 200 while the store answers, 503 when it does not.
+/// Liveness and readiness: 503 while the store does not answer (no message
+/// can be accepted); with Redis down the server still serves its own
+/// clients, so that is 200 with `"redis": "unavailable"`.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => axum::Json(serde_json::json!({ "status": "ok", "store": "ok" })).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "health: store unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({ "status": "degraded", "store": "unavailable" })),
-            )
-                .into_response()
-        }
+    let store =
+        match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "health: store unavailable");
+                false
+            }
+            Err(_) => false,
+        };
+    let mut body = serde_json::json!({
+        "status": if store { "ok" } else { "degraded" },
+        "store": if store { "ok" } else { "unavailable" },
+    });
+    if let Some(cluster) = &state.cluster {
+        body["redis"] = (if cluster.is_up() { "ok" } else { "unavailable" }).into();
     }
+    let status = if store {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -44,6 +44,15 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// Redis for several servers sharing one chat (`redis://host:6379`).
+    /// Without it the server is single-node.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// The Redis channel servers of one cluster publish messages on.
+    #[arg(long, env = "CHATSEAL_REDIS_CHANNEL", default_value = "chatseal")]
+    pub redis_channel: String,
+
     /// Secret that signs session tokens (JWT, HS256), 32+ bytes. Default: a
     /// random one kept in <data-dir>/jwt-secret (mode 0600).
     #[arg(long, env = "CHATSEAL_JWT_SECRET", hide_env_values = true)]

@@ -19,6 +19,7 @@ pub mod app;
 pub mod auth;
 pub mod chat;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod history;
@@ -71,6 +72,7 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
         }
     };
     let store = store::Store::connect(&url).await?;
+    let backend = store.backend();
     tracing::info!(backend = ?store.backend(), "store ready");
     let secret = keys::jwt_secret(config)?;
     let tokens = auth::Tokens::new(
@@ -85,12 +87,22 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     shared.history_limit = config.history_limit.max(1);
     shared.socket_buffer = config.socket_buffer.max(16);
     shared.client_dir = config.client_dir.clone().or_else(client::default_dir);
+    if let Some(url) = &config.redis_url {
+        anyhow::ensure!(
+            backend == store::Backend::Postgres,
+            "REDIS_URL needs DATABASE_URL=postgres://…: servers of a cluster share one database"
+        );
+        shared.cluster = Some(Arc::new(cluster::Cluster::new(url, &config.redis_channel)?));
+        tracing::info!(channel = %config.redis_channel, "cluster mode: fan-out over Redis");
+    }
     Ok(Arc::new(shared))
 }
 
 /// The whole service: HTTP routes with the Socket.IO layer in front.
 pub fn service(state: &app::AppState) -> axum::Router {
-    app::router(Arc::clone(state)).layer(chat::layer(state))
+    let router = app::router(Arc::clone(state)).layer(chat::layer(state));
+    cluster::start(state);
+    router
 }
 
 /// Runs the server until SIGINT or SIGTERM. Events already received are

@@ -13,6 +13,8 @@ const { Client } = require('pg')
 const RUST = ['guest.test.js', 'accounts.test.js', 'crash.test.js', 'rotation.test.js']
 const FILES = {
   rust: RUST,
+  // Two servers sharing PostgreSQL and Redis (the test makes its own database).
+  cluster: ['cluster.test.js'],
   'rust-pg': RUST,
   node: ['guest.test.js', 'rotation.test.js'],
   'node-remote': ['guest.test.js'],

@@ -60,16 +60,20 @@ async fn authenticate(
         })?;
     let conn = Connection::start(Arc::clone(&state), socket.clone(), identity);
     socket.extensions.insert(conn);
-    Ok(())
-}
-
-async fn on_connect(socket: SocketRef) {
+    // Everything a client may rely on as soon as it is connected is set up
+    // here, before socketioxide sends the connect packet: the connect
+    // handler runs as its own task *after* that packet, so an event the
+    // client sends at once could otherwise find no handler and be dropped.
     socket.join(LOBBY);
     socket.on("join", on_join);
     socket.on("leave", on_leave);
     socket.on("chat message", on_send);
     socket.on_fallback(on_unknown);
     socket.on_disconnect(on_disconnect);
+    Ok(())
+}
+
+async fn on_connect(_socket: SocketRef) {
     metrics::connected();
 }
 

@@ -96,10 +96,25 @@ impl RoomLocks {
     }
 }
 
-/// Sends `message` to every socket in its room. It is serialized once; a
-/// reader whose send queue is full is disconnected rather than silently
-/// skipped, and catches up with `join { since }` when it reconnects.
+/// Sends a message just stored here to every socket in its room, here and,
+/// in a cluster, on the other servers.
 pub fn broadcast(state: &AppState, message: &StoredMessage) {
+    match &state.cluster {
+        Some(cluster) => {
+            if cluster.mark_delivered(&message.room, message.seq) {
+                deliver_local(state, message);
+            }
+            cluster.publish(message);
+        }
+        None => deliver_local(state, message),
+    }
+}
+
+/// Sends `message` to this server's sockets in its room. It is serialized
+/// once; a reader whose send queue is full is disconnected rather than
+/// silently skipped, and catches up with `join { since }` when it
+/// reconnects.
+pub fn deliver_local(state: &AppState, message: &StoredMessage) {
     let Some(io) = state.io.get() else { return };
     let raw = match serde_json::to_string(message).and_then(RawValue::from_string) {
         Ok(raw) => raw,

@@ -110,6 +110,9 @@ async fn join(
         tracing::warn!(error = %e, "store unavailable");
         unavailable()
     })?;
+    if let Some(cluster) = &state.cluster {
+        cluster.joined(&req.room, latest_seq);
+    }
     Ok(JoinAck {
         ok: true,
         room: req.room,

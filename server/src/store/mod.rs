@@ -29,7 +29,7 @@ pub enum Backend {
 }
 
 /// A message as stored and as sent to clients (DESIGN §3's `Message`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredMessage {
     pub id: String,

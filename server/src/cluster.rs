@@ -1,0 +1,294 @@
+//! Several servers, one chat: fan-out of stored messages over Redis.
+//!
+//! Every server stores into the shared PostgreSQL (which numbers each room),
+//! delivers to its own sockets, and publishes the stored message — the
+//! envelope, never plaintext — on a Redis channel; the others deliver it to
+//! theirs. Redis is only a fast path: each server remembers, per room,
+//! which `seq`s its sockets got, and every second (and as soon as Redis is
+//! back after an outage) reads whatever it missed from the database and
+//! delivers it. So a lost publish, a Redis restart or a partition delays
+//! messages but never loses them, and a message is never delivered twice by
+//! the same server.
+//!
+//! Why not socketioxide's Redis adapter: it broadcasts from the adapter, so
+//! a reader whose queue is full cannot be told apart (we disconnect those,
+//! so they catch up instead of silently missing a message), and it has no
+//! way back to the database after an outage. Messages are already stored
+//! and numbered; publishing them is the smaller, safer mechanism.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+
+use crate::app::Shared;
+use crate::chat::rooms;
+use crate::store::StoredMessage;
+
+/// What goes over Redis.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    node: String,
+    message: StoredMessage,
+}
+
+/// Per room: every `seq` at or below `through` was delivered here, and
+/// those in `above` too.
+#[derive(Debug, Default)]
+struct Delivered {
+    through: i64,
+    above: BTreeSet<i64>,
+}
+
+impl Delivered {
+    /// Records `seq`; false if it was delivered already.
+    fn mark(&mut self, seq: i64) -> bool {
+        if seq <= self.through || !self.above.insert(seq) {
+            return false;
+        }
+        while self.above.remove(&(self.through + 1)) {
+            self.through += 1;
+        }
+        true
+    }
+}
+
+/// This server's membership in a cluster.
+pub struct Cluster {
+    node: String,
+    channel: String,
+    client: redis::Client,
+    outbox: tokio::sync::mpsc::Sender<StoredMessage>,
+    outbox_rx: Mutex<Option<tokio::sync::mpsc::Receiver<StoredMessage>>>,
+    up: AtomicBool,
+    delivered: Mutex<HashMap<String, Delivered>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node", &self.node)
+            .field("channel", &self.channel)
+            .field("up", &self.up.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Joins the cluster at `url` on `channel`. Redis need not be up yet.
+    pub fn new(url: &str, channel: &str) -> anyhow::Result<Cluster> {
+        let (outbox, outbox_rx) = tokio::sync::mpsc::channel(OUTBOX);
+        Ok(Cluster {
+            node: uuid::Uuid::now_v7().to_string(),
+            channel: channel.to_owned(),
+            client: redis::Client::open(url)?,
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
+            up: AtomicBool::new(false),
+            delivered: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether the subscription to Redis is live.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Records that this server delivered `seq` of `room` to its sockets;
+    /// false if it had already. A room seen for the first time starts here.
+    pub fn mark_delivered(&self, room: &str, seq: i64) -> bool {
+        let mut delivered = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        delivered
+            .entry(room.to_owned())
+            .or_insert_with(|| Delivered {
+                through: seq - 1,
+                above: BTreeSet::new(),
+            })
+            .mark(seq)
+    }
+
+    /// A member joined `room` here, and got everything up to `latest` with
+    /// its `join`. If nobody here was in the room yet, delivery starts after
+    /// `latest`; otherwise the room's record stands, so existing members
+    /// miss nothing (the new one may then see a message both in `missed`
+    /// and live; clients keep one per `seq`).
+    pub fn joined(&self, room: &str, latest: i64) {
+        let mut delivered = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        delivered
+            .entry(room.to_owned())
+            .or_insert_with(|| Delivered {
+                through: latest,
+                above: BTreeSet::new(),
+            });
+    }
+
+    /// Queues a stored message for the other servers. Never waits: when
+    /// Redis is slow or gone and the queue is full, the message is left to
+    /// their catch-up from the database.
+    pub fn publish(&self, message: &StoredMessage) {
+        let _ = self.outbox.try_send(message.clone());
+    }
+}
+
+/// Messages waiting to be published.
+const OUTBOX: usize = 65536;
+
+/// Publishes queued messages, pipelining whatever has piled up.
+async fn publish_loop(cluster: Arc<Cluster>, mut rx: tokio::sync::mpsc::Receiver<StoredMessage>) {
+    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        if conn.is_none() {
+            conn = tokio::time::timeout(
+                Duration::from_secs(1),
+                cluster.client.get_multiplexed_async_connection(),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok);
+        }
+        if let Some(c) = conn.as_mut() {
+            let mut pipe = redis::pipe();
+            for message in batch.iter() {
+                let envelope = Envelope {
+                    node: cluster.node.clone(),
+                    message: message.clone(),
+                };
+                if let Ok(payload) = serde_json::to_string(&envelope) {
+                    pipe.cmd("PUBLISH")
+                        .arg(&cluster.channel)
+                        .arg(payload)
+                        .ignore();
+                }
+            }
+            let sent =
+                tokio::time::timeout(Duration::from_secs(1), pipe.query_async::<()>(c)).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                conn = None; // left to the others' catch-up
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Starts the publisher, the subscriber and the catch-up loop.
+pub fn start(state: &Arc<Shared>) {
+    let Some(cluster) = state.cluster.clone() else {
+        return;
+    };
+    if let Some(rx) = cluster
+        .outbox_rx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        tokio::spawn(publish_loop(Arc::clone(&cluster), rx));
+    }
+    let weak = Arc::downgrade(state);
+    tokio::spawn(subscribe_loop(weak.clone()));
+    tokio::spawn(catch_up_loop(weak));
+}
+
+async fn subscribe_loop(state: Weak<Shared>) {
+    loop {
+        let Some(cluster) = state.upgrade().and_then(|s| s.cluster.clone()) else {
+            return;
+        };
+        match cluster.client.get_async_pubsub().await {
+            Ok(mut pubsub) => {
+                if pubsub.subscribe(&cluster.channel).await.is_ok() {
+                    cluster.up.store(true, Ordering::Relaxed);
+                    tracing::info!(channel = %cluster.channel, "cluster: subscribed");
+                    // Back (or first) on Redis: read what was missed meanwhile.
+                    if let Some(s) = state.upgrade() {
+                        catch_up(&s, &cluster).await;
+                    }
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(msg) = messages.next().await {
+                        let Some(s) = state.upgrade() else { return };
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        let Ok(env) = serde_json::from_str::<Envelope>(&payload) else {
+                            continue;
+                        };
+                        if env.node != cluster.node {
+                            deliver(&s, &cluster, &env.message);
+                        }
+                    }
+                    cluster.up.store(false, Ordering::Relaxed);
+                    tracing::warn!("cluster: lost Redis; serving local clients, will catch up");
+                }
+            }
+            Err(e) => {
+                if cluster.up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "cluster: Redis unreachable");
+                }
+            }
+        }
+        drop(cluster);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn deliver(state: &Arc<Shared>, cluster: &Cluster, message: &StoredMessage) {
+    if cluster.mark_delivered(&message.room, message.seq) {
+        rooms::deliver_local(state, message);
+    }
+}
+
+/// Every second: for each room with members here, deliver from the
+/// database whatever this server has not delivered.
+async fn catch_up_loop(state: Weak<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(s) = state.upgrade() else { return };
+        let Some(cluster) = s.cluster.clone() else {
+            return;
+        };
+        catch_up(&s, &cluster).await;
+    }
+}
+
+async fn catch_up(state: &Arc<Shared>, cluster: &Cluster) {
+    let Some(io) = state.io.get() else { return };
+    let rooms: Vec<String> = match io.rooms().await {
+        Ok(rooms) => rooms.into_iter().map(|r| r.to_string()).collect(),
+        Err(_) => return,
+    };
+    // Forget rooms nobody here is in.
+    {
+        let mut delivered = cluster.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        delivered.retain(|room, _| rooms.iter().any(|r| r == room));
+    }
+    for room in rooms {
+        let known = {
+            let delivered = cluster.delivered.lock().unwrap_or_else(|p| p.into_inner());
+            delivered.get(&room).map(|d| d.through)
+        };
+        let through = match known {
+            Some(through) => through,
+            // Members here (the lobby, say) but no record yet: from now on.
+            None => match state.store.latest_seq(&room).await {
+                Ok(latest) => {
+                    cluster.joined(&room, latest);
+                    continue;
+                }
+                Err(_) => return,
+            },
+        };
+        let Ok(missed) = state
+            .store
+            .messages(&room, through, None, i64::from(state.history_limit))
+            .await
+        else {
+            return; // the database is down: try again next round
+        };
+        for message in &missed {
+            deliver(state, cluster, message);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+'use strict'
+// Production mode: two Rust servers sharing PostgreSQL and Redis, each
+// reached through a proxy the test can cut. Real processes, real services.
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { Client } = require('pg')
+const { start } = require('./lib/servers')
+const { proxy } = require('./lib/proxy')
+const { connect, until, sleep, openMessage } = require('./lib/client')
+
+const ADMIN = process.env.CHATSEAL_TEST_PG || 'postgres://root@127.0.0.1:5432/test'
+const REDIS_PORT = Number(process.env.CHATSEAL_TEST_REDIS_PORT || 6379)
+const FAST = { ratePerSec: 100000, rateBurst: 100000 }
+let admin, dbName, pgProxy, redisProxy, env, keyDir, keyringFile, firstKey
+
+function writeKeyring(keyring) {
+  fs.writeFileSync(`${keyringFile}.tmp`, JSON.stringify(keyring), { mode: 0o600 })
+  fs.renameSync(`${keyringFile}.tmp`, keyringFile)
+}
+const servers = []
+const sockets = []
+
+before(async () => {
+  admin = new Client({ connectionString: ADMIN })
+  await admin.connect()
+  dbName = `chatseal_cluster_${process.pid}_${Date.now()}`
+  await admin.query(`CREATE DATABASE ${dbName}`)
+  const url = new URL(ADMIN)
+  pgProxy = await proxy(Number(url.port || 5432), url.hostname)
+  redisProxy = await proxy(REDIS_PORT)
+  url.port = String(pgProxy.port)
+  url.pathname = `/${dbName}`
+  // Servers of one cluster share the keyring (and the database and Redis).
+  keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatseal-cluster-'))
+  keyringFile = path.join(keyDir, 'keyring.json')
+  firstKey = crypto.randomBytes(32).toString('base64')
+  writeKeyring({ primary: 1, min_decrypt: 1, keys: [{ id: 1, key: firstKey }] })
+  env = {
+    CHATSEAL_KEYRING_FILE: keyringFile,
+    DATABASE_URL: url.toString(),
+    REDIS_URL: `redis://127.0.0.1:${redisProxy.port}`,
+    CHATSEAL_REDIS_CHANNEL: `chatseal-test-${process.pid}-${Date.now()}`,
+  }
+  for (let i = 0; i < 2; i++) servers.push(await start('rust', { env, limits: FAST }))
+  for (const s of servers) await until(async () => (await health(s)).redis === 'ok', 10000, 'redis subscription')
+})
+
+after(async () => {
+  for (const s of sockets) s.close()
+  for (const s of servers) await s.stop()
+  await pgProxy?.close()
+  await redisProxy?.close()
+  await admin?.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
+  await admin?.end()
+  if (keyDir) fs.rmSync(keyDir, { recursive: true, force: true })
+})
+
+async function health(server) {
+  try {
+    const res = await fetch(server.url + '/healthz', { signal: AbortSignal.timeout(3000) })
+    return { ...(await res.json()), http: res.status }
+  } catch {
+    return { http: 0 }
+  }
+}
+
+async function client(server, name, room) {
+  const s = await connect(server.url, { name })
+  sockets.push(s)
+  const join = await s
+    .timeout(5000)
+    .emitWithAck('join', { room })
+    .catch((e) => {
+      throw new Error(`${e.message} (join ${room} as ${name})\n${servers.map((v) => v.log.slice(-15).join('\n')).join('\n--\n')}`)
+    })
+  assert.equal(join.ok, true)
+  s.keys = join.keys
+  return s
+}
+
+const send = (s, room, message, clientId) =>
+  s
+    .timeout(8000)
+    .emitWithAck('chat message', { message, room, clientId })
+    .catch((e) => {
+      throw new Error(`${e.message} (chat message ${message} in ${room})\n${servers.map((v) => v.log.slice(-15).join('\n')).join('\n--\n')}`)
+    })
+const ids = (s, room) => s.received.filter((m) => m.room === room).map((m) => m.id)
+
+// `until` with an async predicate.
+async function untilAsync(pred, ms, what) {
+  const deadline = Date.now() + ms
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+test('a message sent on one server reaches readers on the other; seq is gap-free', async () => {
+  const room = 'across'
+  const a = await client(servers[0], 'ann', room)
+  const b = await client(servers[1], 'bob', room)
+  const acks = await Promise.all([
+    ...Array.from({ length: 30 }, (_, i) => send(a, room, `a${i}`)),
+    ...Array.from({ length: 30 }, (_, i) => send(b, room, `b${i}`)),
+  ])
+  assert.ok(acks.every((x) => x.ok))
+  assert.deepEqual(acks.map((x) => x.seq).sort((x, y) => x - y), Array.from({ length: 60 }, (_, i) => i + 1))
+  for (const reader of [a, b]) {
+    await until(() => new Set(ids(reader, room)).size === 60, 10000, 'all 60 on each server')
+    assert.equal(ids(reader, room).length, 60, 'no duplicates')
+    // Each sender's messages arrive in the order they were sent.
+    const texts = await Promise.all(reader.received.filter((m) => m.room === room).map((m) => openMessage(reader.keys, m)))
+    for (const p of ['a', 'b']) {
+      const mine = texts.filter((t) => t.startsWith(p)).map((t) => Number(t.slice(1)))
+      assert.deepEqual(mine, Array.from({ length: 30 }, (_, i) => i))
+    }
+  }
+})
+
+test('Redis unreachable: each server keeps serving; readers catch up when it is back', async () => {
+  const room = 'outage'
+  const a = await client(servers[0], 'cara', room)
+  const b = await client(servers[1], 'dan', room)
+  redisProxy.cut()
+  await untilAsync(async () => (await health(servers[0])).redis === 'unavailable', 10000, 'redis down in health')
+  assert.equal((await health(servers[0])).http, 200, 'still serving')
+  const fromA = await Promise.all(Array.from({ length: 10 }, (_, i) => send(a, room, `a${i}`)))
+  const fromB = await Promise.all(Array.from({ length: 10 }, (_, i) => send(b, room, `b${i}`)))
+  assert.ok([...fromA, ...fromB].every((x) => x.ok), 'sends are acked and stored while Redis is away')
+  await until(() => ids(a, room).length >= 10 && ids(b, room).length >= 10, 5000, 'local deliveries')
+  redisProxy.restore()
+  const all = new Set([...fromA, ...fromB].map((x) => x.id))
+  for (const reader of [a, b]) {
+    await until(() => [...all].every((id) => ids(reader, room).includes(id)), 15000, 'catch-up after Redis is back')
+    assert.equal(ids(reader, room).length, 20, 'nothing twice')
+  }
+  for (const s of servers) await untilAsync(async () => (await health(s)).redis === 'ok', 10000, 'redis back in health')
+})
+
+test('PostgreSQL unreachable: chat message is answered UNAVAILABLE, never ok; service resumes', async () => {
+  const room = 'nodb'
+  const a = await client(servers[0], 'erin', room)
+  pgProxy.cut()
+  const refused = await send(a, room, 'while the database is away', 'nodb-1')
+  assert.equal(refused.ok, false)
+  assert.equal(refused.error.code, 'UNAVAILABLE')
+  assert.equal((await health(servers[0])).http, 503)
+  pgProxy.restore()
+  let ack
+  await untilAsync(async () => (ack = await send(a, room, 'after the database is back', 'nodb-2')).ok, 20000, 'service to resume')
+  assert.equal((await health(servers[0])).http, 200)
+  // The refused message was never stored: only the later one is there.
+  const b = await client(servers[1], 'fred', room)
+  const caught = await b.timeout(5000).emitWithAck('join', { room, since: 0 })
+  const texts = await Promise.all(caught.missed.map((m) => openMessage(caught.keys, m)))
+  assert.deepEqual(texts, ['after the database is back'])
+  assert.equal(ack.seq, 1)
+})
+
+test('key rotation reaches every server without a restart; old messages still open', async () => {
+  const room = 'rotate'
+  const a = await client(servers[0], 'ivy', room)
+  const b = await client(servers[1], 'jon', room)
+  const old = await send(a, room, 'before the rotation')
+  await until(() => ids(b, room).includes(old.id), 10000, 'delivery before rotation')
+  const announced = [[], []]
+  a.on('room key', (m) => announced[0].push(m))
+  b.on('room key', (m) => announced[1].push(m))
+  writeKeyring({ primary: 2, min_decrypt: 1, keys: [{ id: 1, key: firstKey }, { id: 2, key: crypto.randomBytes(32).toString('base64') }] })
+  for (const s of servers) s.child.kill('SIGHUP')
+  for (const list of announced) await until(() => list.some((m) => m.room === room && m.key.id === 2), 10000, 'room key on both servers')
+  const fresh = await send(b, room, 'after the rotation')
+  await until(() => ids(a, room).includes(fresh.id), 10000, 'cross-server delivery after rotation')
+  const msg = a.received.find((m) => m.id === fresh.id)
+  assert.equal(msg.keyId, 2)
+  const keys = [...a.keys, announced[0].find((m) => m.room === room).key]
+  assert.equal(await openMessage(keys, msg), 'after the rotation')
+  assert.equal(await openMessage(keys, a.received.find((m) => m.id === old.id)), 'before the rotation')
+})
+
+test('a server killed mid-traffic: its clients move to the other; nothing acked is lost or doubled', async () => {
+  const room = 'failover'
+  const reader = await client(servers[1], 'gail', room)
+  let writer = await client(servers[0], 'hal', room)
+  const acked = new Map()
+  const unacked = new Map()
+  const loop = (async () => {
+    for (let i = 0; i < 200; i++) {
+      const clientId = `f-${i}`
+      unacked.set(clientId, `m${i}`)
+      try {
+        const ack = await writer.timeout(2000).emitWithAck('chat message', { message: `m${i}`, room, clientId })
+        if (!ack.ok) return
+        unacked.delete(clientId)
+        acked.set(clientId, ack.id)
+      } catch {
+        return
+      }
+    }
+  })()
+  await until(() => acked.size >= 40, 10000, '40 acks')
+  await servers[0].stop('SIGKILL')
+  await loop
+  // The client moves to the surviving server and resends what was in flight.
+  writer = await client(servers[1], 'hal', room)
+  for (const [clientId, text] of unacked) {
+    const ack = await send(writer, room, text, clientId).catch((e) => {
+      throw new Error(`resend ${clientId}: ${e.message}\n${servers[1].log.slice(-20).join('\n')}`)
+    })
+    assert.equal(ack.ok, true)
+    acked.set(clientId, ack.id)
+  }
+  const catchUp = await reader.timeout(5000).emitWithAck('join', { room, since: 0 })
+  const stored = catchUp.missed.map((m) => m.id)
+  assert.equal(new Set(stored).size, stored.length, 'nothing stored twice')
+  for (const id of acked.values()) assert.ok(stored.includes(id), `acked ${id} is stored`)
+  const seen = new Set([...ids(reader, room), ...stored])
+  assert.equal(seen.size, stored.length)
+})
