@@ -8,7 +8,8 @@
 //! * [`keys`]: where the keyring comes from (env, file, or a generated dev one).
 //! * [`app`]: shared state and the router.
 //! * [`service`]: `/encrypt` and `/decrypt`, the tutorial service's API.
-//! * [`chat`]: the Socket.IO chat protocol.
+//! * [`chat`]: the Socket.IO chat protocol; [`cluster`]: several servers
+//!   over PostgreSQL and Redis.
 //! * [`store`]: SQLite or PostgreSQL.
 //! * [`auth`], [`accounts`], [`history`]: accounts, tokens, history API.
 //! * [`client`]: the browser client's files; [`metrics`]: Prometheus.

@@ -3,6 +3,7 @@
 //! * [`identity`]: the handshake (`auth` → account, guest, or `connect_error`).
 //! * [`connection`]: one worker per connection that handles its events in order.
 //! * [`session`]: `join`, `leave` and `chat message`.
+//! * [`writer`]: stores messages in batches, then broadcasts them in order.
 //! * [`rooms`]: access rules, per-room order, broadcast.
 //! * [`protocol`]: payloads and their validation.
 
