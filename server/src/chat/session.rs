@@ -4,6 +4,7 @@ use chatseal_core::{Header, chat_context};
 use governor::DefaultDirectRateLimiter;
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
+use tokio::sync::oneshot;
 
 use super::connection::{EventKind, Job};
 use super::identity::Identity;
@@ -14,7 +15,6 @@ use crate::app::AppState;
 use crate::error::Code;
 use crate::metrics;
 use crate::store::{Appended, OwnedMessage};
-use tokio::sync::oneshot;
 
 /// Handles one event and sends its ack (if the client asked for one). A
 /// `chat message` is handed to the writer and acked when its batch commits,
