@@ -5,16 +5,39 @@ const fs = require('node:fs')
 const os = require('node:os')
 
 const rows = fs.readFileSync(process.argv[2], 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-const chat = rows.filter((r) => r.clients !== undefined && r.accepted !== undefined)
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+// One row per (server, clients): the median of every number over the
+// rounds, and the range of deliveries/s.
+const groups = new Map()
+for (const r of rows.filter((r) => r.clients !== undefined && r.accepted !== undefined)) {
+  const key = `${r.label}\0${r.clients}`
+  if (!groups.has(key)) groups.set(key, [])
+  groups.get(key).push(r)
+}
+const chat = [...groups.values()].map((runs) => {
+  const out = { ...runs[0], rounds: runs.length }
+  for (const [k, v] of Object.entries(runs[0])) {
+    if (typeof v === 'number') out[k] = median(runs.map((r) => r[k]))
+  }
+  out.errors = runs.reduce((n, r) => n + r.errors, 0)
+  out.never_delivered = runs.reduce((n, r) => n + r.never_delivered, 0)
+  out.deliveries_min = Math.min(...runs.map((r) => r.deliveries_per_sec))
+  out.deliveries_max = Math.max(...runs.map((r) => r.deliveries_per_sec))
+  return out
+})
 const idle = rows.filter((r) => r.kib_per_connection !== undefined)
 const k = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0))
 
 console.log(`Machine: ${os.cpus().length} × ${os.cpus()[0].model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}\n`)
-console.log('| server | clients | accepted/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | errors | never delivered | server CPU | peak RSS |')
+console.log(`Median of ${chat[0]?.rounds ?? 0} rounds; errors and never-delivered are totals over all rounds.\n`)
+console.log('| server | clients | accepted/s | deliveries/s (range) | p50 ms | p99 ms | p99.9 ms | errors | never delivered | server CPU | peak RSS |')
 console.log('|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of chat) {
   console.log(
-    `| ${r.label} | ${r.clients} | ${k(r.accepted_per_sec)} | ${k(r.deliveries_per_sec)} | ${r.latency_ms_p50.toFixed(1)} | ${r.latency_ms_p99.toFixed(1)} | ${r.latency_ms_p999.toFixed(1)} | ${r.errors} | ${r.never_delivered} | ${r.server_cpu_percent.toFixed(0)} % | ${r.server_peak_rss_mib.toFixed(0)} MiB |`,
+    `| ${r.label} | ${r.clients} | ${k(r.accepted_per_sec)} | ${k(r.deliveries_per_sec)} (${k(r.deliveries_min)}–${k(r.deliveries_max)}) | ${r.latency_ms_p50.toFixed(1)} | ${r.latency_ms_p99.toFixed(1)} | ${r.latency_ms_p999.toFixed(1)} | ${r.errors} | ${r.never_delivered} | ${r.server_cpu_percent.toFixed(0)} % | ${r.server_peak_rss_mib.toFixed(0)} MiB |`,
   )
 }
 if (idle.length) {
