@@ -292,3 +292,37 @@ async fn catch_up(state: &Arc<Shared>, cluster: &Cluster) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivered_seqs_are_remembered_once_and_in_any_order() {
+        let mut d = Delivered::default();
+        assert!(d.mark(1));
+        assert!(d.mark(3)); // out of order: remembered above the gap
+        assert_eq!((d.through, d.above.len()), (1, 1));
+        assert!(!d.mark(3));
+        assert!(d.mark(2)); // the gap closes: everything up to 3 is in
+        assert_eq!((d.through, d.above.len()), (3, 0));
+        assert!(!d.mark(1));
+        assert!(!d.mark(2));
+    }
+
+    #[test]
+    fn a_room_starts_where_it_is_first_seen() {
+        let c = Cluster::new("redis://127.0.0.1:1", "test").unwrap();
+        // First seen through a join that caught up to 10: 11 is new.
+        c.joined("r", 10);
+        assert!(!c.mark_delivered("r", 10));
+        assert!(c.mark_delivered("r", 11));
+        // A later join does not move the record: members here miss nothing.
+        c.joined("r", 20);
+        assert!(c.mark_delivered("r", 12));
+        // First seen by a delivery: from that message on.
+        assert!(c.mark_delivered("s", 5));
+        assert!(!c.mark_delivered("s", 5));
+        assert!(!c.mark_delivered("s", 4));
+    }
+}
