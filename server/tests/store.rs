@@ -250,6 +250,37 @@ async fn batches_number_in_order_and_dedup(store: &Store) {
     assert_eq!(store.latest_seq("big").await.unwrap(), MAX_BATCH as i64);
 }
 
+/// Two servers (two pools) storing the same clientId at once: one message,
+/// both told the same id. On PostgreSQL this races into the unique index
+/// and exercises the retry.
+async fn the_same_client_id_from_two_servers_is_stored_once(url: &str) {
+    let (one, two) = (
+        Store::connect(url).await.unwrap(),
+        Store::connect(url).await.unwrap(),
+    );
+    for round in 0..20 {
+        let cid = format!("race-{round}");
+        let a = owned(&format!("race-a-{round}"), "race", "ann", Some(&cid));
+        let b = owned(&format!("race-b-{round}"), "race", "ann", Some(&cid));
+        let (ra, rb) = tokio::join!(
+            one.append_batch(std::slice::from_ref(&a)),
+            two.append_batch(std::slice::from_ref(&b))
+        );
+        let id = |r: &Appended| match r {
+            Appended::New(m) | Appended::Duplicate(m) => m.id.clone(),
+        };
+        let (ra, rb) = (ra.unwrap().remove(0), rb.unwrap().remove(0));
+        assert_eq!(id(&ra), id(&rb), "round {round}");
+        assert!(
+            matches!(ra, Appended::New(_)) != matches!(rb, Appended::New(_)),
+            "exactly one is new"
+        );
+    }
+    assert_eq!(one.latest_seq("race").await.unwrap(), 20);
+    one.close().await;
+    two.close().await;
+}
+
 async fn reopening_keeps_everything(url: &str) {
     let store = Store::connect(url).await.unwrap();
     store
@@ -273,6 +304,7 @@ async fn suite(db: &TestDb, backend: Backend) {
     accounts_and_rooms(&store).await;
     batches_number_in_order_and_dedup(&store).await;
     store.close().await;
+    the_same_client_id_from_two_servers_is_stored_once(&db.url).await;
     reopening_keeps_everything(&db.url).await;
 }
 

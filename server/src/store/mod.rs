@@ -21,6 +21,13 @@ pub struct StoreError(#[from] sqlx::Error);
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// Another writer stored the same `(sender, clientId)` first.
+    fn is_unique_violation(&self) -> bool {
+        matches!(&self.0, sqlx::Error::Database(e) if e.is_unique_violation())
+    }
+}
+
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -75,16 +82,16 @@ pub struct OwnedMessage {
     pub client_id: Option<String>,
 }
 
-impl OwnedMessage {
-    pub fn as_new(&self) -> NewMessage<'_> {
-        NewMessage {
-            id: &self.id,
-            room: &self.room,
-            sender: &self.sender,
-            ts: self.ts,
-            key_id: self.key_id,
-            envelope: &self.envelope,
-            client_id: self.client_id.as_deref(),
+impl From<&NewMessage<'_>> for OwnedMessage {
+    fn from(m: &NewMessage<'_>) -> Self {
+        OwnedMessage {
+            id: m.id.to_owned(),
+            room: m.room.to_owned(),
+            sender: m.sender.to_owned(),
+            ts: m.ts,
+            key_id: m.key_id,
+            envelope: m.envelope.to_owned(),
+            client_id: m.client_id.map(str::to_owned),
         }
     }
 }
@@ -172,59 +179,13 @@ impl Store {
         })
     }
 
-    /// Stores a message, numbering it in its room; a repeated
-    /// `(sender, clientId)` returns the first message instead.
+    /// Stores one message, numbering it in its room; a repeated
+    /// `(sender, clientId)` returns the first message instead. A batch of
+    /// one: there is a single numbering path.
     pub async fn append(&self, msg: &NewMessage<'_>) -> Result<Appended> {
-        if let Some(client_id) = msg.client_id
-            && let Some(first) = self.by_client_id(msg.sender, client_id).await?
-        {
-            return Ok(Appended::Duplicate(first));
-        }
-        let mut tx = self.write_tx().await?;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, 1, 0) \
-             ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + 1 \
-             RETURNING last_seq",
-        )
-        .bind(msg.room)
-        .fetch_one(&mut *tx)
-        .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO chat_messages (room, seq, id, sender, ts, key_id, envelope, client_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(msg.room)
-        .bind(seq)
-        .bind(msg.id)
-        .bind(msg.sender)
-        .bind(msg.ts)
-        .bind(i64::from(msg.key_id))
-        .bind(msg.envelope)
-        .bind(msg.client_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            // The same clientId raced in from another connection of this
-            // sender and committed first: give back its message.
-            tx.rollback().await?;
-            if let Some(client_id) = msg.client_id
-                && let Some(first) = self.by_client_id(msg.sender, client_id).await?
-            {
-                return Ok(Appended::Duplicate(first));
-            }
-            return Err(StoreError(sqlx::Error::RowNotFound));
-        }
-        tx.commit().await?;
-        Ok(Appended::New(StoredMessage {
-            id: msg.id.to_owned(),
-            room: msg.room.to_owned(),
-            seq,
-            sender: msg.sender.to_owned(),
-            ts: msg.ts,
-            key_id: msg.key_id,
-            message: msg.envelope.to_owned(),
-        }))
+        let owned = OwnedMessage::from(msg);
+        let mut out = self.append_batch(std::slice::from_ref(&owned)).await?;
+        Ok(out.remove(0))
     }
 
     /// Stores a batch of messages in one transaction (group commit): each
@@ -235,10 +196,17 @@ impl Store {
     /// the same clientId meanwhile, the batch is redone one message at a time.
     pub async fn append_batch(&self, batch: &[OwnedMessage]) -> Result<Vec<Appended>> {
         match self.try_append_batch(batch).await {
-            Err(StoreError(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+            Err(e) if e.is_unique_violation() => {
                 let mut out = Vec::with_capacity(batch.len());
                 for m in batch {
-                    out.push(self.append(&m.as_new()).await?);
+                    let one = std::slice::from_ref(m);
+                    // Once more if the race repeats: the second try's
+                    // lookup then finds the other server's message.
+                    let stored = match self.try_append_batch(one).await {
+                        Err(e) if e.is_unique_violation() => self.try_append_batch(one).await?,
+                        other => other?,
+                    };
+                    out.extend(stored);
                 }
                 Ok(out)
             }
@@ -394,17 +362,6 @@ impl Store {
             found.insert((msg.sender.clone(), cid), msg);
         }
         Ok(found)
-    }
-
-    async fn by_client_id(&self, sender: &str, client_id: &str) -> Result<Option<StoredMessage>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM chat_messages WHERE sender = $1 AND client_id = $2"
-        ))
-        .bind(sender)
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| message_of(&r)).transpose()
     }
 
     /// Messages of `room` with `after < seq < before`, ascending, at most `limit`.
