@@ -30,7 +30,7 @@ PIDS=()
 
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  [ -n "${PGDB:-}" ] && psql -q -h 127.0.0.1 -d test -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
+  drop_pg 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -79,8 +79,16 @@ run_config() { # label starter...
     "$@" "$port" "$dir"
     load "$label" "http://127.0.0.1:$port" "$(IFS=,; echo "${PIDS[*]}")" "$clients"
     stop_all
+    drop_pg
     rm -rf "$dir"
   done
+}
+
+drop_pg() {
+  if [ -n "${PGDB:-}" ]; then
+    psql -q -h 127.0.0.1 -d test -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null
+    PGDB=
+  fi
 }
 
 rust_sqlite() { start_rust "$1" "$2"; }
@@ -105,10 +113,7 @@ have_pg || echo "(no PostgreSQL at 127.0.0.1: skipping the rust (PostgreSQL) run
 for round in $(seq "$REPEAT"); do
   echo "==> round $round of $REPEAT" >&2
   run_config "rust (SQLite)" rust_sqlite
-  if have_pg; then
-    run_config "rust (PostgreSQL)" rust_pg
-    psql -q -h 127.0.0.1 -d test -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null; PGDB=
-  fi
+  if have_pg; then run_config "rust (PostgreSQL)" rust_pg; fi
   run_config "node + addon" node_addon
   run_config "node + remote /encrypt" node_remote
   run_config "node, plain" node_plain
