@@ -8,6 +8,8 @@ use std::ptr;
 use napi::bindgen_prelude::{FromNapiValue, TypeName, ValidateNapiValue};
 use napi::{Error, Result, Status, ValueType, sys};
 
+use crate::values::napi_ok;
+
 /// The bytes of an argument: a string's UTF-8 (copied out of V8, so owned
 /// here and wiped on drop) or a typed array's memory (borrowed for the call).
 pub enum BytesArg<'a> {
@@ -36,23 +38,15 @@ impl TypeName for BytesArg<'_> {
 
 impl ValidateNapiValue for BytesArg<'_> {}
 
-fn check(status: sys::napi_status, what: &str) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(Error::new(Status::from(status), what.to_owned()))
-    }
-}
-
 impl FromNapiValue for BytesArg<'_> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         let mut kind = 0;
         // SAFETY (all calls): `env` and `value` are the live handles napi
         // passed to this call; out-pointers point at locals.
-        check(unsafe { sys::napi_typeof(env, value, &mut kind) }, "typeof")?;
+        napi_ok(unsafe { sys::napi_typeof(env, value, &mut kind) }, "typeof")?;
         if kind == sys::ValueType::napi_string {
             let mut len = 0;
-            check(
+            napi_ok(
                 unsafe {
                     sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len)
                 },
@@ -60,7 +54,7 @@ impl FromNapiValue for BytesArg<'_> {
             )?;
             let mut buf = chatseal_core::Zeroizing::new(vec![0u8; len + 1]);
             let mut written = 0;
-            check(
+            napi_ok(
                 unsafe {
                     sys::napi_get_value_string_utf8(
                         env,
@@ -76,14 +70,14 @@ impl FromNapiValue for BytesArg<'_> {
             return Ok(BytesArg::Text(buf));
         }
         let mut is_typed = false;
-        check(
+        napi_ok(
             unsafe { sys::napi_is_typedarray(env, value, &mut is_typed) },
             "is typed array",
         )?;
         if kind == sys::ValueType::napi_object && is_typed {
             let (mut ty, mut len, mut data) = (0, 0usize, ptr::null_mut());
             let (mut buffer, mut offset) = (ptr::null_mut(), 0usize);
-            check(
+            napi_ok(
                 unsafe {
                     sys::napi_get_typedarray_info(
                         env,

@@ -155,6 +155,9 @@ impl Sealer {
 
     /// As `encrypt`, returning the binary envelope.
     #[napi]
+    // The npm package (chatseal.js) puts a pooled form in front of this and
+    // of `decrypt_buffer` that calls the `_into` forms instead; these define
+    // the types and serve callers of the bare loader (index.js).
     pub fn encrypt_buffer(
         &self,
         plaintext: BytesArg<'_>,

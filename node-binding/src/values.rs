@@ -87,13 +87,15 @@ impl ToNapiValue for SecretBuffer {
 }
 
 fn check(status: sys::napi_status, out: sys::napi_value) -> napi::Result<sys::napi_value> {
+    napi_ok(status, "could not hand the result to JavaScript").map(|()| out)
+}
+
+/// A napi status as a result; `what` names the call that failed.
+pub fn napi_ok(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
-        Ok(out)
+        Ok(())
     } else {
-        Err(napi::Error::new(
-            Status::from(status),
-            "could not hand the result to JavaScript",
-        ))
+        Err(napi::Error::new(Status::from(status), what.to_owned()))
     }
 }
 

@@ -24,10 +24,7 @@ pub async fn check_access(
     identity: &Identity,
     room: &str,
 ) -> Result<(), Failure> {
-    let info = state.store.room(room).await.map_err(|e| {
-        tracing::warn!(error = %e, "store unavailable");
-        Failure::new(Code::Unavailable, "the store is unavailable; try again")
-    })?;
+    let info = state.store.room(room).await.map_err(store_down)?;
     match info {
         Some(info) if info.private => match identity {
             Identity::Guest(_) => Err(Failure::new(
@@ -40,17 +37,16 @@ pub async fn check_access(
                     Code::Forbidden,
                     "a private room is for members",
                 )),
-                Err(e) => {
-                    tracing::warn!(error = %e, "store unavailable");
-                    Err(Failure::new(
-                        Code::Unavailable,
-                        "the store is unavailable; try again",
-                    ))
-                }
+                Err(e) => Err(store_down(e)),
             },
         },
         _ => Ok(()),
     }
+}
+
+fn store_down(e: crate::store::StoreError) -> Failure {
+    tracing::warn!(error = %e, "store unavailable");
+    Failure::new(Code::Unavailable, "the store is unavailable; try again")
 }
 
 /// A fixed set of locks that rooms hash onto: memory stays bounded however
