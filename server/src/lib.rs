@@ -101,7 +101,9 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
 
 /// The whole service: HTTP routes with the Socket.IO layer in front.
 pub fn service(state: &app::AppState) -> axum::Router {
-    let router = app::router(Arc::clone(state)).layer(chat::layer(state));
+    let router = app::router(Arc::clone(state))
+        .layer(chat::layer(state))
+        .layer(axum::middleware::from_fn(chat::detach::detach));
     cluster::start(state);
     router
 }

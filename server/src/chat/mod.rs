@@ -1,13 +1,15 @@
 //! The Socket.IO chat protocol of DESIGN §3 on socketioxide.
 //!
+//! * [`detach`]: copies a Socket.IO request's head out of hyper's read buffer.
 //! * [`identity`]: the handshake (`auth` → account, guest, or `connect_error`).
-//! * [`connection`]: one worker per connection that handles its events in order.
+//! * [`connection`]: a connection's events, handled one at a time in order.
 //! * [`session`]: `join`, `leave` and `chat message`.
 //! * [`writer`]: stores messages in batches, then broadcasts them in order.
 //! * [`rooms`]: access rules, per-room order, broadcast.
 //! * [`protocol`]: payloads and their validation.
 
 pub mod connection;
+pub mod detach;
 pub mod identity;
 pub mod protocol;
 pub mod rooms;
@@ -28,6 +30,9 @@ use self::protocol::{Failure, LOBBY};
 use crate::app::AppState;
 use crate::error::Code;
 use crate::metrics;
+
+/// Where Socket.IO is served (socketioxide's default, as Node's).
+pub const PATH: &str = "/socket.io";
 
 /// Builds the Socket.IO layer with the limits of DESIGN §3 set explicitly
 /// (socketioxide's defaults differ from Node's) and registers the handlers.
@@ -59,7 +64,7 @@ async fn authenticate(
             metrics::refused(r.code);
             tracing::debug!(code = r.code.as_str(), "handshake refused");
         })?;
-    let conn = Connection::start(Arc::clone(&state), socket.clone(), identity);
+    let conn = Connection::new(Arc::clone(&state), identity);
     socket.extensions.insert(conn);
     // Everything a client may rely on as soon as it is connected is set up
     // here, before socketioxide sends the connect packet: the connect
@@ -90,15 +95,15 @@ fn job(kind: EventKind, data: Result<Value, impl ToString>, ack: AckSender) -> J
 // The ticket is the last argument: it is taken only once the other
 // extractors (which cannot fail) have run, so tickets have no gaps.
 async fn on_join(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
-    t.conn.enqueue(t.number, job(EventKind::Join, data, ack));
+    t.enqueue(job(EventKind::Join, data, ack));
 }
 
 async fn on_leave(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
-    t.conn.enqueue(t.number, job(EventKind::Leave, data, ack));
+    t.enqueue(job(EventKind::Leave, data, ack));
 }
 
 async fn on_send(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
-    t.conn.enqueue(t.number, job(EventKind::Send, data, ack));
+    t.enqueue(job(EventKind::Send, data, ack));
 }
 
 async fn on_unknown(Event(event): Event, ack: AckSender) {
