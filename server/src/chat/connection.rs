@@ -3,8 +3,8 @@
 //! socketioxide runs every event handler as its own task, so two events of
 //! one client can be handled out of order. Extractors, though, run in the
 //! order packets arrive: [`Ticket`] numbers each event there, the handlers
-//! only forward `(ticket, event)` to this connection's worker, and the worker
-//! puts them back in order before handling them. A client's messages are
+//! only hand `(ticket, event)` to the [`Connection`], which puts them back in
+//! order and handles them one at a time. A client's messages are
 //! therefore sealed, stored, numbered and broadcast in the order it sent
 //! them, and a `join` followed by a `chat message` to that room just works.
 
@@ -19,7 +19,6 @@ use serde_json::Value;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
-use tokio::sync::mpsc;
 
 use super::identity::Identity;
 use super::session;
@@ -69,14 +68,29 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// Numbered events on their way to a connection's worker.
-type Queue = mpsc::UnboundedSender<(u64, Box<Job>)>;
-
-/// A connection: who it is and the queue into its worker.
+/// A connection: who it is, its rate limit, and its events waiting in order.
+///
+/// No task runs for an idle connection: the first event that can be handled
+/// starts one, and it ends when no event is next in line. Idle connections
+/// are most connections, so they should cost nothing but this struct.
 pub struct Connection {
     pub identity: Identity,
+    state: AppState,
     next_ticket: AtomicU64,
-    queue: Mutex<Option<Queue>>,
+    limiter: DefaultDirectRateLimiter,
+    line: Mutex<Line>,
+}
+
+/// Events received out of order wait here until their turn.
+#[derive(Default)]
+struct Line {
+    waiting: BTreeMap<u64, Box<Job>>,
+    /// The ticket to handle next.
+    next: u64,
+    /// A task is handling this connection's events.
+    running: bool,
+    /// Disconnected: events still arriving are dropped.
+    closed: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -88,35 +102,56 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Starts the worker of `socket` and returns the connection to keep in
-    /// the socket's extensions.
-    pub fn start(state: AppState, socket: SocketRef, identity: Identity) -> Arc<Connection> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let conn = Arc::new(Connection {
+    /// The connection to keep in the socket's extensions.
+    pub fn new(state: AppState, identity: Identity) -> Arc<Connection> {
+        Arc::new(Connection {
             identity,
+            limiter: rate_limiter(state.rate_per_sec, state.rate_burst),
+            state,
             next_ticket: AtomicU64::new(0),
-            queue: Mutex::new(Some(tx)),
-        });
-        let limiter = rate_limiter(state.rate_per_sec, state.rate_burst);
-        tokio::spawn(worker(state, socket, Arc::clone(&conn), limiter, rx));
-        conn
+            line: Mutex::new(Line::default()),
+        })
     }
 
-    /// Hands an event to the worker; after [`close`](Self::close) it is dropped.
-    pub fn enqueue(&self, ticket: u64, job: Job) {
-        if let Some(tx) = self
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            let _ = tx.send((ticket, Box::new(job)));
+    fn line(&self) -> std::sync::MutexGuard<'_, Line> {
+        self.line.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands an event over; it is handled after every event numbered before
+    /// it. After [`close`](Self::close) it is dropped.
+    fn enqueue(self: &Arc<Self>, socket: SocketRef, ticket: u64, job: Job) {
+        let mut line = self.line();
+        if line.closed {
+            return;
         }
+        line.waiting.insert(ticket, Box::new(job));
+        if line.running || !line.waiting.contains_key(&line.next) {
+            return;
+        }
+        line.running = true;
+        drop(line);
+        tokio::spawn(drain(socket, Arc::clone(self)));
     }
 
-    /// Called on disconnect: the worker finishes what it has, then stops.
+    /// Called on disconnect: events already here are handled, later ones dropped.
     pub fn close(&self) {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.line().closed = true;
+    }
+
+    /// The next event in line, or None (and no task running) if it has not come.
+    fn next_job(&self) -> Option<Box<Job>> {
+        let mut line = self.line();
+        let next = line.next;
+        match line.waiting.remove(&next) {
+            Some(job) => {
+                line.next += 1;
+                Some(job)
+            }
+            None => {
+                line.running = false;
+                None
+            }
+        }
     }
 }
 
@@ -137,8 +172,16 @@ fn rate_limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
 /// The arrival number of an event, taken while packets are still in order.
 #[derive(Debug)]
 pub struct Ticket {
-    pub conn: Arc<Connection>,
-    pub number: u64,
+    conn: Arc<Connection>,
+    socket: SocketRef,
+    number: u64,
+}
+
+impl Ticket {
+    /// Hands the event over to be handled in its turn.
+    pub fn enqueue(self, job: Job) {
+        self.conn.enqueue(self.socket, self.number, job);
+    }
 }
 
 impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Ticket {
@@ -146,9 +189,10 @@ impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Ticket {
 
     fn from_message_parts(
         s: &Arc<Socket<socketioxide::adapter::LocalAdapter>>,
-        _: &mut socketioxide_core::Value,
-        _: &Option<i64>,
+        value: &mut socketioxide_core::Value,
+        ack: &Option<i64>,
     ) -> Result<Self, Infallible> {
+        let socket = SocketRef::from_message_parts(s, value, ack)?;
         // The connect handler stores the connection before any event handler
         // exists, so it is always there.
         let conn = s
@@ -156,33 +200,26 @@ impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Ticket {
             .get::<Arc<Connection>>()
             .expect("connection is set on connect");
         let number = conn.next_ticket.fetch_add(1, Ordering::Relaxed);
-        Ok(Ticket { conn, number })
+        Ok(Ticket {
+            conn,
+            socket,
+            number,
+        })
     }
 }
 
-async fn worker(
-    state: AppState,
-    socket: SocketRef,
-    conn: Arc<Connection>,
-    limiter: DefaultDirectRateLimiter,
-    mut rx: mpsc::UnboundedReceiver<(u64, Box<Job>)>,
-) {
-    let mut waiting: BTreeMap<u64, Box<Job>> = BTreeMap::new();
-    let mut next = 0u64;
-    while let Some((ticket, job)) = rx.recv().await {
-        waiting.insert(ticket, job);
-        while let Some(job) = waiting.remove(&next) {
-            next += 1;
-            // Boxed: the handling future is large and lives only while an
-            // event is handled, instead of in every idle connection's task.
-            Box::pin(session::handle(
-                &state,
-                &socket,
-                &conn.identity,
-                &limiter,
-                *job,
-            ))
-            .await;
-        }
+/// Handles this connection's events in ticket order while the next one is here.
+async fn drain(socket: SocketRef, conn: Arc<Connection>) {
+    while let Some(job) = conn.next_job() {
+        // Boxed: the handling future is large and lives only while an
+        // event is handled.
+        Box::pin(session::handle(
+            &conn.state,
+            &socket,
+            &conn.identity,
+            &conn.limiter,
+            *job,
+        ))
+        .await;
     }
 }
