@@ -2,10 +2,11 @@
 //! to broadcast, and the broadcast itself.
 
 use std::hash::{Hash as _, Hasher as _};
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{OwnedRwLockReadGuard, RwLock, RwLockWriteGuard};
 
 use super::identity::Identity;
 use super::protocol::Failure;
@@ -49,17 +50,28 @@ fn store_down(e: crate::store::StoreError) -> Failure {
     Failure::new(Code::Unavailable, "the store is unavailable; try again")
 }
 
-/// A fixed set of locks that rooms hash onto: memory stays bounded however
-/// many rooms there are; two rooms rarely share one.
+/// The per-room turn between the writer and `join`, on a fixed set of
+/// stripes that rooms hash onto (memory stays bounded however many rooms
+/// there are; two rooms rarely share one).
+///
+/// The writer holds a room's stripe *shared* from before a batch is stored
+/// until it is broadcast, and several batches may be in that pipeline at
+/// once (their order is the writer's). A `join` takes the stripe
+/// *exclusively*: it waits until every batch already stored is broadcast,
+/// and batches after it wait for the join's catch-up read, so no message
+/// falls between the catch-up and the live stream, and none is in both.
 #[derive(Debug)]
 pub struct RoomLocks {
-    stripes: Vec<Mutex<()>>,
+    stripes: Vec<Arc<RwLock<()>>>,
 }
+
+/// The writer's share of the stripes of one batch's rooms.
+pub type Turns = Vec<OwnedRwLockReadGuard<()>>;
 
 impl Default for RoomLocks {
     fn default() -> Self {
         RoomLocks {
-            stripes: (0..256).map(|_| Mutex::new(())).collect(),
+            stripes: (0..256).map(|_| Arc::new(RwLock::new(()))).collect(),
         }
     }
 }
@@ -71,22 +83,22 @@ impl RoomLocks {
         (h.finish() as usize) % self.stripes.len()
     }
 
-    pub async fn lock(&self, room: &str) -> MutexGuard<'_, ()> {
-        self.stripes[self.stripe(room)].lock().await
+    /// For a `join`: no batch of this room is between store and broadcast
+    /// while the guard lives.
+    pub async fn exclusive(&self, room: &str) -> RwLockWriteGuard<'_, ()> {
+        self.stripes[self.stripe(room)].write().await
     }
 
-    /// Locks the stripes of several rooms, in stripe order (so two callers
-    /// can never wait on each other in a cycle).
-    pub async fn lock_all<'r>(
-        &self,
-        rooms: impl Iterator<Item = &'r str>,
-    ) -> Vec<MutexGuard<'_, ()>> {
+    /// For the writer: shares the stripes of several rooms, in stripe order
+    /// (a queued `join` blocks later shares, so the order keeps two batches
+    /// from waiting on each other in a cycle).
+    pub async fn share_all<'r>(&self, rooms: impl Iterator<Item = &'r str>) -> Turns {
         let mut stripes: Vec<usize> = rooms.map(|r| self.stripe(r)).collect();
         stripes.sort_unstable();
         stripes.dedup();
         let mut guards = Vec::with_capacity(stripes.len());
         for i in stripes {
-            guards.push(self.stripes[i].lock().await);
+            guards.push(Arc::clone(&self.stripes[i]).read_owned().await);
         }
         guards
     }

@@ -89,7 +89,7 @@ async fn join(
         .collect();
     // Joined and read under the room's lock, so no message falls between
     // the catch-up and the live stream, and none comes in both.
-    let _turn = state.room_locks.lock(&req.room).await;
+    let _turn = state.room_locks.exclusive(&req.room).await;
     socket.join(req.room.clone());
     let limit = i64::from(state.history_limit);
     let read = async {

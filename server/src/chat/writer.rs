@@ -1,13 +1,14 @@
 //! The message writer: one task per server stores messages in batches
-//! (group commit) and broadcasts each batch in `seq` order after it commits.
+//! (group commit); a second broadcasts each batch in `seq` order after it
+//! commits, and acknowledges it, while the next batch is being stored.
 //!
 //! Connections hand over sealed messages in the order their clients sent
 //! them and get the outcome later, so a client with several messages in
 //! flight does not wait one commit per message; the ack still comes only
 //! after the commit. One transaction per batch instead of per message is
 //! what lets a single SQLite file keep up with thousands of messages a
-//! second, and the single writer is what keeps every room's broadcast in
-//! `seq` order without a lock per message.
+//! second, and the single writer (feeding a single broadcaster) is what
+//! keeps every room's broadcast in `seq` order without a lock per message.
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -56,10 +57,23 @@ impl Writer {
     }
 }
 
+/// Batches the writer has stored, waiting for the broadcaster: while one is
+/// broadcast and acknowledged, the next is already being stored.
+const PIPELINE: usize = 2;
+
+/// A stored batch on its way to the broadcaster, with its rooms' turns.
+struct Stored {
+    outcome: Result<Vec<Appended>, Unavailable>,
+    replies: Vec<Reply>,
+    _turns: rooms::Turns,
+}
+
 async fn run(state: Weak<Shared>, mut rx: mpsc::Receiver<(OwnedMessage, Reply)>) {
+    let (stored_tx, stored_rx) = mpsc::channel(PIPELINE);
+    tokio::spawn(broadcast(state.clone(), stored_rx));
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some((msg, reply)) = rx.recv().await {
+        let mut replies = Vec::with_capacity(MAX_BATCH.min(rx.len() + 1));
         batch.push(msg);
         replies.push(reply);
         while batch.len() < MAX_BATCH {
@@ -72,36 +86,55 @@ async fn run(state: Weak<Shared>, mut rx: mpsc::Receiver<(OwnedMessage, Reply)>)
             }
         }
         let Some(state) = state.upgrade() else { return };
-        commit(&state, &batch, replies.drain(..)).await;
+        let stored = store(&state, &batch, replies).await;
+        drop(state);
         batch.clear();
+        if stored_tx.send(stored).await.is_err() {
+            return;
+        }
     }
 }
 
-async fn commit(state: &Arc<Shared>, batch: &[OwnedMessage], replies: impl Iterator<Item = Reply>) {
-    // Joins of these rooms wait until the batch is stored and sent, so a
-    // join's catch-up and the live stream neither overlap nor leave a gap.
-    let _turns = state
+async fn store(state: &Arc<Shared>, batch: &[OwnedMessage], replies: Vec<Reply>) -> Stored {
+    // Held until the batch is broadcast: see rooms::RoomLocks.
+    let turns = state
         .room_locks
-        .lock_all(batch.iter().map(|m| m.room.as_str()))
+        .share_all(batch.iter().map(|m| m.room.as_str()))
         .await;
     let started = Instant::now();
     let outcome = state.store.append_batch(batch).await;
     metrics::store_latency(started.elapsed());
     metrics::batch_size(batch.len());
-    match outcome {
-        Ok(appended) => {
-            for (result, reply) in appended.into_iter().zip(replies) {
-                if let Appended::New(stored) = &result {
-                    rooms::broadcast(state, stored);
-                    metrics::message_stored();
+    let outcome = outcome.map_err(|e| {
+        tracing::warn!(error = %e, messages = batch.len(), "store unavailable: batch refused");
+        Unavailable
+    });
+    Stored {
+        outcome,
+        replies,
+        _turns: turns,
+    }
+}
+
+/// Broadcasts stored batches in the order they were stored, then
+/// acknowledges them; a refused batch is only answered.
+async fn broadcast(state: Weak<Shared>, mut rx: mpsc::Receiver<Stored>) {
+    while let Some(stored) = rx.recv().await {
+        let Some(state) = state.upgrade() else { return };
+        match stored.outcome {
+            Ok(appended) => {
+                for (result, reply) in appended.into_iter().zip(stored.replies) {
+                    if let Appended::New(message) = &result {
+                        rooms::broadcast(&state, message);
+                        metrics::message_stored();
+                    }
+                    let _ = reply.send(Ok(result));
                 }
-                let _ = reply.send(Ok(result));
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, messages = batch.len(), "store unavailable: batch refused");
-            for reply in replies {
-                let _ = reply.send(Err(Unavailable));
+            Err(Unavailable) => {
+                for reply in stored.replies {
+                    let _ = reply.send(Err(Unavailable));
+                }
             }
         }
     }

@@ -133,6 +133,10 @@ impl Store {
                 Backend::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(5))
+            // A SQLite connection is a file handle and cannot go stale: the
+            // ping sqlx sends on every acquire would be one more round trip
+            // to its worker thread in every batch.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
