@@ -8,10 +8,12 @@
 
 mod schema;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection as _, Row};
 
 /// Why a store call failed. Callers answer `UNAVAILABLE`: the client may
 /// retry (with the same `clientId`, so nothing is stored twice).
@@ -113,6 +115,10 @@ pub struct RoomInfo {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The connection messages are appended on, kept out of the pool
+    /// between batches (no acquire per batch); dropped after an error so a
+    /// broken one is replaced.
+    appender: Arc<tokio::sync::Mutex<Option<PoolConnection<Any>>>>,
 }
 
 impl Store {
@@ -158,7 +164,11 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            appender: Arc::new(tokio::sync::Mutex::new(None)),
+        };
         schema::migrate(&store.pool).await?;
         Ok(store)
     }
@@ -219,9 +229,53 @@ impl Store {
     }
 
     async fn try_append_batch(&self, batch: &[OwnedMessage]) -> Result<Vec<Appended>> {
-        use std::collections::HashMap;
         assert!(batch.len() <= MAX_BATCH, "batches are at most MAX_BATCH");
-        let mut tx = self.write_tx().await?;
+        let mut appender = self.appender.lock().await;
+        let kept = appender.is_some();
+        let outcome = match self.begin_and_append(&mut appender, batch).await {
+            // The kept connection may have died with the database (a restart,
+            // a network cut) while idle: nothing was done, so a fresh one
+            // from the pool (which pings PostgreSQL first) gets the batch.
+            Err(_) if kept => {
+                *appender = None;
+                self.begin_and_append(&mut appender, batch).await
+            }
+            other => other,
+        };
+        let outcome = outcome
+            .map_err(StoreError::from)
+            .and_then(|appended| appended);
+        if outcome.as_ref().is_err_and(|e| !e.is_unique_violation()) {
+            *appender = None;
+        }
+        outcome
+    }
+
+    /// Begins a write transaction on the appending connection (taking one
+    /// from the pool if there is none) and appends `batch` in it. The outer
+    /// error is a failed BEGIN: nothing was attempted.
+    async fn begin_and_append(
+        &self,
+        slot: &mut Option<PoolConnection<Any>>,
+        batch: &[OwnedMessage],
+    ) -> std::result::Result<Result<Vec<Appended>>, sqlx::Error> {
+        let conn = match slot {
+            Some(conn) => conn,
+            empty => empty.insert(self.pool.acquire().await?),
+        };
+        let tx = match self.backend {
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => conn.begin().await?,
+        };
+        Ok(self.append_in(tx, batch).await)
+    }
+
+    async fn append_in(
+        &self,
+        mut tx: sqlx::Transaction<'_, Any>,
+        batch: &[OwnedMessage],
+    ) -> Result<Vec<Appended>> {
+        use std::collections::HashMap;
         let mut fresh: Vec<Option<usize>> = vec![None; batch.len()];
         let earlier = self.existing_client_ids(&mut tx, batch).await?;
         let mut first_in_batch: HashMap<(&str, &str), usize> = HashMap::new();
@@ -502,8 +556,10 @@ impl Store {
         )
     }
 
-    /// Closes the pool, waiting for queries in flight.
+    /// Closes the pool, waiting for queries in flight (an append in flight
+    /// holds the appending connection until it is done).
     pub async fn close(&self) {
+        self.appender.lock().await.take();
         self.pool.close().await;
     }
 }
