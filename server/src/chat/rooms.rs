@@ -135,9 +135,10 @@ pub fn deliver_local(state: &AppState, message: &StoredMessage) {
 }
 
 fn deliver(io: &SocketIo, room: &str, raw: &RawValue) {
+    let mut delivered = 0;
     for socket in io.to(room.to_owned()).sockets() {
         match socket.emit("chat message", raw) {
-            Ok(()) => metrics::delivered(),
+            Ok(()) => delivered += 1,
             Err(socketioxide::SendError::Socket(
                 socketioxide::SocketError::InternalChannelFull,
             )) => {
@@ -148,6 +149,7 @@ fn deliver(io: &SocketIo, room: &str, raw: &RawValue) {
             Err(_) => {} // closing already
         }
     }
+    metrics::delivered(delivered);
 }
 
 /// After a rotation: sends every room that has members here its key under
