@@ -24,6 +24,19 @@ test('history numbers per room and keeps only the last perRoom messages', () => 
   assert.deepEqual(h.since('none', 0, 10), [])
 })
 
+test('history stays exact and bounded across many trims', () => {
+  const h = new History({ perRoom: 3, maxRooms: 10 })
+  for (let i = 1; i <= 100; i++) {
+    h.append(msg('a', i), null)
+    assert.deepEqual(h.since('a', 0, 100).map((m) => m.seq), [i - 2, i - 1, i].filter((s) => s > 0))
+    assert.deepEqual(h.latest('a', 10).map((m) => m.seq), [i - 2, i - 1, i].filter((s) => s > 0))
+    // Memory: never more than perRoom plus the trimming slack.
+    assert.ok(h.rooms.get('a').messages.length <= 3 + h.slack)
+  }
+  assert.deepEqual(h.since('a', 98, 100).map((m) => m.seq), [99, 100])
+  assert.deepEqual(h.latest('a', 0), [])
+})
+
 test('history forgets the least recently used room past maxRooms', () => {
   const h = new History({ perRoom: 10, maxRooms: 2 })
   h.append(msg('a', 1), null)
