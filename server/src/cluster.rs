@@ -236,7 +236,7 @@ async fn subscribe_loop(state: Weak<Shared>) {
 
 fn deliver(state: &Arc<Shared>, cluster: &Cluster, message: &StoredMessage) {
     if cluster.mark_delivered(&message.room, message.seq) {
-        rooms::deliver_local(state, message);
+        rooms::deliver_local(state, &[message]);
     }
 }
 

@@ -51,8 +51,8 @@ pub fn sealed() {
     metrics::counter!("chatseal_seals_total").increment(1);
 }
 
-pub fn message_stored() {
-    metrics::counter!("chatseal_messages_total").increment(1);
+pub fn messages_stored(n: u64) {
+    metrics::counter!("chatseal_messages_total").increment(n);
 }
 
 /// `n` frames handed to sockets (counted per message, not per socket: a

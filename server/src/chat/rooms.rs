@@ -104,49 +104,68 @@ impl RoomLocks {
     }
 }
 
-/// Sends a message just stored here to every socket in its room, here and,
-/// in a cluster, on the other servers.
-pub fn broadcast(state: &AppState, message: &StoredMessage) {
+/// Sends messages just stored here (one batch, in `seq` order) to every
+/// socket in their rooms, here and, in a cluster, on the other servers.
+pub fn broadcast(state: &AppState, batch: &[&StoredMessage]) {
     match &state.cluster {
         Some(cluster) => {
-            if cluster.mark_delivered(&message.room, message.seq) {
-                deliver_local(state, message);
+            let fresh: Vec<&StoredMessage> = batch
+                .iter()
+                .copied()
+                .filter(|m| cluster.mark_delivered(&m.room, m.seq))
+                .collect();
+            deliver_local(state, &fresh);
+            for message in batch {
+                cluster.publish(message);
             }
-            cluster.publish(message);
         }
-        None => deliver_local(state, message),
+        None => deliver_local(state, batch),
     }
 }
 
-/// Sends `message` to this server's sockets in its room. It is serialized
-/// once; a reader whose send queue is full is disconnected rather than
-/// silently skipped, and catches up with `join { since }` when it
-/// reconnects.
-pub fn deliver_local(state: &AppState, message: &StoredMessage) {
+/// Sends `messages` to this server's sockets in their rooms, each room's in
+/// the order given. Each message is serialized once; each room's sockets
+/// are looked up once and get all of that room's messages back to back (so
+/// a socket's writer sends them in one write). A reader whose send queue is
+/// full is disconnected rather than silently skipped, and catches up with
+/// `join { since }` when it reconnects.
+pub fn deliver_local(state: &AppState, messages: &[&StoredMessage]) {
     let Some(io) = state.io.get() else { return };
-    let raw = match serde_json::to_string(message).and_then(RawValue::from_string) {
-        Ok(raw) => raw,
-        Err(e) => {
-            tracing::error!(error = %e, "could not encode a message");
-            return;
+    let mut rooms: Vec<(&str, Vec<Box<RawValue>>)> = Vec::new();
+    for message in messages {
+        let raw = match serde_json::to_string(message).and_then(RawValue::from_string) {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::error!(error = %e, "could not encode a message");
+                continue;
+            }
+        };
+        match rooms.iter_mut().find(|(room, _)| *room == message.room) {
+            Some((_, raws)) => raws.push(raw),
+            None => rooms.push((&message.room, vec![raw])),
         }
-    };
-    deliver(io, &message.room, &raw);
+    }
+    for (room, raws) in &rooms {
+        deliver(io, room, raws);
+    }
 }
 
-fn deliver(io: &SocketIo, room: &str, raw: &RawValue) {
+fn deliver(io: &SocketIo, room: &str, raws: &[Box<RawValue>]) {
     let mut delivered = 0;
     for socket in io.to(room.to_owned()).sockets() {
-        match socket.emit("chat message", raw) {
-            Ok(()) => delivered += 1,
-            Err(socketioxide::SendError::Socket(
-                socketioxide::SocketError::InternalChannelFull,
-            )) => {
-                tracing::warn!(sid = %socket.id, "reader too slow: disconnecting it");
-                metrics::slow_reader();
-                let _ = socket.disconnect();
+        for raw in raws {
+            match socket.emit("chat message", raw) {
+                Ok(()) => delivered += 1,
+                Err(socketioxide::SendError::Socket(
+                    socketioxide::SocketError::InternalChannelFull,
+                )) => {
+                    tracing::warn!(sid = %socket.id, "reader too slow: disconnecting it");
+                    metrics::slow_reader();
+                    let _ = socket.disconnect();
+                    break;
+                }
+                Err(_) => break, // closing already
             }
-            Err(_) => {} // closing already
         }
     }
     metrics::delivered(delivered);

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::rooms;
 use crate::app::Shared;
 use crate::metrics;
-use crate::store::{Appended, MAX_BATCH, OwnedMessage};
+use crate::store::{Appended, MAX_BATCH, OwnedMessage, StoredMessage};
 
 /// Messages waiting for the writer; beyond this, connections wait to hand
 /// theirs over (back-pressure instead of unbounded memory).
@@ -123,11 +123,16 @@ async fn broadcast(state: Weak<Shared>, mut rx: mpsc::Receiver<Stored>) {
         let Some(state) = state.upgrade() else { return };
         match stored.outcome {
             Ok(appended) => {
+                let fresh: Vec<&StoredMessage> = appended
+                    .iter()
+                    .filter_map(|result| match result {
+                        Appended::New(message) => Some(message),
+                        Appended::Duplicate(_) => None,
+                    })
+                    .collect();
+                rooms::broadcast(&state, &fresh);
+                metrics::messages_stored(fresh.len() as u64);
                 for (result, reply) in appended.into_iter().zip(stored.replies) {
-                    if let Appended::New(message) = &result {
-                        rooms::broadcast(&state, message);
-                        metrics::message_stored();
-                    }
                     let _ = reply.send(Ok(result));
                 }
             }
