@@ -4,6 +4,8 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { History } = require('../lib/history')
+const { contextText } = require('../lib/sealing')
+const { chatContext } = require('..')
 const { RateLimiter } = require('../lib/rate')
 const { uuidv7 } = require('../lib/uuid')
 const { load } = require('../lib/config')
@@ -35,6 +37,12 @@ test('history stays exact and bounded across many trims', () => {
   }
   assert.deepEqual(h.since('a', 98, 100).map((m) => m.seq), [99, 100])
   assert.deepEqual(h.latest('a', 0), [])
+})
+
+test('the server seals with the chat context of DESIGN §2, as text', () => {
+  for (const [room, id, sender] of [['general', uuidv7(), 'ann'], ['café-Ω', 'id-1', 'zoë 李']]) {
+    assert.ok(Buffer.from(contextText(room, id, sender), 'utf8').equals(chatContext(room, id, sender)))
+  }
 })
 
 test('history forgets the least recently used room past maxRooms', () => {
