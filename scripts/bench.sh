@@ -8,7 +8,7 @@
 # Results: target/bench/results.jsonl and a Markdown summary on stdout (the
 # median of BENCH_REPEAT rounds, with the range of deliveries/s: this kind
 # of machine varies by ±10 % from run to run). Bounded: each load run lasts
-# BENCH_SECONDS (default 6); the whole suite takes about 7 minutes.
+# BENCH_SECONDS (default 6); the whole suite takes about 5 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
