@@ -209,6 +209,21 @@ test('bad payloads get an error ack with the right code, and the server keeps se
   assert.equal((await request(ann, 'chat message', { message: 'still here' })).ok, true)
 })
 
+test('a packet over the payload limit (128 KiB) closes that connection only', async () => {
+  const ann = await guest('huge')
+  const bob = await guest('bystander')
+  const closed = new Promise((resolve) => ann.once('disconnect', resolve))
+  // Over the Socket.IO payload limit, not only the message limit: the
+  // server must not read it whole (a WebSocket message of up to 64 MiB
+  // was otherwise buffered before any check).
+  ann.emit('chat message', { message: 'x'.repeat(256 * 1024) }, () => {})
+  let timer
+  const reason = await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, 5000, 'still open')))])
+  clearTimeout(timer)
+  assert.notEqual(reason, 'still open', 'the connection is closed')
+  assert.equal((await request(bob, 'chat message', { message: 'still serving' })).ok, true)
+})
+
 test('a flood is answered RATE_LIMITED, and the server keeps serving', async () => {
   const ann = await guest('flood')
   const n = LIMITS.rateBurst * 3

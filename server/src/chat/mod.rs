@@ -40,6 +40,10 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(state.socket_buffer)
         .max_payload(state.limits.max_payload_bytes as u64)
+        // engineioxide applies max_payload to polling only; a WebSocket
+        // message could be up to 64 MiB, read whole before any check.
+        .ws_max_message_size(state.limits.max_payload_bytes)
+        .ws_max_frame_size(state.limits.max_payload_bytes)
         // Each idle WebSocket keeps its read buffer: 1 KiB instead of 4
         // (a chat message is ~300 bytes; larger frames take more reads).
         .ws_read_buffer_size(1024)
