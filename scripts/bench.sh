@@ -129,4 +129,4 @@ for server in rust node; do
   stop_all; rm -rf "$dir"
 done
 
-node tests/load/summary.js "$OUT/results.jsonl"
+node tests/load/summary.js "$OUT/results.jsonl" "$OUT/servers.svg"

@@ -68,3 +68,39 @@ if (ri && ni) {
   const met = ri.kib_per_connection <= ni.kib_per_connection
   console.log(`| Rust memory per idle connection ≤ Node's | ${ri.kib_per_connection.toFixed(1)} vs ${ni.kib_per_connection.toFixed(1)} KiB ${met ? '(met)' : '(not met)'} | |`)
 }
+
+// With a second argument: the deliveries/s of every server as an SVG bar
+// chart (median bar, range whisker, p50/p99 latency beside it).
+if (process.argv[3]) fs.writeFileSync(process.argv[3], svg(chat))
+
+function svg(rows) {
+  const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;')
+  const panels = [10, 100].map((n) => rows.filter((r) => r.clients === n)).filter((p) => p.length)
+  const top = Math.max(...rows.map((r) => r.deliveries_max))
+  const [W, label, bar, gap] = [820, 190, 20, 8]
+  const scale = (v) => (v / top) * (W - label - 240)
+  let y = 30
+  const parts = []
+  for (const panel of panels) {
+    parts.push(`<text x="10" y="${y}" font-weight="bold">${panel[0].clients} clients — deliveries/s (median of ${panel[0].rounds}, range as a whisker)</text>`)
+    y += 14
+    for (const r of panel) {
+      const w = scale(r.deliveries_per_sec)
+      const [lo, hi] = [scale(r.deliveries_min), scale(r.deliveries_max)]
+      const fill = r.label.startsWith('rust') ? '#b7410e' : r.label.includes('remote') ? '#888' : '#3c873a'
+      parts.push(
+        `<text x="${label - 6}" y="${y + 15}" text-anchor="end">${esc(r.label)}</text>`,
+        `<rect x="${label}" y="${y}" width="${w.toFixed(1)}" height="${bar}" fill="${fill}"/>`,
+        `<line x1="${(label + lo).toFixed(1)}" x2="${(label + hi).toFixed(1)}" y1="${y + bar / 2}" y2="${y + bar / 2}" stroke="#000"/>`,
+        `<text x="${(label + Math.max(w, hi) + 6).toFixed(1)}" y="${y + 15}">${k(r.deliveries_per_sec)}/s · p50 ${r.latency_ms_p50.toFixed(1)} ms · p99 ${r.latency_ms_p99.toFixed(1)} ms</text>`,
+      )
+      y += bar + gap
+    }
+    y += 24
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+${parts.join('\n')}
+</svg>
+`
+}
