@@ -187,10 +187,28 @@ impl Store {
     /// (IMMEDIATE), so a transaction that reads before it writes waits for
     /// the lock politely instead of failing with "database is locked".
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        Ok(self.pool.begin_with(self.begin_write()).await?)
+    }
+
+    fn begin_write(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// Appends the `n`th (from 1) bind parameter of a statement to `sql`.
+    /// SQLite looks numbered parameters up by name, one linear scan each (a
+    /// batch's hundreds of them cost more than its insert), so it gets
+    /// anonymous ones, bound in order.
+    fn push_param(&self, sql: &mut String, n: usize) {
+        use std::fmt::Write as _;
+        match self.backend {
+            Backend::Sqlite => sql.push('?'),
+            Backend::Postgres => {
+                let _ = write!(sql, "${n}");
+            }
+        }
     }
 
     /// Stores one message, numbering it in its room; a repeated
@@ -263,10 +281,7 @@ impl Store {
             Some(conn) => conn,
             empty => empty.insert(self.pool.acquire().await?),
         };
-        let tx = match self.backend {
-            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => conn.begin().await?,
-        };
+        let tx = conn.begin_with(self.begin_write()).await?;
         Ok(self.append_in(tx, batch).await)
     }
 
@@ -276,10 +291,11 @@ impl Store {
         batch: &[OwnedMessage],
     ) -> Result<Vec<Appended>> {
         use std::collections::HashMap;
-        let mut fresh: Vec<Option<usize>> = vec![None; batch.len()];
         let earlier = self.existing_client_ids(&mut tx, batch).await?;
         let mut first_in_batch: HashMap<(&str, &str), usize> = HashMap::new();
         let mut per_room: Vec<(&str, i64)> = Vec::new();
+        // The messages to insert: not seen before, in the database or the batch.
+        let mut rows: Vec<usize> = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
             if let Some(cid) = m.client_id.as_deref() {
                 if earlier.contains_key(&(m.sender.clone(), cid.to_owned())) {
@@ -290,7 +306,7 @@ impl Store {
                 }
                 first_in_batch.insert((m.sender.as_str(), cid), i);
             }
-            fresh[i] = Some(i);
+            rows.push(i);
             match per_room.iter_mut().find(|(r, _)| *r == m.room) {
                 Some((_, n)) => *n += 1,
                 None => per_room.push((m.room.as_str(), 1)),
@@ -310,34 +326,19 @@ impl Store {
             next_seq.insert(room, last - n + 1);
         }
         let mut stored: Vec<Option<StoredMessage>> = vec![None; batch.len()];
-        let rows: Vec<usize> = fresh.iter().flatten().copied().collect();
         if !rows.is_empty() {
             let mut sql = String::from(
                 "INSERT INTO chat_messages (room, seq, id, sender, ts, key_id, envelope, client_id) VALUES ",
             );
-            for (k, _) in rows.iter().enumerate() {
-                if k > 0 {
-                    sql.push(',');
-                }
-                match self.backend {
-                    // SQLite looks numbered parameters up by name, one linear
-                    // scan each: 2,048 of them cost more than the insert.
-                    Backend::Sqlite => sql.push_str("(?,?,?,?,?,?,?,?)"),
-                    Backend::Postgres => {
-                        let b = k * 8;
-                        sql.push_str(&format!(
-                            "(${},${},${},${},${},${},${},${})",
-                            b + 1,
-                            b + 2,
-                            b + 3,
-                            b + 4,
-                            b + 5,
-                            b + 6,
-                            b + 7,
-                            b + 8
-                        ));
+            for k in 0..rows.len() {
+                sql.push_str(if k > 0 { ",(" } else { "(" });
+                for c in 1..=8 {
+                    if c > 1 {
+                        sql.push(',');
                     }
+                    self.push_param(&mut sql, 8 * k + c);
                 }
+                sql.push(')');
             }
             let mut query = sqlx::query(&sql);
             for &i in &rows {
@@ -400,15 +401,15 @@ impl Store {
             return Ok(found);
         }
         let mut sql = format!("SELECT {COLUMNS}, client_id FROM chat_messages WHERE ");
-        for (k, _) in keyed.iter().enumerate() {
+        for k in 0..keyed.len() {
             if k > 0 {
                 sql.push_str(" OR ");
             }
-            sql.push_str(&format!(
-                "(sender = ${} AND client_id = ${})",
-                2 * k + 1,
-                2 * k + 2
-            ));
+            sql.push_str("(sender = ");
+            self.push_param(&mut sql, 2 * k + 1);
+            sql.push_str(" AND client_id = ");
+            self.push_param(&mut sql, 2 * k + 2);
+            sql.push(')');
         }
         let mut query = sqlx::query(&sql);
         for m in &keyed {
