@@ -216,7 +216,7 @@ async fn subscribe_loop(state: Weak<Shared>) {
                             continue;
                         };
                         if env.node != cluster.node {
-                            deliver(&s, &cluster, &env.message);
+                            deliver_new(&s, &cluster, &[&env.message]);
                         }
                     }
                     cluster.up.store(false, Ordering::Relaxed);
@@ -234,10 +234,16 @@ async fn subscribe_loop(state: Weak<Shared>) {
     }
 }
 
-fn deliver(state: &Arc<Shared>, cluster: &Cluster, message: &StoredMessage) {
-    if cluster.mark_delivered(&message.room, message.seq) {
-        rooms::deliver_local(state, &[message]);
-    }
+/// Delivers to this server's sockets those of `messages` it has not
+/// delivered yet (stored here, received over Redis, or read back from the
+/// database), in one pass per room.
+pub fn deliver_new(state: &Arc<Shared>, cluster: &Cluster, messages: &[&StoredMessage]) {
+    let fresh: Vec<&StoredMessage> = messages
+        .iter()
+        .copied()
+        .filter(|m| cluster.mark_delivered(&m.room, m.seq))
+        .collect();
+    rooms::deliver_local(state, &fresh);
 }
 
 /// Every second: for each room with members here, deliver from the
@@ -287,9 +293,7 @@ async fn catch_up(state: &Arc<Shared>, cluster: &Cluster) {
         else {
             return; // the database is down: try again next round
         };
-        for message in &missed {
-            deliver(state, cluster, message);
-        }
+        deliver_new(state, cluster, &missed.iter().collect::<Vec<_>>());
     }
 }
 

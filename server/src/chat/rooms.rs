@@ -109,12 +109,7 @@ impl RoomLocks {
 pub fn broadcast(state: &AppState, batch: &[&StoredMessage]) {
     match &state.cluster {
         Some(cluster) => {
-            let fresh: Vec<&StoredMessage> = batch
-                .iter()
-                .copied()
-                .filter(|m| cluster.mark_delivered(&m.room, m.seq))
-                .collect();
-            deliver_local(state, &fresh);
+            crate::cluster::deliver_new(state, cluster, batch);
             for message in batch {
                 cluster.publish(message);
             }
