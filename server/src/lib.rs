@@ -74,7 +74,7 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     };
     let store = store::Store::connect(&url).await?;
     let backend = store.backend();
-    tracing::info!(backend = ?store.backend(), "store ready");
+    tracing::info!(?backend, "store ready");
     let secret = keys::jwt_secret(config)?;
     let tokens = auth::Tokens::new(
         &secret,
