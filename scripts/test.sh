@@ -6,10 +6,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if [ ! -d ../shared/vectors ] && [ -z "${CHATSEAL_SHARED:-}" ]; then
-  echo "error: the known-answer tests need ../shared/vectors (or CHATSEAL_SHARED=dir)" >&2
-  exit 1
-fi
+step "self-contained (nothing read from outside the clone)"
+scripts/self-contained.sh
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check

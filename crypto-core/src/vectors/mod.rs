@@ -1,7 +1,7 @@
 //! Known-answer tests that need crate internals.
 //!
-//! * Wycheproof and NIST CAVP AES-GCM cases go through [`Aes256Gcm`], the
-//!   exact code the envelope uses.
+//! * Wycheproof and NIST CAVP AES-GCM cases (vendored under `tests/vectors/`,
+//!   see its README) go through [`Aes256Gcm`], the exact code the envelope uses.
 //! * `tests/vectors/envelope-v1.json` is generated here with fixed nonces
 //!   (sealing with a chosen nonce exists only under `cfg(test)`), and the
 //!   committed file must equal what the engine produces today: any change to
@@ -16,25 +16,40 @@ use std::path::PathBuf;
 use crate::aead::Aes256Gcm;
 use crate::secret::SecretKey;
 
-/// `../shared` beside the repository, or `$CHATSEAL_SHARED`.
-fn shared_dir() -> PathBuf {
-    std::env::var_os("CHATSEAL_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
-
 fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn read_shared(relative: &str) -> String {
-    let path = shared_dir().join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}); set CHATSEAL_SHARED to the shared/ folder",
-            path.display()
-        )
-    })
+/// A file under `tests/vectors/`, where the vendored known-answer files live
+/// (a clone alone runs the tests).
+fn read_vector(relative: &str) -> String {
+    let path = repo_dir().join("tests/vectors").join(relative);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()))
+}
+
+/// Every file `tests/vectors/SHA256SUMS` names is there, unchanged (a
+/// checkout that rewrote line ends, or a hand edit, fails here), and every
+/// vendored file the tests read is named in it.
+#[test]
+fn vendored_vectors_match_sha256sums() {
+    let dir = repo_dir().join("tests/vectors");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let mut named = Vec::new();
+    for line in sums.lines().filter(|l| !l.trim().is_empty()) {
+        let (sum, file) = line.split_once("  ").expect("`<sha256>  <path>` lines");
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let got = ::hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
+        assert_eq!(got, sum, "{file} differs from its published copy");
+        named.push(file);
+    }
+    for file in [
+        "wycheproof/aes_gcm_test.json",
+        "nist_cavp/gcmEncryptExtIV256.rsp",
+        "nist_cavp/gcmDecrypt256.rsp",
+    ] {
+        assert!(named.contains(&file), "{file} missing from SHA256SUMS");
+    }
 }
 
 fn hex(s: &str) -> Vec<u8> {

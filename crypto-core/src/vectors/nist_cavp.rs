@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{aead_open, aead_seal, hex, read_shared};
+use super::{aead_open, aead_seal, hex, read_vector};
 
 struct Case {
     fields: HashMap<String, String>,
@@ -60,7 +60,7 @@ fn field(case: &Case, name: &str) -> Vec<u8> {
 
 #[test]
 fn nist_cavp_encrypt_256() {
-    let all = cases(&read_shared("vectors/nist_cavp/gcmEncryptExtIV256.rsp"));
+    let all = cases(&read_vector("nist_cavp/gcmEncryptExtIV256.rsp"));
     for case in &all {
         let mut expected = field(case, "CT");
         expected.extend(field(case, "Tag"));
@@ -83,7 +83,7 @@ fn nist_cavp_encrypt_256() {
 
 #[test]
 fn nist_cavp_decrypt_256() {
-    let all = cases(&read_shared("vectors/nist_cavp/gcmDecrypt256.rsp"));
+    let all = cases(&read_vector("nist_cavp/gcmDecrypt256.rsp"));
     let mut failures = 0;
     for case in &all {
         let mut ct_tag = field(case, "CT");

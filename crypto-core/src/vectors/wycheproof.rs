@@ -3,11 +3,11 @@
 
 use serde_json::Value;
 
-use super::{aead_open, aead_seal, hex, read_shared};
+use super::{aead_open, aead_seal, hex, read_vector};
 
 #[test]
 fn wycheproof_aes_256_gcm() {
-    let doc: Value = serde_json::from_str(&read_shared("vectors/wycheproof/aes_gcm_test.json"))
+    let doc: Value = serde_json::from_str(&read_vector("wycheproof/aes_gcm_test.json"))
         .expect("wycheproof JSON");
     let (mut valid, mut invalid) = (0, 0);
     for group in doc["testGroups"].as_array().unwrap() {
@@ -42,7 +42,7 @@ fn wycheproof_aes_256_gcm() {
             }
         }
     }
-    // The counts in shared/vectors/README.md: a filter that matched nothing
+    // The counts in tests/vectors/README.md: a filter that matched nothing
     // must not pass.
     assert_eq!((valid, invalid), (39, 27));
 }
