@@ -1,30 +1,69 @@
 #!/usr/bin/env bash
 # Runs every chatseal test, doing its own set-up on a fresh machine.
 # This is the README's test command and what CI (.ci/run) calls.
-set -euo pipefail
+#
+# Every suite runs even when an earlier one fails; the run ends with one
+# table (suite, result, passed, failed, seconds) and exits non-zero if any
+# suite failed. Compiler output goes to target/test-logs/build.log and is
+# shown only when the build fails; each suite's output is kept beside it.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+
+LOGS="${CARGO_TARGET_DIR:-target}/test-logs"
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*.log "$LOGS/results"
+# Compiling lines are noise once the build below has passed.
+export CARGO_TERM_QUIET=true
+
+# shellcheck source=services.sh
+source scripts/services.sh
+trap services_stop EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "self-contained (nothing read from outside the clone)"
-scripts/self-contained.sh
+# run NAME COMMAND…: runs one suite, its output shown and kept in a log.
+run() {
+  local name=$1 start=$SECONDS rc
+  shift
+  step "$name"
+  if [ "$name" = services ]; then
+    # In this shell, not a pipeline, so its exports reach later suites.
+    "$@" >"$LOGS/$name.log" 2>&1
+    rc=$?
+    cat "$LOGS/$name.log"
+  else
+    "$@" 2>&1 | tee "$LOGS/$name.log"
+    rc=${PIPESTATUS[0]}
+  fi
+  printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - start))" "$LOGS/$name.log" >>"$LOGS/results"
+  return "$rc"
+}
 
-step "format (cargo fmt --check)"
-cargo fmt --all -- --check
+# quiet LOG COMMAND…: output only if the command fails.
+quiet() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 || { cat "$log"; echo "(full output: $log)"; return 1; }
+}
 
-step "lint (cargo clippy -D warnings)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+rust_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast --hide-progress-bar 2>&1
+  else
+    cargo test --workspace --locked --no-fail-fast 2>&1
+  fi
+}
 
-step "Rust tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-else
-  cargo test --workspace --locked --no-fail-fast
-fi
-cargo test --workspace --doc --locked
-
+run self-contained scripts/self-contained.sh
+run services services_start
+run format cargo fmt --all -- --check
+run lint quiet "$LOGS/clippy-output.txt" cargo clippy --workspace --all-targets --locked -- -D warnings
+run build quiet "$LOGS/build-output.txt" cargo build --workspace --all-targets --locked
+run rust rust_tests
+run rust-doc cargo test --workspace --doc --locked
 for suite in scripts/test.d/*.sh; do
   [ -e "$suite" ] || continue
-  step "$(basename "$suite" .sh)"
-  bash "$suite"
+  run "$(basename "$suite" .sh)" bash "$suite"
 done
+
+python3 scripts/test-summary.py "$LOGS/results"

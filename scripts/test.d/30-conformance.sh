@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -p chatseal-server --locked
 (cd tests/conformance && npm ci --no-audit --no-fund)
-# The cluster tests need PostgreSQL and Redis on 127.0.0.1 (the machine's own).
+# The cluster tests need PostgreSQL and Redis (scripts/services.sh, run by
+# scripts/test.sh, provides them when the machine has none).
 if ! (exec 3<>/dev/tcp/127.0.0.1/${CHATSEAL_TEST_REDIS_PORT:-6379}) 2>/dev/null; then
-  echo "error: the cluster tests need Redis on 127.0.0.1:${CHATSEAL_TEST_REDIS_PORT:-6379}" >&2
+  echo "error: the cluster tests need Redis on 127.0.0.1:${CHATSEAL_TEST_REDIS_PORT:-6379} (run them through scripts/test.sh, which starts one)" >&2
   exit 1
 fi
 # js/ was built by 20-node.sh: the Node servers load that addon.
