@@ -7,7 +7,25 @@
 // `errorCodes()`); a wrong argument type becomes a TypeError with
 // `code === 'ERR_INVALID_ARG_TYPE'`, as in Node's own APIs.
 
-const native = require('./index.js')
+// Without a built addon the generated loader's error blames npm's optional
+// dependencies; say what is actually missing and how to get it.
+const native = (() => {
+  try {
+    return require('./index.js')
+  } catch (err) {
+    const built = require('node:fs')
+      .readdirSync(__dirname)
+      .some((f) => /^chatseal\..+\.node$/.test(f))
+    if (built) throw err
+    throw new Error(
+      `chatseal: the native addon is not built (no chatseal.*.node in ${__dirname}). ` +
+        'Its install script builds it with Rust (cargo); npm 11 runs it only when allowed: ' +
+        '`npm install-scripts approve chatseal && npm rebuild chatseal` ' +
+        '(or install with --allow-scripts=chatseal). In a clone: `cd js && npm run build`.',
+      { cause: err },
+    )
+  }
+})()
 
 // The napi statuses that mean "this JavaScript value has the wrong type".
 const TYPE_STATUSES = new Set([
