@@ -204,16 +204,23 @@ impl Keyring {
     }
 }
 
-/// serde_json's messages can quote input; keep only line and column.
+/// serde_json's messages can quote input; keep only line and column, and the
+/// name of an unknown or missing field when it cannot be key material.
 fn redact_serde(e: &serde_json::Error) -> String {
+    let detail = e.to_string();
     let what = match e.classify() {
-        serde_json::error::Category::Io => "could not be read",
-        serde_json::error::Category::Syntax => "is not valid JSON",
-        serde_json::error::Category::Data => "has a missing, unknown or mistyped field",
-        serde_json::error::Category::Eof => "ends early",
+        serde_json::error::Category::Io => "could not be read".to_string(),
+        serde_json::error::Category::Syntax => "is not valid JSON".to_string(),
+        serde_json::error::Category::Data => match field_named(&detail) {
+            Some(("unknown", name)) => format!(
+                "has an unknown field `{name}` (a keyring has primary, min_decrypt and keys; a key has id and key)"
+            ),
+            Some((_, name)) => format!("lacks the field `{name}`"),
+            None => "has a mistyped field".to_string(),
+        },
+        serde_json::error::Category::Eof => "ends early".to_string(),
     };
     // Data errors from our own visitor carry no key material; say which.
-    let detail = e.to_string();
     let hint = if detail.contains("not 32") || detail.contains("not valid standard base64") {
         " (a key must be standard base64 of 32 bytes)"
     } else {
@@ -224,6 +231,25 @@ fn redact_serde(e: &serde_json::Error) -> String {
         e.line(),
         e.column()
     )
+}
+
+/// `("unknown" | "missing", name)` from serde's "unknown field `x`, …" or
+/// "missing field `x`". Only short identifier-like names are repeated: a
+/// 32-byte key in base64 is 44 characters, so a longer or odd one (a key
+/// pasted where a field name goes) is never echoed.
+fn field_named(detail: &str) -> Option<(&'static str, &str)> {
+    let (kind, rest) = if let Some(rest) = detail.strip_prefix("unknown field `") {
+        ("unknown", rest)
+    } else {
+        ("missing", detail.strip_prefix("missing field `")?)
+    };
+    let name = &rest[..rest.find('`')?];
+    let plain = !name.is_empty()
+        && name.len() <= 24
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    plain.then_some((kind, name))
 }
 
 #[cfg(unix)]
@@ -317,6 +343,30 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::InvalidKeyring, "{bad}");
             assert!(!err.to_string().contains(&k), "error quoted key material");
         }
+    }
+
+    /// A typo'd field is named, so the operator knows what to fix; a key
+    /// pasted where a field name goes is not repeated.
+    #[test]
+    fn unknown_and_missing_fields_are_named() {
+        let k = STANDARD.encode([7u8; 32]);
+        let typo =
+            format!(r#"{{"primary": 1, "min_decypt": 1, "keys": [{{"id": 1, "key": "{k}"}}]}}"#);
+        let err = Keyring::from_json(&typo).unwrap_err().to_string();
+        assert!(err.contains("unknown field `min_decypt`"), "{err}");
+        let inner = format!(r#"{{"primary": 1, "keys": [{{"id": 1, "kye": "{k}"}}]}}"#);
+        let err = Keyring::from_json(&inner).unwrap_err().to_string();
+        assert!(err.contains("unknown field `kye`"), "{err}");
+        let missing = r#"{"primary": 1}"#;
+        let err = Keyring::from_json(missing).unwrap_err().to_string();
+        assert!(err.contains("lacks the field `keys`"), "{err}");
+        let lower = "abcdefghijklmnopqrstuvwxyz0123456789abcdefgh";
+        let pasted = format!(r#"{{"primary": 1, "{lower}": 1, "{k}": 2, "keys": []}}"#);
+        let err = Keyring::from_json(&pasted).unwrap_err().to_string();
+        assert!(
+            !err.contains(lower) && err.contains("mistyped field"),
+            "{err}"
+        );
     }
 
     #[test]
