@@ -178,21 +178,18 @@ fn wrong_room_or_context_fails_like_open() {
 /// The keyring of an invalid case with a fresh key added as primary (the
 /// keyring a `keys rewrap` runs with after a rotation).
 fn with_newer_primary(keyring: &Value) -> Keyring {
-    let kr = Keyring::from_json(&keyring.to_string()).unwrap();
-    let mut keys: Vec<(u32, SecretKey)> = kr
-        .key_ids()
-        .map(|id| {
-            (
-                id,
-                kr.key(id)
-                    .map(Clone::clone)
-                    .unwrap_or_else(|_| SecretKey::generate()),
-            )
-        })
-        .collect();
-    let newest = keys.iter().map(|(id, _)| *id).max().unwrap() + 1;
-    keys.push((newest, SecretKey::generate()));
-    Keyring::from_parts(keys, newest, kr.min_decrypt()).unwrap()
+    let mut keyring = keyring.clone();
+    let keys = keyring["keys"].as_array_mut().unwrap();
+    let newest = keys
+        .iter()
+        .map(|k| k["id"].as_u64().unwrap())
+        .max()
+        .unwrap()
+        + 1;
+    let key = SecretKey::generate();
+    keys.push(serde_json::json!({"id": newest, "key": STANDARD.encode(key.expose())}));
+    keyring["primary"] = newest.into();
+    Keyring::from_json(&keyring.to_string()).unwrap()
 }
 
 #[test]
