@@ -42,6 +42,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use keyring::Keyring;
 pub use keyring_file::MAX_KEYRING_JSON;
 pub use room::{MAX_ROOM_CHARS, derive_room_key, validate_chat_room, validate_room};
-pub use sealer::{OpenRequest, RoomKey, SEAL_BUDGET_PER_KEY, SealRequest, Sealer};
+pub use sealer::{
+    OpenRequest, RewrapRequest, Rewrapped, RoomKey, SEAL_BUDGET_PER_KEY, SealRequest, Sealer,
+};
 pub use secret::{KEY_LEN, SecretKey};
 pub use zeroize::Zeroizing;

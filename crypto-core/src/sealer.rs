@@ -43,6 +43,40 @@ pub struct OpenRequest<'a> {
     pub envelope: &'a [u8],
 }
 
+/// One item of [`Sealer::rewrap_batch`]: the same three things `open` takes.
+pub type RewrapRequest<'a> = OpenRequest<'a>;
+
+/// What [`Sealer::rewrap`] did with an envelope.
+///
+/// `T` is the envelope's form: `Vec<u8>` for binary ([`Sealer::rewrap`]),
+/// `String` for text ([`Sealer::rewrap_text`]). Neither variant carries
+/// plaintext: it exists only inside the engine, in a buffer wiped on drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrapped<T = Vec<u8>> {
+    /// The envelope opened and is already sealed under the primary key:
+    /// keep the stored bytes. Nothing was sealed and no nonce was spent.
+    Unchanged,
+    /// The envelope opened under an older (or other) key and was sealed
+    /// again, with the same room and context and a fresh nonce, under
+    /// `key_id`, the primary of the keyring snapshot the call used.
+    Resealed { key_id: u32, envelope: T },
+}
+
+impl<T> Rewrapped<T> {
+    /// The new envelope, or `None` when the stored one stays.
+    pub fn into_envelope(self) -> Option<T> {
+        match self {
+            Self::Unchanged => None,
+            Self::Resealed { envelope, .. } => Some(envelope),
+        }
+    }
+
+    /// Whether the envelope was left as it was.
+    pub fn is_unchanged(&self) -> bool {
+        matches!(self, Self::Unchanged)
+    }
+}
+
 /// A room key for a client: the master key id it derives from, and the key.
 #[derive(Debug, Clone)]
 pub struct RoomKey {
@@ -354,12 +388,89 @@ impl Sealer {
     pub fn open_in_place(&self, room: &str, context: &[u8], work: &mut [u8]) -> Result<usize> {
         let header = Header::parse(work)?;
         let snapshot = self.current.load();
-        let cipher = Self::cipher(&snapshot, header.key_id, room)?;
+        Self::open_with(&snapshot, room, context, &header, work)
+    }
+
+    /// Opens `work` (whose parsed header is `header`) with `snapshot`'s keys.
+    fn open_with(
+        snapshot: &Snapshot,
+        room: &str,
+        context: &[u8],
+        header: &Header,
+        work: &mut [u8],
+    ) -> Result<usize> {
+        let cipher = Self::cipher(snapshot, header.key_id, room)?;
         let head = header.to_bytes();
         with_aad(&head, context, |aad| {
             cipher
                 .aead
                 .open_within(&header.nonce, aad, work, HEADER_LEN)
+        })
+    }
+
+    /// Re-seals an envelope under the current primary key without handing
+    /// its plaintext to the caller: the envelope is opened (authenticated)
+    /// into a buffer that is wiped on drop and sealed again from there, with
+    /// the same `room` and `context`, under one keyring snapshot (a rotation
+    /// in between cannot mix keys).
+    ///
+    /// * Errors are exactly those of [`Sealer::open`] for the same input
+    ///   (`Malformed`, `UnsupportedVersion`, `UnsupportedAlgorithm`,
+    ///   `UnknownKey`, `RetiredKey`, `BadTag`, `InvalidRoom`), and nothing is
+    ///   sealed when one occurs.
+    /// * An envelope already under the primary is still authenticated (so a
+    ///   tampered one is `BadTag`, as with `open`), but it is not sealed
+    ///   again: [`Rewrapped::Unchanged`], no allocation, no nonce spent.
+    /// * A resealed envelope counts as a seal of the primary key
+    ///   ([`Sealer::seal_counts`]).
+    pub fn rewrap(&self, room: &str, context: &[u8], envelope: &[u8]) -> Result<Rewrapped> {
+        let snapshot = self.current.load();
+        self.rewrap_with(&snapshot, room, context, envelope)
+    }
+
+    /// [`Sealer::rewrap`] for the text form (standard base64), as the store
+    /// keeps envelopes. A text that does not decode is `BadEncoding`, as
+    /// with [`Sealer::open_text`].
+    pub fn rewrap_text(&self, room: &str, context: &[u8], text: &str) -> Result<Rewrapped<String>> {
+        let envelope = Zeroizing::new(envelope::decode_text(text)?);
+        Ok(match self.rewrap(room, context, &envelope)? {
+            Rewrapped::Unchanged => Rewrapped::Unchanged,
+            Rewrapped::Resealed { key_id, envelope } => Rewrapped::Resealed {
+                key_id,
+                envelope: envelope::encode_text(&envelope),
+            },
+        })
+    }
+
+    /// Rewraps many envelopes with one keyring snapshot, so every resealed
+    /// one is under the same primary; each item succeeds or fails on its
+    /// own, as in [`Sealer::open_batch`].
+    pub fn rewrap_batch(&self, items: &[RewrapRequest<'_>]) -> Vec<Result<Rewrapped>> {
+        let snapshot = self.current.load();
+        items
+            .iter()
+            .map(|item| self.rewrap_with(&snapshot, item.room, item.context, item.envelope))
+            .collect()
+    }
+
+    fn rewrap_with(
+        &self,
+        snapshot: &Snapshot,
+        room: &str,
+        context: &[u8],
+        envelope: &[u8],
+    ) -> Result<Rewrapped> {
+        let header = Header::parse(envelope)?;
+        let mut work = Zeroizing::new(envelope.to_vec());
+        let len = Self::open_with(snapshot, room, context, &header, &mut work)?;
+        let primary = snapshot.keyring.primary();
+        if header.key_id == primary {
+            return Ok(Rewrapped::Unchanged);
+        }
+        let envelope = self.seal_to_vec(snapshot, room, context, &work[..len])?;
+        Ok(Rewrapped::Resealed {
+            key_id: primary,
+            envelope,
         })
     }
 
