@@ -94,6 +94,31 @@ export declare class Sealer {
    * starts at `out[0]`). On failure `out` never holds plaintext.
    */
   decryptInto(envelope: BytesArg, room: string | undefined | null, context: BytesArg | undefined | null, out: Buffer): number
+  /**
+   * Seals a text-form envelope again under the current primary key, with
+   * the same room and context, without the plaintext ever reaching
+   * JavaScript. Returns the new envelope (text form), or `null` when the
+   * envelope (checked authentic) is already under the primary key: keep
+   * it. Throws with the codes of `decrypt` (`BAD_TAG`, `UNKNOWN_KEY`, …).
+   */
+  rewrap(envelope: string, room?: string | undefined | null, context?: BytesArg | undefined | null): string | null
+  /**
+   * As `rewrap` for an envelope in text form or binary, returning the new
+   * binary envelope, or `null` when it is already under the primary key.
+   */
+  rewrapBuffer(envelope: BytesArg, room?: string | undefined | null, context?: BytesArg | undefined | null): Buffer | null
+  /** `rewrap` on the libuv thread pool (text form or binary in, text out). */
+  rewrapAsync(envelope: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string | null>
+  /** `rewrapBuffer` on the libuv thread pool. */
+  rewrapBufferAsync(envelope: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<Buffer | null>
+  /**
+   * Rewraps many text-form envelopes under one keyring snapshot (every
+   * resealed one gets the same primary key id); each item reports its
+   * own outcome, as in `decryptBatch`.
+   */
+  rewrapBatch(items: Array<OpenItem>): Array<RewrapOutcome>
+  /** `rewrapBatch` on the libuv thread pool. */
+  rewrapBatchAsync(items: Array<OpenItem>): Promise<Array<RewrapOutcome>>
   /** `encrypt` on the libuv thread pool: for large payloads. */
   encryptAsync(plaintext: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string>
   /** `encryptBuffer` on the libuv thread pool. */
@@ -144,6 +169,23 @@ export interface OpenItem {
 export interface OpenOutcome {
   ok: boolean
   message?: string
+  error?: OpenFailure
+}
+
+/**
+ * The outcome of one `rewrapBatch` item: `{ ok: true, unchanged: false,
+ * envelope, keyId }` when it was sealed again under the primary key,
+ * `{ ok: true, unchanged: true }` when it already was (keep the stored one),
+ * or `{ ok: false, unchanged: false, error: { code, message } }` with the
+ * codes of `decrypt`.
+ */
+export interface RewrapOutcome {
+  ok: boolean
+  unchanged: boolean
+  /** The new envelope, text form; only when it was resealed. */
+  envelope?: string
+  /** The key id it was resealed under (the primary when the batch ran). */
+  keyId?: number
   error?: OpenFailure
 }
 

@@ -11,6 +11,14 @@
  *  - Outputs go to caller buffers. Pass out = NULL to learn the size needed
  *    in *out_len; a buffer that is too small gives CHATSEAL_BUFFER_TOO_SMALL
  *    and the size needed in *out_len. Buffers are written only on success.
+ *  - An output (out's out_cap bytes, *out_len) must not overlap any input
+ *    (room, context, plaintext, envelope) or the other output: sealing or
+ *    opening in place (out == plaintext) gives CHATSEAL_INVALID_ARGUMENT and
+ *    writes nothing.
+ *  - Pointers are checked for NULL, never for validity: using a handle after
+ *    its _free (use-after-free), freeing it twice (double free), a pointer
+ *    to fewer bytes than its length says, or a handle of the other type is
+ *    undefined behaviour, as in any C library.
  *  - Thread safety: a chatseal_sealer may be used from any number of threads
  *    at once. A chatseal_keyring may be read from several threads at once,
  *    but chatseal_keyring_rotate and chatseal_keyring_free need exclusive use.
@@ -167,6 +175,28 @@ chatseal_result chatseal_seal_text(const chatseal_sealer *sealer, const char *ro
 // NUL-terminated) into `out`. The size query gives an upper bound
 // (exact for canonical text); *out_len is the exact length on success.
 chatseal_result chatseal_open_text(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const char *text_in, size_t text_len, uint8_t *out, size_t out_cap, size_t *out_len);
+
+// Re-seals a binary envelope under the sealer's current primary key, with
+// the same room and context, without the plaintext leaving the library
+// (it exists only in a buffer wiped before returning). For `keys rewrap`
+// before a key is retired.
+//
+// Result codes are exactly those of chatseal_open for the same arguments.
+// Size: the new envelope is exactly as long as the old one, so out_cap =
+// envelope_len always suffices (a size query on an envelope shorter than
+// 34 bytes gives CHATSEAL_MALFORMED). On success *out_len is the length of
+// the new envelope in `out`, or 0 when the envelope (authenticated) is
+// already under the primary key: nothing was sealed or written, keep it.
+// No envelope is shorter than 34 bytes, so 0 is never a length.
+chatseal_result chatseal_rewrap(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const uint8_t *envelope, size_t envelope_len, uint8_t *out, size_t out_cap, size_t *out_len);
+
+// chatseal_rewrap for the text form (`text_in`, `text_len` bytes, need not
+// be NUL-terminated), as a store keeps envelopes; the new envelope is
+// written NUL-terminated. Result codes are those of chatseal_open_text.
+// Size query: the exact size for canonical text (its length plus the NUL).
+// On success *out_len is the new text's length including the NUL, or 0
+// when the envelope is already under the primary key (nothing written).
+chatseal_result chatseal_rewrap_text(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const char *text_in, size_t text_len, char *out, size_t out_cap, size_t *out_len);
 
 #ifdef __cplusplus
 }  // extern "C"

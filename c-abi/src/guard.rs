@@ -94,9 +94,31 @@ pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T) -> FfiResult<()> {
     Ok(())
 }
 
+/// Whether two byte ranges share a byte. Empty ranges share none.
+pub(crate) fn overlaps(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -> bool {
+    let (a, b) = (a as usize, b as usize);
+    a_len > 0 && b_len > 0 && a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
+}
+
+/// `CHATSEAL_INVALID_ARGUMENT` if the `len` bytes at `out` share a byte with
+/// any of `inputs`. Writing output over an input (`out == plaintext`) would
+/// corrupt the message while reporting success, and would alias a `&mut`
+/// with a `&` in Rust, so it is refused before any slice over `out` exists.
+pub(crate) fn disjoint(out: *const u8, len: usize, inputs: &[&[u8]]) -> FfiResult<()> {
+    if inputs
+        .iter()
+        .any(|input| overlaps(out, len, input.as_ptr(), input.len()))
+    {
+        return Err(CHATSEAL_INVALID_ARGUMENT);
+    }
+    Ok(())
+}
+
 /// The caller's output buffer, under the size-query convention: `out` NULL
 /// means "tell me the size". Returns `None` for a size query (after writing
-/// `needed` to `out_len`), or the buffer when it is large enough.
+/// `needed` to `out_len`), or the buffer when it is large enough. `out`
+/// (all `cap` bytes) and `out_len` must not overlap each other or any of
+/// `inputs`: `CHATSEAL_INVALID_ARGUMENT`, nothing written.
 ///
 /// # Safety
 /// `out_len` must be valid for writes; `out`, if not NULL, for `cap` bytes.
@@ -105,23 +127,48 @@ pub(crate) unsafe fn out_buffer<'a>(
     cap: usize,
     out_len: *mut usize,
     needed: usize,
+    inputs: &[&[u8]],
 ) -> FfiResult<Option<&'a mut [u8]>> {
     if out_len.is_null() {
         return Err(CHATSEAL_NULL_ARGUMENT);
     }
+    disjoint(out_len.cast(), size_of::<usize>(), inputs)?;
     if out.is_null() {
         // SAFETY: checked non-null above.
         unsafe { out_len.write(needed) };
         return Ok(None);
+    }
+    if cap > isize::MAX as usize {
+        return Err(CHATSEAL_INVALID_ARGUMENT);
+    }
+    disjoint(out, cap, inputs)?;
+    if overlaps(out, cap, out_len.cast(), size_of::<usize>()) {
+        return Err(CHATSEAL_INVALID_ARGUMENT);
     }
     if cap < needed {
         // SAFETY: as above.
         unsafe { out_len.write(needed) };
         return Err(CHATSEAL_BUFFER_TOO_SMALL);
     }
-    if cap > isize::MAX as usize {
-        return Err(CHATSEAL_INVALID_ARGUMENT);
-    }
-    // SAFETY: non-null, `cap` writable bytes by the caller's promise.
+    // SAFETY: non-null, `cap` writable bytes by the caller's promise, and
+    // no input or `out_len` lies within them (checked above).
     Ok(Some(unsafe { std::slice::from_raw_parts_mut(out, cap) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overlaps;
+
+    #[test]
+    fn overlap_is_any_shared_byte() {
+        let p = 1000 as *const u8;
+        let at = |n: usize| (1000 + n) as *const u8;
+        assert!(overlaps(p, 10, p, 10));
+        assert!(overlaps(p, 10, at(9), 1));
+        assert!(!overlaps(p, 10, at(10), 5));
+        assert!(overlaps(at(5), 10, p, 6));
+        assert!(!overlaps(at(5), 10, p, 5));
+        assert!(!overlaps(p, 0, p, 10));
+        assert!(!overlaps(p, 10, p, 0));
+    }
 }

@@ -14,7 +14,7 @@ mod result;
 
 use std::ffi::c_char;
 
-use chatseal_core::{Keyring, Sealer, Zeroizing};
+use chatseal_core::{Keyring, Rewrapped, Sealer, Zeroizing};
 
 use guard::{bytes, c_str, guard, handle, handle_mut, out_buffer, text, write_out};
 pub use result::chatseal_result;
@@ -202,7 +202,7 @@ pub unsafe extern "C" fn chatseal_keyring_to_json(
         let json = keyring.inner.to_json();
         let needed = json.len() + 1;
         // SAFETY: caller's promises on out/out_cap/out_len.
-        if let Some(buf) = unsafe { out_buffer(out.cast(), out_cap, out_len, needed) }? {
+        if let Some(buf) = unsafe { out_buffer(out.cast(), out_cap, out_len, needed, &[]) }? {
             buf[..json.len()].copy_from_slice(json.as_bytes());
             buf[json.len()] = 0;
             // SAFETY: out_len checked non-null by out_buffer.
@@ -261,6 +261,7 @@ pub unsafe extern "C" fn chatseal_keyring_room_key(
         if out.is_null() {
             return Err(CHATSEAL_NULL_ARGUMENT);
         }
+        guard::disjoint(out, CHATSEAL_KEY_LEN, &[room.as_bytes()])?;
         let key = keyring.inner.room_key(key_id, room).map_err(core_err)?;
         // SAFETY: `out` is non-null and has 32 writable bytes by contract.
         unsafe { std::ptr::copy_nonoverlapping(key.expose().as_ptr(), out, CHATSEAL_KEY_LEN) };
@@ -351,7 +352,15 @@ pub unsafe extern "C" fn chatseal_seal(
         let plaintext = unsafe { bytes(plaintext, plaintext_len) }?;
         let needed = chatseal_core::sealed_len(plaintext.len()).ok_or(CHATSEAL_TOO_LARGE)?;
         // SAFETY: caller's promises on out/out_cap/out_len.
-        if let Some(buf) = unsafe { out_buffer(out, out_cap, out_len, needed) }? {
+        if let Some(buf) = unsafe {
+            out_buffer(
+                out,
+                out_cap,
+                out_len,
+                needed,
+                &[room.as_bytes(), context, plaintext],
+            )
+        }? {
             let n = sealer
                 .inner
                 .seal_into(room, context, plaintext, buf)
@@ -388,7 +397,15 @@ pub unsafe extern "C" fn chatseal_open(
         chatseal_core::Header::parse(envelope).map_err(core_err)?;
         let needed = envelope.len() - CHATSEAL_OVERHEAD;
         // SAFETY: caller's promises on out/out_cap/out_len.
-        if let Some(buf) = unsafe { out_buffer(out, out_cap, out_len, needed) }? {
+        if let Some(buf) = unsafe {
+            out_buffer(
+                out,
+                out_cap,
+                out_len,
+                needed,
+                &[room.as_bytes(), context, envelope],
+            )
+        }? {
             let n = sealer
                 .inner
                 .open_into(room, context, envelope, buf)
@@ -428,7 +445,15 @@ pub unsafe extern "C" fn chatseal_seal_text(
             .and_then(|n| n.checked_add(1))
             .ok_or(CHATSEAL_TOO_LARGE)?;
         // SAFETY: caller's promises on out/out_cap/out_len.
-        if let Some(buf) = unsafe { out_buffer(out.cast(), out_cap, out_len, needed) }? {
+        if let Some(buf) = unsafe {
+            out_buffer(
+                out.cast(),
+                out_cap,
+                out_len,
+                needed,
+                &[room.as_bytes(), context, plaintext],
+            )
+        }? {
             let text = sealer
                 .inner
                 .seal_text(room, context, plaintext)
@@ -470,13 +495,127 @@ pub unsafe extern "C" fn chatseal_open_text(
         chatseal_core::Header::parse(&envelope).map_err(core_err)?;
         let needed = envelope.len() - CHATSEAL_OVERHEAD;
         // SAFETY: caller's promises on out/out_cap/out_len.
-        if let Some(buf) = unsafe { out_buffer(out, out_cap, out_len, needed) }? {
+        if let Some(buf) = unsafe {
+            out_buffer(
+                out,
+                out_cap,
+                out_len,
+                needed,
+                &[room.as_bytes(), context, envelope_text.as_bytes()],
+            )
+        }? {
             let n = sealer
                 .inner
                 .open_into(room, context, &envelope, buf)
                 .map_err(core_err)?;
             // SAFETY: checked by out_buffer.
             unsafe { out_len.write(n) };
+        }
+        Ok(())
+    })
+}
+
+/// Re-seals a binary envelope under the sealer's current primary key, with
+/// the same room and context, without the plaintext leaving the library
+/// (it exists only in a buffer wiped before returning). For `keys rewrap`
+/// before a key is retired.
+///
+/// Result codes are exactly those of chatseal_open for the same arguments.
+/// Size: the new envelope is exactly as long as the old one, so out_cap =
+/// envelope_len always suffices (a size query on an envelope shorter than
+/// 34 bytes gives CHATSEAL_MALFORMED). On success *out_len is the length of
+/// the new envelope in `out`, or 0 when the envelope (authenticated) is
+/// already under the primary key: nothing was sealed or written, keep it.
+/// No envelope is shorter than 34 bytes, so 0 is never a length.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chatseal_rewrap(
+    sealer: *const chatseal_sealer,
+    room: *const c_char,
+    room_len: usize,
+    context: *const u8,
+    context_len: usize,
+    envelope: *const u8,
+    envelope_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> chatseal_result {
+    guard(|| {
+        // SAFETY: caller's promises on every (pointer, length) pair.
+        let (sealer, room, context) =
+            unsafe { call_inputs(sealer, room, room_len, context, context_len) }?;
+        // SAFETY: caller's promise on the data pair.
+        let envelope = unsafe { bytes(envelope, envelope_len) }?;
+        chatseal_core::Header::parse(envelope).map_err(core_err)?;
+        let needed = envelope.len();
+        let inputs = [room.as_bytes(), context, envelope];
+        // SAFETY: caller's promises on out/out_cap/out_len.
+        if let Some(buf) = unsafe { out_buffer(out, out_cap, out_len, needed, &inputs) }? {
+            let written = match sealer.inner.rewrap(room, context, envelope) {
+                Ok(Rewrapped::Unchanged) => 0,
+                Ok(Rewrapped::Resealed { envelope, .. }) => {
+                    buf[..envelope.len()].copy_from_slice(&envelope);
+                    envelope.len()
+                }
+                Err(e) => return Err(core_err(e)),
+            };
+            // SAFETY: checked by out_buffer.
+            unsafe { out_len.write(written) };
+        }
+        Ok(())
+    })
+}
+
+/// chatseal_rewrap for the text form (`text_in`, `text_len` bytes, need not
+/// be NUL-terminated), as a store keeps envelopes; the new envelope is
+/// written NUL-terminated. Result codes are those of chatseal_open_text.
+/// Size query: the exact size for canonical text (its length plus the NUL).
+/// On success *out_len is the new text's length including the NUL, or 0
+/// when the envelope is already under the primary key (nothing written).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chatseal_rewrap_text(
+    sealer: *const chatseal_sealer,
+    room: *const c_char,
+    room_len: usize,
+    context: *const u8,
+    context_len: usize,
+    text_in: *const c_char,
+    text_len: usize,
+    out: *mut c_char,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> chatseal_result {
+    guard(|| {
+        // SAFETY: caller's promises on every (pointer, length) pair.
+        let (sealer, room, context) =
+            unsafe { call_inputs(sealer, room, room_len, context, context_len) }?;
+        // SAFETY: caller's promise on the data pair.
+        let envelope_text =
+            unsafe { text(text_in.cast(), text_len).map_err(|_| CHATSEAL_BAD_ENCODING) }?;
+        let envelope = chatseal_core::decode_text(envelope_text).map_err(core_err)?;
+        chatseal_core::Header::parse(&envelope).map_err(core_err)?;
+        let needed = envelope
+            .len()
+            .div_ceil(3)
+            .checked_mul(4)
+            .and_then(|n| n.checked_add(1))
+            .ok_or(CHATSEAL_TOO_LARGE)?;
+        let inputs = [room.as_bytes(), context, envelope_text.as_bytes()];
+        // SAFETY: caller's promises on out/out_cap/out_len.
+        if let Some(buf) = unsafe { out_buffer(out.cast(), out_cap, out_len, needed, &inputs) }? {
+            let written = match sealer.inner.rewrap(room, context, &envelope) {
+                Ok(Rewrapped::Unchanged) => 0,
+                Ok(Rewrapped::Resealed { envelope, .. }) => {
+                    let text = chatseal_core::encode_text(&envelope);
+                    debug_assert_eq!(text.len() + 1, needed);
+                    buf[..text.len()].copy_from_slice(text.as_bytes());
+                    buf[text.len()] = 0;
+                    text.len() + 1
+                }
+                Err(e) => return Err(core_err(e)),
+            };
+            // SAFETY: checked by out_buffer.
+            unsafe { out_len.write(written) };
         }
         Ok(())
     })

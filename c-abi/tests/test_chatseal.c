@@ -51,6 +51,83 @@ static chatseal_sealer *sealer_from_json(const char *json, size_t len) {
   return s;
 }
 
+/* A second master key (32 zero bytes) to rotate to in the rewrap tests. */
+#define NEW_KEY "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+/* Rewraps a valid vector under a keyring whose primary is a newer key: the
+ * result opens with the new key alone, to the same plaintext, with the same
+ * room and context; rewrapping it again is a no-op (*out_len 0). */
+static void rewrap_valid_case(const char *name, const char *master, unsigned long old_id, const uint8_t *room,
+                              size_t room_len, const uint8_t *ctx, size_t ctx_len, const uint8_t *pt, size_t pt_len,
+                              const char *envelope) {
+  unsigned long new_id = old_id == 4294967295UL ? old_id - 1 : old_id + 1;
+  char json[384];
+  int n = snprintf(json, sizeof json,
+                   "{\"primary\":%lu,\"min_decrypt\":0,\"keys\":[{\"id\":%lu,\"key\":\"%s\"},"
+                   "{\"id\":%lu,\"key\":\"%s\"}]}",
+                   new_id, old_id, master, new_id, NEW_KEY);
+  chatseal_sealer *both = sealer_from_json(json, (size_t)n);
+  n = snprintf(json, sizeof json, "{\"primary\":%lu,\"min_decrypt\":0,\"keys\":[{\"id\":%lu,\"key\":\"%s\"}]}",
+               new_id, new_id, NEW_KEY);
+  chatseal_sealer *only_new = sealer_from_json(json, (size_t)n);
+  n = snprintf(json, sizeof json, "{\"primary\":%lu,\"min_decrypt\":0,\"keys\":[{\"id\":%lu,\"key\":\"%s\"}]}",
+               old_id, old_id, master);
+  chatseal_sealer *only_old = sealer_from_json(json, (size_t)n);
+  CHECK(both && only_new && only_old, "%s: rewrap keyrings", name);
+  if (!both || !only_new || !only_old) goto done;
+  const char *r = (const char *)room;
+  size_t text_len = strlen(envelope), need = 0, got = 0;
+
+  /* Text form: size query is exact, result is under the new key. */
+  RC(chatseal_rewrap_text(both, r, room_len, ctx, ctx_len, envelope, text_len, NULL, 0, &need), CHATSEAL_OK);
+  CHECK(need == text_len + 1, "%s: rewrap_text size %zu", name, need);
+  char *fresh = malloc(need);
+  RC(chatseal_rewrap_text(both, r, room_len, ctx, ctx_len, envelope, text_len, fresh, need, &got), CHATSEAL_OK);
+  CHECK(got == need && strlen(fresh) + 1 == got && strcmp(fresh, envelope) != 0, "%s: rewrapped text", name);
+  uint8_t *plain = malloc(pt_len + 1);
+  RC(chatseal_open_text(only_new, r, room_len, ctx, ctx_len, fresh, got - 1, plain, pt_len, &got), CHATSEAL_OK);
+  CHECK(got == pt_len && memcmp(plain, pt, pt_len) == 0, "%s: rewrapped text opens to the plaintext", name);
+  RC(chatseal_open_text(only_new, "elsewhere", 9, ctx, ctx_len, fresh, strlen(fresh), plain, pt_len, &got),
+     CHATSEAL_BAD_TAG);
+  RC(chatseal_open_text(only_old, r, room_len, ctx, ctx_len, fresh, strlen(fresh), plain, pt_len, &got),
+     CHATSEAL_UNKNOWN_KEY);
+  /* Already under the primary: a no-op that says so, buffer untouched. */
+  char *again = malloc(need);
+  memset(again, 0x55, need);
+  got = 777;
+  RC(chatseal_rewrap_text(both, r, room_len, ctx, ctx_len, fresh, strlen(fresh), again, need, &got), CHATSEAL_OK);
+  CHECK(got == 0 && (uint8_t)again[0] == 0x55, "%s: rewrap under the primary wrote %zu", name, got);
+  got = 777;
+  RC(chatseal_rewrap_text(only_old, r, room_len, ctx, ctx_len, envelope, text_len, again, need, &got), CHATSEAL_OK);
+  CHECK(got == 0, "%s: own primary not unchanged", name);
+  /* Wrong room or context: the errors of open, nothing written. */
+  RC(chatseal_rewrap_text(both, "elsewhere", 9, ctx, ctx_len, envelope, text_len, again, need, &got), CHATSEAL_BAD_TAG);
+  RC(chatseal_rewrap_text(both, r, room_len, (const uint8_t *)"x", 1, envelope, text_len, again, need, &got),
+     CHATSEAL_BAD_TAG);
+  CHECK((uint8_t)again[0] == 0x55, "%s: written on failure", name);
+
+  /* Binary form, from an envelope freshly sealed under the old key. */
+  size_t env_len = chatseal_sealed_len(pt_len);
+  uint8_t *old_env = malloc(env_len), *new_env = malloc(env_len);
+  RC(chatseal_seal(only_old, r, room_len, ctx, ctx_len, pt, pt_len, old_env, env_len, &got), CHATSEAL_OK);
+  RC(chatseal_rewrap(both, r, room_len, ctx, ctx_len, old_env, env_len, NULL, 0, &need), CHATSEAL_OK);
+  CHECK(need == env_len, "%s: rewrap size %zu", name, need);
+  RC(chatseal_rewrap(both, r, room_len, ctx, ctx_len, old_env, env_len, new_env, env_len - 1, &need),
+     CHATSEAL_BUFFER_TOO_SMALL);
+  RC(chatseal_rewrap(both, r, room_len, ctx, ctx_len, old_env, env_len, new_env, env_len, &got), CHATSEAL_OK);
+  uint32_t id = (uint32_t)new_env[2] << 24 | (uint32_t)new_env[3] << 16 | (uint32_t)new_env[4] << 8 | new_env[5];
+  CHECK(got == env_len && id == new_id, "%s: rewrapped to key %u", name, id);
+  RC(chatseal_open(only_new, r, room_len, ctx, ctx_len, new_env, env_len, plain, pt_len, &got), CHATSEAL_OK);
+  CHECK(got == pt_len && memcmp(plain, pt, pt_len) == 0, "%s: rewrapped binary opens", name);
+  RC(chatseal_rewrap(both, r, room_len, ctx, ctx_len, new_env, env_len, old_env, env_len, &got), CHATSEAL_OK);
+  CHECK(got == 0, "%s: binary rewrap under the primary", name);
+  free(old_env); free(new_env); free(again); free(plain); free(fresh);
+done:
+  chatseal_sealer_free(both);
+  chatseal_sealer_free(only_new);
+  chatseal_sealer_free(only_old);
+}
+
 static void valid_case(char **f) {
   const char *name = f[1], *master = f[2], *envelope = f[8];
   unsigned long key_id = strtoul(f[3], NULL, 10);
@@ -93,6 +170,7 @@ static void valid_case(char **f) {
   RC(chatseal_seal_text(s, (const char *)room, room_len, ctx, ctx_len, pt, pt_len, text, tneed, &got), CHATSEAL_OK);
   CHECK(got == tneed && strlen(text) + 1 == tneed && strlen(text) == strlen(envelope), "%s: text length", name);
   free(text); free(back); free(env);
+  rewrap_valid_case(name, master, key_id, room, room_len, ctx, ctx_len, pt, pt_len, envelope);
   chatseal_sealer_free(s);
   chatseal_keyring_free(kr);
   free(room); free(ctx); free(pt); free(rk);
@@ -114,6 +192,13 @@ static void invalid_case(char **f) {
   int untouched = 1;
   for (size_t i = 0; i < sizeof out; i++) untouched &= out[i] == 0xAA;
   CHECK(untouched, "%s: output written on failure", name);
+  /* Rewrap fails exactly as open does, and writes nothing. */
+  got = 12345;
+  rc = chatseal_rewrap_text(s, (const char *)room, room_len, ctx, ctx_len, (const char *)env, env_len, (char *)out,
+                            sizeof out, &got);
+  CHECK(strcmp(chatseal_result_name(rc), want) == 0, "%s: rewrap got %s, want %s", name, chatseal_result_name(rc), want);
+  for (size_t i = 0; i < sizeof out; i++) untouched &= out[i] == 0xAA;
+  CHECK(untouched, "%s: rewrap output written on failure", name);
   chatseal_sealer_free(s);
   free(kr); free(room); free(ctx); free(env);
 }
@@ -136,6 +221,69 @@ static void run_vectors(const char *path) {
   free(line);
   fclose(fp);
   CHECK(valid >= 20 && invalid >= 7, "only %d valid and %d invalid vectors", valid, invalid);
+}
+
+/* Issue 15 item 20: an output that overlaps an input (in-place sealing, or
+ * an out_len inside a buffer) is refused and nothing is written; before,
+ * chatseal_seal(out == plaintext) returned OK with a corrupt envelope. */
+static void overlapping_buffers(void) {
+  chatseal_keyring *kr = NULL;
+  chatseal_sealer *s = NULL;
+  RC(chatseal_keyring_generate(&kr), CHATSEAL_OK);
+  RC(chatseal_sealer_new(kr, &s), CHATSEAL_OK);
+  const uint8_t *c = (const uint8_t *)"ctx";
+  _Alignas(16) uint8_t buf[256];
+  uint8_t copy[256];
+  size_t len = 0;
+  memset(buf, 0, sizeof buf);
+  memcpy(buf, "hello, overlap", 14);
+  memcpy(copy, buf, sizeof buf);
+
+  /* Seal in place, and with out starting inside or ending inside the input. */
+  RC(chatseal_seal(s, "r", 1, c, 3, buf, 14, buf, sizeof buf, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_seal(s, "r", 1, c, 3, buf + 40, 14, buf, sizeof buf - 40, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_seal(s, "r", 1, c, 3, buf, 14, buf + 13, 100, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_seal(s, "r", 1, buf + 100, 3, buf, 14, buf + 50, 60, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_seal(s, (const char *)buf + 60, 1, c, 3, buf, 14, buf + 20, 60, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_seal_text(s, "r", 1, c, 3, buf, 14, (char *)buf, sizeof buf, &len), CHATSEAL_INVALID_ARGUMENT);
+  CHECK(memcmp(buf, copy, sizeof buf) == 0, "%s", "a refused seal wrote to its buffer");
+  /* out_len inside the output or an input. */
+  RC(chatseal_seal(s, "r", 1, c, 3, buf, 14, buf + 64, 128, (size_t *)(void *)(buf + 128)), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_seal(s, "r", 1, c, 3, buf, 16, NULL, 0, (size_t *)(void *)buf), CHATSEAL_INVALID_ARGUMENT);
+  CHECK(memcmp(buf, copy, sizeof buf) == 0, "%s", "a refused size query wrote to its input");
+  /* Adjacent is not overlapping. */
+  RC(chatseal_seal(s, "r", 1, c, 3, buf, 14, buf + 14, 48, &len), CHATSEAL_OK);
+  CHECK(len == 48, "sealed %zu", len);
+
+  /* Open, open_text, rewrap, rewrap_text in place. */
+  uint8_t env[64];
+  RC(chatseal_seal(s, "r", 1, c, 3, (const uint8_t *)"hello, overlap", 14, env, sizeof env, &len), CHATSEAL_OK);
+  size_t env_len = len;
+  RC(chatseal_open(s, "r", 1, c, 3, env, env_len, env, sizeof env, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_open(s, "r", 1, c, 3, env, env_len, env + 18, 20, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_open(s, "r", 1, env + 40, 1, env, 34, env + 35, 10, &len), CHATSEAL_INVALID_ARGUMENT);
+  char text[128];
+  RC(chatseal_seal_text(s, "r", 1, c, 3, (const uint8_t *)"hi", 2, text, sizeof text, &len), CHATSEAL_OK);
+  size_t text_len = len - 1;
+  RC(chatseal_open_text(s, "r", 1, c, 3, text, text_len, (uint8_t *)text, sizeof text, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_open(s, "r", 1, c, 3, env, env_len, (uint8_t *)text, sizeof text, &len), CHATSEAL_OK);
+  CHECK(len == 14 && memcmp(text, "hello, overlap", 14) == 0, "%s", "open after refusals");
+  uint32_t id;
+  RC(chatseal_keyring_rotate(kr, &id), CHATSEAL_OK);
+  RC(chatseal_sealer_set_keyring(s, kr), CHATSEAL_OK);
+  RC(chatseal_rewrap(s, "r", 1, c, 3, env, env_len, env, sizeof env, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_seal_text(s, "r", 1, c, 3, (const uint8_t *)"hi", 2, text, sizeof text, &len), CHATSEAL_OK);
+  RC(chatseal_rewrap_text(s, "r", 1, c, 3, text, len - 1, text, sizeof text, &len), CHATSEAL_INVALID_ARGUMENT);
+  uint8_t out[64];
+  RC(chatseal_open(s, "r", 1, c, 3, env, env_len, out, sizeof out, &len), CHATSEAL_OK);
+  CHECK(len == 14 && memcmp(out, "hello, overlap", 14) == 0, "%s", "a refused rewrap changed the envelope");
+
+  /* A room key written over its own room name. */
+  char room[CHATSEAL_KEY_LEN] = "lobby";
+  RC(chatseal_keyring_room_key(kr, 1, room, 5, (uint8_t *)room), CHATSEAL_INVALID_ARGUMENT);
+  CHECK(strcmp(room, "lobby") == 0, "%s", "room overwritten");
+  chatseal_sealer_free(s);
+  chatseal_keyring_free(kr);
 }
 
 static void bad_inputs(void) {
@@ -289,6 +437,7 @@ int main(int argc, char **argv) {
   }
   run_vectors(argv[1]);
   bad_inputs();
+  overlapping_buffers();
   stress();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -47,6 +47,15 @@ int main(int argc, char** argv) {
   s.set_keyring(kr);
   CHECK(s.open("lobby", "ctx", env) == "hello, C++", "old envelope after rotation");
   CHECK(kr.derive_room_key(1, "lobby") == old_key && kr.derive_room_key(2, "lobby") != old_key, "room keys");
+  auto rewrapped = s.rewrap("lobby", "ctx", env);
+  CHECK(rewrapped && rewrapped->size() == env.size() && (*rewrapped)[5] == 2, "rewrap to key 2");
+  CHECK(rewrapped && s.open("lobby", "ctx", *rewrapped) == "hello, C++", "rewrapped opens");
+  CHECK(rewrapped && !s.rewrap("lobby", "ctx", *rewrapped), "rewrap under the primary is a no-op");
+  CHECK(code_of([&] { s.rewrap("other", "ctx", env); }) == "BAD_TAG", "rewrap in the wrong room");
+  auto rewrapped_text = s.rewrap_text("lobby", "", text);
+  CHECK(rewrapped_text && rewrapped_text->size() == text.size() && *rewrapped_text != text, "rewrap_text");
+  CHECK(rewrapped_text && s.open_text("lobby", "", *rewrapped_text) == std::string("bin\0ary", 7), "rewrapped text opens");
+  CHECK(rewrapped_text && !s.rewrap_text("lobby", "", *rewrapped_text), "rewrap_text under the primary");
 
   std::ifstream in(argv[1]);
   std::string line;
@@ -64,6 +73,7 @@ int main(int argc, char** argv) {
       f >> a >> b >> c >> d >> e;  // keyring json, room, ctx, envelope, error
       chatseal::sealer vs(chatseal::keyring::from_json(unhex(a)));
       CHECK(code_of([&] { vs.open_text(unhex(b), unhex(c), unhex(d)); }) == e, name);
+      CHECK(code_of([&] { vs.rewrap_text(unhex(b), unhex(c), unhex(d)); }) == e, name << " (rewrap)");
     }
     ++vectors;
   }

@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit --strict` (npm run typecheck): the generated
 // index.d.ts must describe the API as the tests use it. It is never run.
-import { Keyring, Sealer, chatContext, errorCodes, version, type RoomKey, type OpenOutcome } from 'chatseal'
+import { Keyring, Sealer, chatContext, errorCodes, version, type RoomKey, type OpenOutcome, type RewrapOutcome } from 'chatseal'
 
 const keyring: Keyring = Keyring.generate()
 const sealer = new Sealer(keyring)
@@ -16,4 +16,11 @@ const id: number = sealer.rotate() + keyring.primary + keyring.minDecrypt
 const codes: string[] = errorCodes()
 const v: string = version()
 const maybe: Keyring | null = Keyring.fromEnv('CHATSEAL_KEYRING')
+const rewrapped: string | null = sealer.rewrap(envelope, 'lobby', 'ctx')
+const rewrappedBytes: Buffer | null = sealer.rewrapBuffer(Buffer.from(envelope, 'base64'), 'lobby')
+const rewrapLater: Promise<string | null> = sealer.rewrapAsync(envelope, 'lobby')
+const rewraps: RewrapOutcome[] = sealer.rewrapBatch([{ envelope, room: 'lobby' }])
+const resealedUnder: number | undefined = rewraps[0].unchanged ? undefined : rewraps[0].keyId
+const rewrapsLater: Promise<RewrapOutcome[]> = sealer.rewrapBatchAsync([{ envelope }])
 export { text, bytes, keys, first, later, many, id, codes, v, maybe }
+export { rewrapped, rewrappedBytes, rewrapLater, resealedUnder, rewrapsLater }

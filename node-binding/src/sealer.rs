@@ -12,7 +12,9 @@ use napi_derive::napi;
 
 use crate::error::{Result, engine};
 use crate::keyring::{Keyring, RoomKey};
-use crate::tasks::{OpenBatchTask, OpenTask, Output, SealBatchTask, SealTask};
+use crate::tasks::{
+    OpenBatchTask, OpenTask, Output, RewrapBatchTask, RewrapTask, SealBatchTask, SealTask,
+};
 use napi::bindgen_prelude::{BufferSlice, Uint8Array};
 
 use crate::bytes_arg::BytesArg;
@@ -49,6 +51,22 @@ pub struct OpenOutcome {
 pub struct OpenFailure {
     pub code: String,
     pub message: String,
+}
+
+/// The outcome of one `rewrapBatch` item: `{ ok: true, unchanged: false,
+/// envelope, keyId }` when it was sealed again under the primary key,
+/// `{ ok: true, unchanged: true }` when it already was (keep the stored one),
+/// or `{ ok: false, unchanged: false, error: { code, message } }` with the
+/// codes of `decrypt`.
+#[napi(object, object_from_js = false)]
+pub struct RewrapOutcome {
+    pub ok: bool,
+    pub unchanged: bool,
+    /// The new envelope, text form; only when it was resealed.
+    pub envelope: Option<String>,
+    /// The key id it was resealed under (the primary when the batch ran).
+    pub key_id: Option<u32>,
+    pub error: Option<OpenFailure>,
 }
 
 /// How many envelopes one master key has sealed in this process.
@@ -253,6 +271,97 @@ impl Sealer {
             .open_in_place(room, context, work)
             .map_err(engine)?;
         Ok(len as u32)
+    }
+
+    /// Seals a text-form envelope again under the current primary key, with
+    /// the same room and context, without the plaintext ever reaching
+    /// JavaScript. Returns the new envelope (text form), or `null` when the
+    /// envelope (checked authentic) is already under the primary key: keep
+    /// it. Throws with the codes of `decrypt` (`BAD_TAG`, `UNKNOWN_KEY`, …).
+    #[napi(ts_return_type = "string | null")]
+    pub fn rewrap(
+        &self,
+        envelope: String,
+        room: Option<String>,
+        context: Option<BytesArg<'_>>,
+    ) -> Result<Option<String>> {
+        let rewrapped = self
+            .inner
+            .rewrap_text(
+                room_of(&room),
+                context.as_deref().unwrap_or_default(),
+                &envelope,
+            )
+            .map_err(engine)?;
+        Ok(rewrapped.into_envelope())
+    }
+
+    /// As `rewrap` for an envelope in text form or binary, returning the new
+    /// binary envelope, or `null` when it is already under the primary key.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn rewrap_buffer(
+        &self,
+        envelope: BytesArg<'_>,
+        room: Option<String>,
+        context: Option<BytesArg<'_>>,
+    ) -> Result<Option<napi::bindgen_prelude::Buffer>> {
+        let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
+        let rewrapped = match &envelope {
+            BytesArg::Text(text) => {
+                let binary = core::decode_text(as_text(text)).map_err(engine)?;
+                self.inner.rewrap(room, context, &binary)
+            }
+            BytesArg::Bytes(binary) => self.inner.rewrap(room, context, binary),
+        };
+        Ok(rewrapped.map_err(engine)?.into_envelope().map(Into::into))
+    }
+
+    /// `rewrap` on the libuv thread pool (text form or binary in, text out).
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn rewrap_async(
+        &self,
+        envelope: Either<String, Uint8Array>,
+        room: Option<String>,
+        context: Option<Either<String, Uint8Array>>,
+    ) -> AsyncTask<RewrapTask> {
+        AsyncTask::new(RewrapTask::new(
+            &self.inner,
+            envelope,
+            room,
+            context,
+            Output::Text,
+        ))
+    }
+
+    /// `rewrapBuffer` on the libuv thread pool.
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub fn rewrap_buffer_async(
+        &self,
+        envelope: Either<String, Uint8Array>,
+        room: Option<String>,
+        context: Option<Either<String, Uint8Array>>,
+    ) -> AsyncTask<RewrapTask> {
+        AsyncTask::new(RewrapTask::new(
+            &self.inner,
+            envelope,
+            room,
+            context,
+            Output::Binary,
+        ))
+    }
+
+    /// Rewraps many text-form envelopes under one keyring snapshot (every
+    /// resealed one gets the same primary key id); each item reports its
+    /// own outcome, as in `decryptBatch`.
+    #[napi]
+    pub fn rewrap_batch(&self, items: Vec<OpenItem>) -> Vec<RewrapOutcome> {
+        RewrapBatchTask::new(&self.inner, items).run()
+    }
+
+    /// `rewrapBatch` on the libuv thread pool.
+    #[napi(ts_return_type = "Promise<Array<RewrapOutcome>>")]
+    pub fn rewrap_batch_async(&self, items: Vec<OpenItem>) -> AsyncTask<RewrapBatchTask> {
+        AsyncTask::new(RewrapBatchTask::new(&self.inner, items))
     }
 
     /// `encrypt` on the libuv thread pool: for large payloads.

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use chatseal_core::{self as core, OpenRequest, SealRequest, Zeroizing};
+use chatseal_core::{self as core, OpenRequest, RewrapRequest, Rewrapped, SealRequest, Zeroizing};
 use napi::bindgen_prelude::{Buffer, Either, Env, Error, JsError, Task, Unknown};
 
 use crate::error::{Code, Result, engine};
-use crate::sealer::{OpenItem, OpenOutcome, SealItem};
+use crate::sealer::{OpenFailure, OpenItem, OpenOutcome, RewrapOutcome, SealItem};
 use crate::values::{Bytes, SecretBuffer, SecretText, as_slice, secret_bytes, text};
 
 /// What an async call resolves to: the text form or raw bytes.
@@ -275,5 +275,152 @@ impl Task for OpenBatchTask {
 
     fn resolve(&mut self, _env: Env, outcomes: Self::Output) -> napi::Result<Vec<OpenOutcome>> {
         Ok(outcomes.into_iter().map(OpenOutcome::from).collect())
+    }
+}
+
+/// One rewrap, off the JS thread. The envelope is not secret; the plaintext
+/// exists only inside the engine.
+pub struct RewrapTask {
+    sealer: Arc<core::Sealer>,
+    room: String,
+    context: Vec<u8>,
+    envelope: Either<String, Vec<u8>>,
+    output: Output,
+}
+
+impl RewrapTask {
+    pub fn new(
+        sealer: &Arc<core::Sealer>,
+        envelope: Bytes,
+        room: Option<String>,
+        context: Option<Bytes>,
+        output: Output,
+    ) -> Self {
+        let envelope = match envelope {
+            Either::A(text) => Either::A(text),
+            Either::B(binary) => Either::B(binary.to_vec()),
+        };
+        RewrapTask {
+            sealer: Arc::clone(sealer),
+            room: room.unwrap_or_default(),
+            context: owned(&context),
+            envelope,
+            output,
+        }
+    }
+}
+
+impl Task for RewrapTask {
+    type Output = Result<Option<Vec<u8>>>;
+    type JsValue = Option<Either<String, Buffer>>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let rewrapped = match &self.envelope {
+            Either::A(text) => core::decode_text(text)
+                .and_then(|binary| self.sealer.rewrap(&self.room, &self.context, &binary)),
+            Either::B(binary) => self.sealer.rewrap(&self.room, &self.context, binary),
+        };
+        Ok(rewrapped.map(Rewrapped::into_envelope).map_err(engine))
+    }
+
+    fn resolve(&mut self, env: Env, rewrapped: Self::Output) -> napi::Result<Self::JsValue> {
+        let rewrapped = rewrapped.map_err(|e| rejection(&env, e))?;
+        Ok(rewrapped.map(|sealed| match self.output {
+            Output::Text => Either::A(core::encode_text(&sealed)),
+            Output::Binary => Either::B(sealed.into()),
+        }))
+    }
+}
+
+/// Many rewraps in one call under one keyring snapshot; each item has its
+/// own outcome.
+pub struct RewrapBatchTask {
+    sealer: Arc<core::Sealer>,
+    items: Vec<OwnedOpen>,
+}
+
+impl RewrapBatchTask {
+    pub fn new(sealer: &Arc<core::Sealer>, items: Vec<OpenItem>) -> Self {
+        RewrapBatchTask {
+            sealer: Arc::clone(sealer),
+            items: OpenBatchTask::new(sealer, items).items,
+        }
+    }
+
+    pub fn run(&self) -> Vec<RewrapOutcome> {
+        let decoded: Vec<core::Result<Vec<u8>>> = self
+            .items
+            .iter()
+            .map(|it| core::decode_text(&it.envelope))
+            .collect();
+        let requests: Vec<RewrapRequest<'_>> = self
+            .items
+            .iter()
+            .zip(&decoded)
+            .filter_map(|(item, envelope)| {
+                envelope.as_ref().ok().map(|envelope| RewrapRequest {
+                    room: &item.room,
+                    context: &item.context,
+                    envelope,
+                })
+            })
+            .collect();
+        let mut rewrapped = self.sealer.rewrap_batch(&requests).into_iter();
+        decoded
+            .iter()
+            .map(|envelope| match envelope {
+                Err(err) => failure(err),
+                Ok(_) => match rewrapped.next() {
+                    Some(Ok(Rewrapped::Unchanged)) => RewrapOutcome {
+                        ok: true,
+                        unchanged: true,
+                        envelope: None,
+                        key_id: None,
+                        error: None,
+                    },
+                    Some(Ok(Rewrapped::Resealed { key_id, envelope })) => RewrapOutcome {
+                        ok: true,
+                        unchanged: false,
+                        envelope: Some(core::encode_text(&envelope)),
+                        key_id: Some(key_id),
+                        error: None,
+                    },
+                    Some(Err(err)) => failure(&err),
+                    None => RewrapOutcome {
+                        error: Some(OpenFailure {
+                            code: "INTERNAL".to_owned(),
+                            message: "batch bookkeeping".to_owned(),
+                        }),
+                        ..failure(&core::Error::BadTag)
+                    },
+                },
+            })
+            .collect()
+    }
+}
+
+fn failure(err: &core::Error) -> RewrapOutcome {
+    RewrapOutcome {
+        ok: false,
+        unchanged: false,
+        envelope: None,
+        key_id: None,
+        error: Some(OpenFailure {
+            code: err.kind().code().to_owned(),
+            message: err.to_string(),
+        }),
+    }
+}
+
+impl Task for RewrapBatchTask {
+    type Output = Vec<RewrapOutcome>;
+    type JsValue = Vec<RewrapOutcome>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.run())
+    }
+
+    fn resolve(&mut self, _env: Env, outcomes: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(outcomes)
     }
 }
