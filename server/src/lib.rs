@@ -72,7 +72,8 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
             )
         }
     };
-    let store = store::Store::connect(&url).await?;
+    let timeout = std::time::Duration::from_millis(config.store_timeout_ms);
+    let store = store::Store::connect_with(&url, timeout).await?;
     let backend = store.backend();
     tracing::info!(?backend, "store ready");
     let secret = keys::jwt_secret(config)?;
