@@ -171,9 +171,10 @@ fn spawn_reloader(state: app::AppState, config: Config) {
             tracing::warn!("no SIGHUP handler: keyring reload disabled");
             return;
         };
+        let mut pending = None;
         while hup.recv().await.is_some() {
             let before = state.sealer.primary_key_id();
-            match keys::reload(&config) {
+            match keys::reload_blocking(&config, keys::RELOAD_TIMEOUT, &mut pending).await {
                 Ok(keyring) => {
                     let primary = keyring.primary();
                     state.sealer.replace_keyring(keyring);
