@@ -114,12 +114,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Liveness and readiness: 503 while the store does not answer (no message
-/// can be accepted); with Redis down the server still serves its own
-/// clients, so that is 200 with `"redis": "unavailable"`.
+/// Liveness and readiness: 503 while the store cannot take messages (it
+/// does not answer, its disk is full, or appends fail: see
+/// [`crate::store::Store::health`]); with Redis down the server still
+/// serves its own clients, so that is 200 with `"redis": "unavailable"`.
 async fn healthz(State(state): State<AppState>) -> Response {
     let store =
-        match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.health()).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "health: store unavailable");

@@ -78,6 +78,12 @@ pub struct Config {
     #[arg(long, env = "CHATSEAL_HISTORY_LIMIT", default_value_t = 500)]
     pub history_limit: u32,
 
+    /// Longest wait for the database per store call, in milliseconds: a
+    /// database that hangs turns into `UNAVAILABLE` after this, not when
+    /// the hang ends.
+    #[arg(long, env = "CHATSEAL_STORE_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_timeout_ms: u64,
+
     /// Packets a socket may have queued for sending before it is
     /// disconnected as too slow (it then catches up with `since`).
     #[arg(long, env = "CHATSEAL_SOCKET_BUFFER", default_value_t = 4096)]

@@ -46,6 +46,35 @@ pub fn reload(config: &Config) -> anyhow::Result<Keyring> {
     Ok(Keyring::load_file(path)?)
 }
 
+/// Longest a SIGHUP reload waits for the keyring file: a file that never
+/// answers (a FIFO, a hung network mount) fails the reload, not the server.
+pub const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// [`reload`] on a blocking thread, never on the runtime's, given up after
+/// `timeout`. A read that hangs keeps its thread until the file answers;
+/// `pending` holds it, and no second read starts while it is stuck.
+pub async fn reload_blocking(
+    config: &Config,
+    timeout: std::time::Duration,
+    pending: &mut Option<tokio::task::JoinHandle<anyhow::Result<Keyring>>>,
+) -> anyhow::Result<Keyring> {
+    if pending.as_ref().is_some_and(|read| !read.is_finished()) {
+        anyhow::bail!("the previous keyring read has not returned yet (a FIFO, a hung mount?)");
+    }
+    let config = config.clone();
+    let read = pending.insert(tokio::task::spawn_blocking(move || reload(&config)));
+    match tokio::time::timeout(timeout, read).await {
+        Ok(joined) => {
+            *pending = None;
+            joined?
+        }
+        Err(_) => anyhow::bail!(
+            "the keyring file did not answer within {} s (a FIFO, a hung mount?)",
+            timeout.as_secs_f32()
+        ),
+    }
+}
+
 /// The secret that signs session tokens: from the configuration (32 bytes
 /// or more), or `<data-dir>/jwt-secret`, made on first start with mode 0600.
 pub fn jwt_secret(config: &Config) -> anyhow::Result<Zeroizing<Vec<u8>>> {

@@ -72,7 +72,8 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
             )
         }
     };
-    let store = store::Store::connect(&url).await?;
+    let timeout = std::time::Duration::from_millis(config.store_timeout_ms);
+    let store = store::Store::connect_with(&url, timeout).await?;
     let backend = store.backend();
     tracing::info!(?backend, "store ready");
     let secret = keys::jwt_secret(config)?;
@@ -170,9 +171,10 @@ fn spawn_reloader(state: app::AppState, config: Config) {
             tracing::warn!("no SIGHUP handler: keyring reload disabled");
             return;
         };
+        let mut pending = None;
         while hup.recv().await.is_some() {
             let before = state.sealer.primary_key_id();
-            match keys::reload(&config) {
+            match keys::reload_blocking(&config, keys::RELOAD_TIMEOUT, &mut pending).await {
                 Ok(keyring) => {
                     let primary = keyring.primary();
                     state.sealer.replace_keyring(keyring);

@@ -119,12 +119,62 @@ pub struct Store {
     /// between batches (no acquire per batch); dropped after an error so a
     /// broken one is replaced.
     appender: Arc<tokio::sync::Mutex<Option<PoolConnection<Any>>>>,
+    /// The size of the last batch if it failed for another reason than a
+    /// duplicate, 0 once one commits (see [`Store::writes_failing`]).
+    failed_batch_bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// The SQLite database's directory, to see its disk's free space.
+    sqlite_dir: Option<std::path::PathBuf>,
+    /// The longest any store call may take (see [`Store::connect_with`]).
+    timeout: Duration,
+}
+
+/// Free space a SQLite database's disk must have for `/healthz` to say
+/// ok: a few batches of large messages.
+pub const DISK_HEADROOM: u64 = 4 << 20;
+
+/// The default longest wait for the database, per store call.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A store call with a deadline.
+trait Within: std::future::Future + Sized {
+    /// `self`, failing with a timeout error after `timeout`.
+    async fn within<T, E>(self, timeout: Duration) -> std::result::Result<T, StoreError>
+    where
+        Self: std::future::Future<Output = std::result::Result<T, E>>,
+        StoreError: From<E>,
+    {
+        match tokio::time::timeout(timeout, self).await {
+            Ok(outcome) => Ok(outcome?),
+            Err(_) => Err(StoreError(timed_out(timeout))),
+        }
+    }
+}
+
+impl<F: std::future::Future> Within for F {}
+
+/// The error of a call that got no answer in time: the database hangs.
+fn timed_out(timeout: Duration) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "no answer from the database within {} ms",
+            timeout.as_millis()
+        ),
+    ))
 }
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the
-    /// schema up to date.
+    /// schema up to date, with the default [`TIMEOUT`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, TIMEOUT).await
+    }
+
+    /// [`Store::connect`] with `timeout` for every store call: a database
+    /// that keeps its connections open but stops answering (a hung server,
+    /// a network path that drops everything) fails calls after `timeout`
+    /// instead of holding acks as long as the hang lasts.
+    pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
@@ -138,11 +188,17 @@ impl Store {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 16,
             })
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(timeout)
             // A SQLite connection is a file handle and cannot go stale: the
             // ping sqlx sends on every acquire would be one more round trip
             // to its worker thread in every batch.
             .test_before_acquire(backend == Backend::Postgres)
+            // A connection whose transaction could be neither committed nor
+            // rolled back (SQLite after "database or disk is full" ends the
+            // transaction itself, so sqlx's ROLLBACK fails and it still
+            // counts one open) would refuse every BEGIN after: close it
+            // instead of handing it out again.
+            .after_release(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -168,6 +224,9 @@ impl Store {
             pool,
             backend,
             appender: Arc::new(tokio::sync::Mutex::new(None)),
+            failed_batch_bytes: Arc::default(),
+            sqlite_dir: sqlite_dir(url),
+            timeout,
         };
         schema::migrate(&store.pool).await?;
         Ok(store)
@@ -179,7 +238,56 @@ impl Store {
 
     /// A cheap query, for health checks.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .within(self.timeout)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the last append failed: reads may still work (a full disk,
+    /// a read-only file system) while no message can be stored.
+    pub fn writes_failing(&self) -> bool {
+        self.failed_batch_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    }
+
+    /// For health checks: whether the store can take messages now. The
+    /// database must answer; on SQLite its disk must have room (a full
+    /// disk still answers reads, and a small write still fits in journal
+    /// space a failed one left): at least [`DISK_HEADROOM`], and twice the
+    /// last batch if that failed. While appends fail, a write that changes
+    /// nothing must also commit; once it does, [`Store::writes_failing`]
+    /// is cleared.
+    pub async fn health(&self) -> Result<()> {
+        self.ping().await?;
+        let failed = self
+            .failed_batch_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(dir) = &self.sqlite_dir {
+            let free = rustix::fs::statvfs(dir.as_path())
+                .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+                .map_err(|e| StoreError(sqlx::Error::Io(e.into())))?;
+            let needed = failed.saturating_mul(2).max(DISK_HEADROOM);
+            if free < needed {
+                return Err(StoreError(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!("{free} bytes free on the database's disk, under {needed}"),
+                ))));
+            }
+        }
+        if failed == 0 {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE chat_schema SET version = version")
+            .execute(&mut *tx)
+            .within(self.timeout)
+            .await?;
+        tx.commit().within(self.timeout).await?;
+        self.failed_batch_bytes
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -187,7 +295,11 @@ impl Store {
     /// (IMMEDIATE), so a transaction that reads before it writes waits for
     /// the lock politely instead of failing with "database is locked".
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(self.pool.begin_with(self.begin_write()).await?)
+        Ok(self
+            .pool
+            .begin_with(self.begin_write())
+            .within(self.timeout)
+            .await?)
     }
 
     fn begin_write(&self) -> &'static str {
@@ -250,22 +362,41 @@ impl Store {
         assert!(batch.len() <= MAX_BATCH, "batches are at most MAX_BATCH");
         let mut appender = self.appender.lock().await;
         let kept = appender.is_some();
-        let outcome = match self.begin_and_append(&mut appender, batch).await {
-            // The kept connection may have died with the database (a restart,
-            // a network cut) while idle: nothing was done, so a fresh one
-            // from the pool (which pings PostgreSQL first) gets the batch.
-            Err(_) if kept => {
-                *appender = None;
-                self.begin_and_append(&mut appender, batch).await
+        // One deadline for the whole batch, retry included: the ack waits
+        // at most that long, whatever the database does.
+        let attempt = async {
+            match self.begin_and_append(&mut appender, batch).await {
+                // The kept connection may have died with the database (a
+                // restart, a network cut) while idle: nothing was done, so a
+                // fresh one from the pool (which pings PostgreSQL first) gets
+                // the batch.
+                Err(_) if kept => {
+                    discard(&mut appender);
+                    self.begin_and_append(&mut appender, batch).await
+                }
+                other => other,
             }
-            other => other,
+        };
+        let outcome = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(outcome) => outcome,
+            // Whether the commit got through is unknown: the client's resend
+            // with the same clientId finds out.
+            Err(_) => Err(timed_out(self.timeout)),
         };
         let outcome = outcome
             .map_err(StoreError::from)
             .and_then(|appended| appended);
-        if outcome.as_ref().is_err_and(|e| !e.is_unique_violation()) {
-            *appender = None;
+        let failed = outcome.as_ref().is_err_and(|e| !e.is_unique_violation());
+        if failed {
+            discard(&mut appender);
         }
+        let bytes = if failed {
+            batch.iter().map(|m| m.envelope.len() as u64 + 256).sum()
+        } else {
+            0
+        };
+        self.failed_batch_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
         outcome
     }
 
@@ -440,6 +571,7 @@ impl Store {
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(&self.pool)
+        .within(self.timeout)
         .await?;
         rows.iter().map(message_of).collect()
     }
@@ -459,6 +591,7 @@ impl Store {
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(&self.pool)
+        .within(self.timeout)
         .await?;
         let mut messages: Vec<_> = rows.iter().map(message_of).collect::<Result<_>>()?;
         messages.reverse();
@@ -471,6 +604,7 @@ impl Store {
             sqlx::query_scalar("SELECT last_seq FROM chat_rooms WHERE name = $1")
                 .bind(room)
                 .fetch_optional(&self.pool)
+                .within(self.timeout)
                 .await?;
         Ok(seq.unwrap_or(0))
     }
@@ -480,6 +614,7 @@ impl Store {
         let row = sqlx::query("SELECT name, owner, private FROM chat_rooms WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
+            .within(self.timeout)
             .await?;
         row.map(|r| {
             Ok(RoomInfo {
@@ -503,21 +638,24 @@ impl Store {
         .bind(owner)
         .bind(i64::from(private))
         .execute(&mut *tx)
+        .within(self.timeout)
         .await?
         .rows_affected()
             == 1;
         if created {
             add_member(&mut tx, name, owner).await?;
         }
-        tx.commit().await?;
+        tx.commit().within(self.timeout).await?;
         Ok(created)
     }
 
     /// Adds `username` to the members of `room`.
     pub async fn add_member(&self, room: &str, username: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        add_member(&mut tx, room, username).await?;
-        tx.commit().await?;
+        add_member(&mut tx, room, username)
+            .within(self.timeout)
+            .await?;
+        tx.commit().within(self.timeout).await?;
         Ok(())
     }
 
@@ -528,6 +666,7 @@ impl Store {
                 .bind(room)
                 .bind(username)
                 .fetch_optional(&self.pool)
+                .within(self.timeout)
                 .await?;
         Ok(found.is_some())
     }
@@ -542,6 +681,7 @@ impl Store {
         .bind(password_hash)
         .bind(now)
         .execute(&self.pool)
+        .within(self.timeout)
         .await?
         .rows_affected();
         Ok(created == 1)
@@ -553,6 +693,7 @@ impl Store {
             sqlx::query_scalar("SELECT password_hash FROM chat_users WHERE username = $1")
                 .bind(username)
                 .fetch_optional(&self.pool)
+                .within(self.timeout)
                 .await?,
         )
     }
@@ -562,6 +703,29 @@ impl Store {
     pub async fn close(&self) {
         self.appender.lock().await.take();
         self.pool.close().await;
+    }
+}
+
+/// The directory of a `sqlite://path?…` database (none for memory).
+fn sqlite_dir(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://")?.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let dir = std::path::Path::new(path).parent()?;
+    Some(if dir.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        dir.to_path_buf()
+    })
+}
+
+/// Closes the appending connection instead of returning it to the pool:
+/// after a failed batch its state is unknown (a transaction SQLite ended on
+/// its own, a query still in flight), and a fresh one costs little.
+fn discard(slot: &mut Option<PoolConnection<Any>>) {
+    if let Some(mut conn) = slot.take() {
+        conn.close_on_drop();
     }
 }
 

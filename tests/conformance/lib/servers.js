@@ -14,13 +14,13 @@ const ROOT = path.resolve(__dirname, '..', '..', '..')
 const LIMITS = { ratePerSec: 20, rateBurst: 30, maxMessageBytes: 64 * 1024 }
 const JWT_SECRET = 'conformance-suite-secret-0123456789abcdef'
 
-function rustCommand(dataDir, extra, limits, listen) {
+function rustCommand(dataDir, extra, limits, listen, guests) {
   const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target')
   const bin = process.env.CHATSEAL_SERVER_BIN || path.join(target, 'debug', 'chatseal-server')
   const args = [
     '--listen', listen,
     '--data-dir', dataDir,
-    '--allow-guests',
+    ...(guests ? ['--allow-guests'] : []),
     '--rate-per-sec', String(limits.ratePerSec),
     '--rate-burst', String(limits.rateBurst),
     ...extra,
@@ -28,14 +28,15 @@ function rustCommand(dataDir, extra, limits, listen) {
   return { cmd: bin, args, env: { CHATSEAL_JWT_SECRET: JWT_SECRET, RUST_LOG: 'warn,chatseal_server=info', NO_COLOR: '1' } }
 }
 
-function nodeCommand(dataDir, extra, limits, listen) {
+function nodeCommand(dataDir, extra, limits, listen, guests) {
   return {
     cmd: process.execPath,
     args: [path.join(ROOT, 'js', 'server.js'), ...extra],
     env: {
       CHATSEAL_LISTEN: listen,
       CHATSEAL_DATA_DIR: dataDir,
-      CHATSEAL_ALLOW_GUESTS: 'true',
+      // Given explicitly: the default is off, as on the Rust server.
+      ...(guests ? { CHATSEAL_ALLOW_GUESTS: 'true' } : {}),
       CHATSEAL_RATE_PER_SEC: String(limits.ratePerSec),
       CHATSEAL_RATE_BURST: String(limits.rateBurst),
     },
@@ -76,25 +77,35 @@ async function startRemote(options) {
  * Starts `target` ('rust', 'rust-pg', 'node' or 'node-remote'); resolves to { url, stop, log, dataDir }.
  * A given `dataDir` is reused (a restart); otherwise a fresh one is made.
  * `listen` defaults to a free port; a restart may pass the old address.
+ * `wrap(cmd, args, dataDir)` may return another [cmd, args] to run the server under.
+ * `guests: false` starts it without guests (each server's default).
  */
-async function start(target, { extraArgs = [], env = {}, dataDir, limits = LIMITS, listen = '127.0.0.1:0' } = {}) {
-  if (target === 'node-remote') return startRemote({ extraArgs, env, dataDir, limits })
+async function start(
+  target,
+  { extraArgs = [], env = {}, dataDir, limits = LIMITS, listen = '127.0.0.1:0', wrap, guests = true } = {},
+) {
+  if (target === 'node-remote') return startRemote({ extraArgs, env, dataDir, limits, guests })
   if (target === 'rust-pg') {
     // run.js made a database for this test file and passes its URL.
     const url = process.env.CHATSEAL_CONFORMANCE_PG_URL
     if (!url) throw new Error('rust-pg needs CHATSEAL_CONFORMANCE_PG_URL (run it through run.js)')
-    return start('rust', { extraArgs, env: { ...env, DATABASE_URL: url }, dataDir, limits, listen })
+    return start('rust', { extraArgs, env: { ...env, DATABASE_URL: url }, dataDir, limits, listen, wrap, guests })
   }
   dataDir = dataDir || fs.mkdtempSync(path.join(os.tmpdir(), `chatseal-${target}-`))
   const spec =
-    target === 'rust' ? rustCommand(dataDir, extraArgs, limits, listen) : nodeCommand(dataDir, extraArgs, limits, listen)
+    target === 'rust'
+      ? rustCommand(dataDir, extraArgs, limits, listen, guests)
+      : nodeCommand(dataDir, extraArgs, limits, listen, guests)
   // Nothing of the caller's own chatseal configuration leaks in.
   const inherited = { ...process.env }
   for (const name of Object.keys(inherited)) {
     if (name.startsWith('CHATSEAL_') || name === 'DATABASE_URL' || name === 'PORT') delete inherited[name]
   }
   const childEnv = { ...inherited, ...spec.env, ...env }
-  const child = spawn(spec.cmd, spec.args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  // `wrap(cmd, args, dataDir)` -> [cmd, args]: runs the server under another
+  // command (the fault tests put it in a namespace with a small disk).
+  const [cmd, args] = wrap ? wrap(spec.cmd, spec.args, dataDir) : [spec.cmd, spec.args]
+  const child = spawn(cmd, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   const log = []
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${target} server did not start:\n${log.join('\n')}`)), 30000)
