@@ -26,17 +26,28 @@ function listen(env) {
   return { host: m[1], port: Number(m[2]) }
 }
 
+/**
+ * The largest packet a message of `maxMessageBytes` can make: JSON escapes
+ * one byte to at most six (`\u0001`), plus the room, clientId and framing.
+ * The packet limit never goes below it, or a valid message would drop the
+ * connection without an ack (the Rust server computes the same).
+ */
+function packetLimit(maxMessageBytes) {
+  return maxMessageBytes * 6 + 4096
+}
+
 /** Reads the configuration from `env` (process.env by default). */
 function load(env = process.env) {
   const dataDir = env.CHATSEAL_DATA_DIR || './data'
+  const maxMessageBytes = int(env, 'CHATSEAL_MAX_MESSAGE_BYTES', 64 * 1024)
   return {
     listen: listen(env),
     dataDir,
     keyringFile: env.CHATSEAL_KEYRING_FILE || null,
     keyringEnv: 'CHATSEAL_KEYRING',
     serviceToken: env.CHATSEAL_SERVICE_TOKEN || null,
-    maxMessageBytes: int(env, 'CHATSEAL_MAX_MESSAGE_BYTES', 64 * 1024),
-    maxPayloadBytes: int(env, 'CHATSEAL_MAX_PAYLOAD_BYTES', 128 * 1024),
+    maxMessageBytes,
+    maxPayloadBytes: Math.max(int(env, 'CHATSEAL_MAX_PAYLOAD_BYTES', 128 * 1024), packetLimit(maxMessageBytes)),
     allowGuests: bool(env, 'CHATSEAL_ALLOW_GUESTS', true),
     ratePerSec: int(env, 'CHATSEAL_RATE_PER_SEC', 20),
     rateBurst: int(env, 'CHATSEAL_RATE_BURST', 40),
@@ -54,4 +65,4 @@ function load(env = process.env) {
   }
 }
 
-module.exports = { load }
+module.exports = { load, packetLimit }

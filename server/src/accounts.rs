@@ -11,6 +11,8 @@ use zeroize::Zeroizing;
 use crate::app::AppState;
 use crate::auth::{self, TokenError};
 use crate::error::{ApiError, Code, JsonBody};
+use crate::login_limit::RetryAfter;
+use crate::serve::ClientIp;
 use crate::store::StoreError;
 
 /// The account an `Authorization: Bearer <JWT>` header speaks for.
@@ -63,24 +65,30 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Runs argon2 off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError::new(Code::Internal, "internal error"))
+impl From<crate::hashing::Busy> for ApiError {
+    fn from(e: crate::hashing::Busy) -> Self {
+        ApiError::new(Code::Unavailable, e.to_string()).retry_after(1)
+    }
+}
+
+/// The login throttle (docs/operations.md, "Limits"): 429 with
+/// `Retry-After` before any password is hashed.
+fn throttle(state: &AppState, ip: ClientIp, account: Option<&str>) -> Result<(), ApiError> {
+    state.guards.login.check(ip.0, account).map_err(|RetryAfter(secs)| {
+        ApiError::new(Code::RateLimited, "too many login attempts; retry later").retry_after(secs)
+    })
 }
 
 /// `POST /api/register {username, password}` → 201.
 pub(crate) async fn register(
     State(state): State<AppState>,
+    ip: ClientIp,
     JsonBody(creds): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
+    throttle(&state, ip, None)?;
     auth::validate_username(&creds.username).map_err(|m| ApiError::new(Code::BadRequest, m))?;
     auth::validate_password(&creds.password).map_err(|m| ApiError::new(Code::BadRequest, m))?;
-    let password = creds.password;
-    let hash = blocking(move || auth::hash_password(&password)).await?;
+    let hash = state.guards.hasher.hash(creds.password).await?;
     let now = auth::unix_now().as_millis() as i64;
     if !state.store.create_user(&creds.username, &hash, now).await? {
         return Err(ApiError::new(Code::BadRequest, "that username is taken"));
@@ -96,15 +104,16 @@ pub(crate) async fn register(
 /// `POST /api/login {username, password}` → `{token, expiresAt}`.
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ip: ClientIp,
     JsonBody(creds): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
+    throttle(&state, ip, Some(&creds.username))?;
     let stored = if auth::validate_username(&creds.username).is_ok() {
         state.store.password_hash(&creds.username).await?
     } else {
         None
     };
-    let password = creds.password;
-    let ok = blocking(move || auth::verify_password(&password, stored.as_deref())).await?;
+    let ok = state.guards.hasher.verify(creds.password, stored).await?;
     if !ok {
         return Err(ApiError::new(
             Code::Unauthorized,

@@ -32,16 +32,26 @@ impl Limits {
     pub fn from_config(config: &Config) -> Self {
         Self {
             max_message_bytes: config.max_message_bytes,
-            max_payload_bytes: config.max_payload_bytes,
+            max_payload_bytes: config
+                .max_payload_bytes
+                .max(packet_limit(config.max_message_bytes)),
         }
     }
+}
+
+/// The largest packet a message of `max_message` bytes can make: JSON
+/// escapes one byte to at most six (`\u0001`), plus the room, `clientId` and
+/// framing. The packet limit never goes below it, or a valid message would
+/// end the connection without an ack (js/lib/config.js computes the same).
+pub const fn packet_limit(max_message: usize) -> usize {
+    max_message.saturating_mul(6).saturating_add(4096)
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_bytes: 64 * 1024,
-            max_payload_bytes: 128 * 1024,
+            max_payload_bytes: packet_limit(64 * 1024),
         }
     }
 }
@@ -68,6 +78,8 @@ pub struct Shared {
     pub writer: OnceLock<crate::chat::writer::Writer>,
     /// Set when several servers share the chat (`REDIS_URL`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Limits against floods and slow clients.
+    pub guards: crate::guards::Guards,
 }
 
 impl Shared {
@@ -91,6 +103,7 @@ impl Shared {
             io: OnceLock::new(),
             writer: OnceLock::new(),
             cluster: None,
+            guards: crate::guards::Guards::default(),
         }
     }
 }

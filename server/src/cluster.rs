@@ -4,11 +4,15 @@
 //! delivers to its own sockets, and publishes the stored message — the
 //! envelope, never plaintext — on a Redis channel; the others deliver it to
 //! theirs. Redis is only a fast path: each server remembers, per room,
-//! which `seq`s its sockets got, and every second (and as soon as Redis is
-//! back after an outage) reads whatever it missed from the database and
-//! delivers it. So a lost publish, a Redis restart or a partition delays
-//! messages but never loses them, and a message is never delivered twice by
-//! the same server.
+//! which `seq`s its sockets got, and reads whatever it missed from the
+//! database and delivers it: every second for the rooms with a gap (a later
+//! `seq` came before an earlier one), and for every room in a slow sweep
+//! (`--cluster-sweep-secs`, 30 s) and as soon as Redis is back after an
+//! outage. So a lost publish, a Redis restart or a partition delays
+//! messages but never loses them (a lost publish with nothing after it, up
+//! to one sweep), and a message is never delivered twice by the same
+//! server. Idle rooms cost the database nothing between sweeps: reading
+//! every joined room every second made 5,000 rooms 2,971 transactions/s.
 //!
 //! Why not socketioxide's Redis adapter: it broadcasts from the adapter, so
 //! a reader whose queue is full cannot be told apart (we disconnect those,
@@ -246,19 +250,48 @@ pub fn deliver_new(state: &Arc<Shared>, cluster: &Cluster, messages: &[&StoredMe
     rooms::deliver_local(state, &fresh);
 }
 
-/// Every second: for each room with members here, deliver from the
-/// database whatever this server has not delivered.
+/// Every second, the rooms with a gap; every sweep, every room with
+/// members here: deliver from the database what this server has not.
 async fn catch_up_loop(state: Weak<Shared>) {
+    let mut last_sweep = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let Some(s) = state.upgrade() else { return };
         let Some(cluster) = s.cluster.clone() else {
             return;
         };
-        catch_up(&s, &cluster).await;
+        if last_sweep.elapsed() >= s.guards.cluster_sweep {
+            last_sweep = tokio::time::Instant::now();
+            catch_up(&s, &cluster).await;
+        } else {
+            catch_up_gaps(&s, &cluster).await;
+        }
     }
 }
 
+/// Rooms where a later `seq` arrived before an earlier one.
+async fn catch_up_gaps(state: &Arc<Shared>, cluster: &Cluster) {
+    let gaps: Vec<(String, i64)> = {
+        let delivered = cluster.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        delivered
+            .iter()
+            .filter(|(_, d)| !d.above.is_empty())
+            .map(|(room, d)| (room.clone(), d.through))
+            .collect()
+    };
+    for (room, through) in gaps {
+        let Ok(missed) = state
+            .store
+            .messages(&room, through, None, i64::from(state.history_limit))
+            .await
+        else {
+            return; // the database is down: try again next round
+        };
+        deliver_new(state, cluster, &missed.iter().collect::<Vec<_>>());
+    }
+}
+
+/// Every room with members here.
 async fn catch_up(state: &Arc<Shared>, cluster: &Cluster) {
     let Some(io) = state.io.get() else { return };
     let rooms: Vec<String> = match io.rooms().await {

@@ -93,6 +93,90 @@ pub struct Config {
     #[arg(long, env = "CHATSEAL_CLIENT_DIR")]
     pub client_dir: Option<PathBuf>,
 
+    // Limits against floods (docs/operations.md, "Limits"). 0 = no cap
+    // where a cap is a count.
+    /// Open connections in total; 0 = the open-file limit less 256.
+    #[arg(long, env = "CHATSEAL_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Open connections per client address.
+    #[arg(long, env = "CHATSEAL_MAX_CONNECTIONS_PER_IP", default_value_t = 512)]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a client has to send a request's head (and how long a
+    /// keep-alive connection may idle between requests).
+    #[arg(long, env = "CHATSEAL_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Engine.IO sessions opened but not yet connected to Socket.IO, in total.
+    #[arg(long, env = "CHATSEAL_MAX_PENDING_SESSIONS", default_value_t = 1024)]
+    pub max_pending_sessions: usize,
+
+    /// Engine.IO sessions (pending or connected) per client address.
+    #[arg(long, env = "CHATSEAL_MAX_SESSIONS_PER_IP", default_value_t = 512)]
+    pub max_sessions_per_ip: usize,
+
+    /// Seconds a new Engine.IO session has to connect to Socket.IO.
+    #[arg(long, env = "CHATSEAL_CONNECT_TIMEOUT_SECS", default_value_t = 10)]
+    pub connect_timeout_secs: u64,
+
+    /// Password hashes (argon2id, 19 MiB each) computed at once; 0 = one per
+    /// CPU core. Their memory is allocated once and reused.
+    #[arg(long, env = "CHATSEAL_LOGIN_CONCURRENCY", default_value_t = 0)]
+    pub login_concurrency: usize,
+
+    /// Logins and registrations that may wait for a hashing slot; beyond
+    /// it they are refused at once (503 UNAVAILABLE, Retry-After).
+    #[arg(long, env = "CHATSEAL_LOGIN_QUEUE", default_value_t = 64)]
+    pub login_queue: usize,
+
+    /// Logins and registrations per second per client address, sustained.
+    #[arg(long, env = "CHATSEAL_LOGIN_IP_PER_SEC", default_value_t = 0.5)]
+    pub login_ip_per_sec: f64,
+
+    /// Logins and registrations per client address in a burst.
+    #[arg(long, env = "CHATSEAL_LOGIN_IP_BURST", default_value_t = 10)]
+    pub login_ip_burst: u32,
+
+    /// Logins per second per account name, sustained (any address).
+    #[arg(long, env = "CHATSEAL_LOGIN_ACCOUNT_PER_SEC", default_value_t = 0.2)]
+    pub login_account_per_sec: f64,
+
+    /// Logins per account name in a burst.
+    #[arg(long, env = "CHATSEAL_LOGIN_ACCOUNT_BURST", default_value_t = 5)]
+    pub login_account_burst: u32,
+
+    /// Rooms one socket may be in at once, `lobby` included.
+    #[arg(long, env = "CHATSEAL_MAX_ROOMS_PER_SOCKET", default_value_t = 100)]
+    pub max_rooms_per_socket: usize,
+
+    /// `join`s one connection may send per second, sustained.
+    #[arg(long, env = "CHATSEAL_JOIN_PER_SEC", default_value_t = 5)]
+    pub join_per_sec: u32,
+
+    /// `join`s one connection may send in a burst.
+    #[arg(long, env = "CHATSEAL_JOIN_BURST", default_value_t = 20)]
+    pub join_burst: u32,
+
+    /// Largest `missed` of one `join` ack, in bytes of envelopes; a longer
+    /// catch-up comes in pages (join again with the last `seq`).
+    #[arg(long, env = "CHATSEAL_MAX_ACK_BYTES", default_value_t = 1024 * 1024)]
+    pub max_ack_bytes: usize,
+
+    /// `join`s with `since` (catch-ups) one connection may send per
+    /// second, sustained; each returns at most --max-ack-bytes.
+    #[arg(long, env = "CHATSEAL_CATCH_UP_PER_SEC", default_value_t = 2)]
+    pub catch_up_per_sec: u32,
+
+    /// Catch-ups one connection may send in a burst.
+    #[arg(long, env = "CHATSEAL_CATCH_UP_BURST", default_value_t = 10)]
+    pub catch_up_burst: u32,
+
+    /// Cluster mode: seconds between sweeps that read every room's latest
+    /// `seq` from the database (in between, only rooms with a gap are read).
+    #[arg(long, env = "CHATSEAL_CLUSTER_SWEEP_SECS", default_value_t = 30)]
+    pub cluster_sweep_secs: u64,
+
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

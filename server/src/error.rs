@@ -61,6 +61,8 @@ pub struct ApiError {
     pub code: Code,
     pub message: String,
     pub reason: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -69,7 +71,14 @@ impl ApiError {
             code,
             message: message.into(),
             reason: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After: secs`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 }
 
@@ -94,6 +103,7 @@ impl From<chatseal_core::Error> for ApiError {
             code,
             message: e.to_string(),
             reason: Some(e.kind().code()),
+            retry_after: None,
         }
     }
 }
@@ -121,7 +131,13 @@ impl IntoResponse for ApiError {
         if let Some(reason) = self.reason {
             error["reason"] = reason.into();
         }
-        (self.code.status(), Json(json!({ "error": error }))).into_response()
+        let mut response = (self.code.status(), Json(json!({ "error": error }))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -23,16 +23,20 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod guards;
+pub mod hashing;
 pub mod history;
 pub mod keys;
 pub mod logging;
+pub mod login_limit;
 pub mod metrics;
+pub mod per_ip;
+pub mod serve;
 pub mod service;
 pub mod store;
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt as _;
 use chatseal_core::Sealer;
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -89,6 +93,7 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     shared.history_limit = config.history_limit.max(1);
     shared.socket_buffer = config.socket_buffer.max(16);
     shared.client_dir = config.client_dir.clone().or_else(client::default_dir);
+    shared.guards = guards::Guards::from_config(config);
     if let Some(url) = &config.redis_url {
         anyhow::ensure!(
             backend == store::Backend::Postgres,
@@ -104,6 +109,10 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
 pub fn service(state: &app::AppState) -> axum::Router {
     let router = app::router(Arc::clone(state))
         .layer(chat::layer(state))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.guards.sessions),
+            chat::sessions::admit,
+        ))
         .layer(axum::middleware::from_fn(chat::detach::detach));
     cluster::start(state);
     router
@@ -125,17 +134,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let listener = bind(config.listen)?;
     let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        // Without it small Socket.IO frames wait ~40 ms for Nagle.
-        let _ = tcp.set_nodelay(true);
-    });
     tracing::info!(%addr, "listening");
     spawn_reloader(Arc::clone(&state), config.clone());
     let app = service(&state);
     let drain = Arc::clone(&state);
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = Arc::clone(&stopping);
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = serve::serve(listener, app, state.guards.conn, async move {
         shutdown_signal().await;
         signalled.notify_one();
         chat::drain(&drain, std::time::Duration::from_secs(5)).await;

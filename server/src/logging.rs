@@ -1,15 +1,55 @@
 //! Structured logs with `tracing`. Handlers log ids, sizes and error codes,
 //! never keys or plaintext.
+//!
+//! The libraries below the chat log whole frames and packets at debug and
+//! trace (tungstenite and engineioxide: tokens, room keys, envelopes;
+//! socketioxide and engineioxide: the session id, a bearer credential).
+//! Every filter the server builds caps them ([`CAPPED`]), so no `RUST_LOG`
+//! setting prints those.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Crates whose debug/trace output carries secrets, and the most they may log.
+pub const CAPPED: &[(&str, LevelFilter)] = &[
+    ("tungstenite", LevelFilter::INFO),
+    ("tokio_tungstenite", LevelFilter::INFO),
+    ("engineioxide", LevelFilter::INFO),
+    ("engineioxide_core", LevelFilter::INFO),
+    ("socketioxide", LevelFilter::INFO),
+    ("socketioxide_core", LevelFilter::INFO),
+    ("socketioxide_parser_common", LevelFilter::INFO),
+    // hyper's warn "read header from client timeout" would log every
+    // slowloris connection; the server counts those itself.
+    ("hyper", LevelFilter::ERROR),
+    ("hyper_util", LevelFilter::ERROR),
+    ("h2", LevelFilter::INFO),
+    ("axum", LevelFilter::INFO),
+    ("tower_http", LevelFilter::INFO),
+    ("redis", LevelFilter::INFO),
+    ("sqlx", LevelFilter::INFO),
+];
+
+/// The cap as a filter: everything else passes.
+pub fn caps() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(CAPPED.iter().copied())
+}
 
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax
-/// (`info`, `chatseal_server=debug`, …).
+/// (`info`, `chatseal_server=debug`, …); [`caps`] applies on top of it.
 pub fn init(filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(caps())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_writer(std::io::stderr),
+        )
         .try_init();
 }

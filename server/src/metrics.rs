@@ -65,6 +65,26 @@ pub fn slow_reader() {
     metrics::counter!("chatseal_slow_readers_disconnected_total").increment(1);
 }
 
+/// A connection closed at accept: over a connection cap.
+pub fn connection_refused() {
+    metrics::counter!("chatseal_connections_refused_total").increment(1);
+}
+
+/// An `accept` error (out of files, say).
+pub fn accept_error() {
+    metrics::counter!("chatseal_accept_errors_total").increment(1);
+}
+
+/// An Engine.IO handshake refused: over a session cap.
+pub fn session_refused() {
+    metrics::counter!("chatseal_sessions_refused_total").increment(1);
+}
+
+/// Password hashes running now (`delta` +1 / -1).
+pub fn hashing(delta: f64) {
+    metrics::gauge!("chatseal_password_hashes_running").increment(delta);
+}
+
 pub fn refused(code: Code) {
     metrics::counter!("chatseal_refused_total", "code" => code.as_str()).increment(1);
 }

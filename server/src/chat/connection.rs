@@ -79,6 +79,11 @@ pub struct Connection {
     next_ticket: AtomicU64,
     limiter: DefaultDirectRateLimiter,
     line: Mutex<Line>,
+    /// `join`s, and `join`s with `since` (catch-ups).
+    joins: DefaultDirectRateLimiter,
+    catch_ups: DefaultDirectRateLimiter,
+    /// Disconnected as a slow reader (see [`super::rooms::evict`]).
+    evicted: std::sync::atomic::AtomicBool,
 }
 
 /// Events received out of order wait here until their turn.
@@ -107,10 +112,35 @@ impl Connection {
         Arc::new(Connection {
             identity,
             limiter: rate_limiter(state.rate_per_sec, state.rate_burst),
+            joins: rate_limiter(state.guards.join.per_sec, state.guards.join.burst),
+            catch_ups: rate_limiter(state.guards.catch_up.per_sec, state.guards.catch_up.burst),
             state,
             next_ticket: AtomicU64::new(0),
             line: Mutex::new(Line::default()),
+            evicted: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Takes one `join` (and one catch-up when it has `since`) from the
+    /// connection's rates, or refuses it `RATE_LIMITED`.
+    pub fn admit_join(&self, catch_up: bool) -> Result<(), super::protocol::Failure> {
+        use super::protocol::Failure;
+        use crate::error::Code;
+        if self.joins.check().is_err() {
+            return Err(Failure::new(Code::RateLimited, "too many joins: slow down"));
+        }
+        if catch_up && self.catch_ups.check().is_err() {
+            return Err(Failure::new(
+                Code::RateLimited,
+                "too many catch-ups (join with since): slow down",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Marks the connection as evicted; true the first time only.
+    pub fn evict(&self) -> bool {
+        !self.evicted.swap(true, Ordering::SeqCst)
     }
 
     fn line(&self) -> std::sync::MutexGuard<'_, Line> {

@@ -8,12 +8,14 @@
 //! * [`rooms`]: access rules, per-room order, broadcast.
 //! * [`protocol`]: payloads and their validation.
 
+pub mod catch_up;
 pub mod connection;
 pub mod detach;
 pub mod identity;
 pub mod protocol;
 pub mod rooms;
 pub mod session;
+pub mod sessions;
 pub mod writer;
 
 use std::sync::Arc;
@@ -47,6 +49,9 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
         // Each idle WebSocket keeps its read buffer: 1 KiB instead of 4
         // (a chat message is ~300 bytes; larger frames take more reads).
         .ws_read_buffer_size(1024)
+        // A session that has not connected by then is closed (and its
+        // pending slot given back, see [`sessions`]).
+        .connect_timeout(state.guards.connect_timeout)
         .with_state(Arc::clone(state))
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
@@ -68,6 +73,7 @@ async fn authenticate(
             metrics::refused(r.code);
             tracing::debug!(code = r.code.as_str(), "handshake refused");
         })?;
+    sessions::connected(&socket.req_parts().extensions);
     let conn = Connection::new(Arc::clone(&state), identity);
     socket.extensions.insert(conn);
     // Everything a client may rely on as soon as it is connected is set up

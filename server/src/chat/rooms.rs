@@ -154,9 +154,7 @@ fn deliver(io: &SocketIo, room: &str, raws: &[Box<RawValue>]) {
                 Err(socketioxide::SendError::Socket(
                     socketioxide::SocketError::InternalChannelFull,
                 )) => {
-                    tracing::warn!(sid = %socket.id, "reader too slow: disconnecting it");
-                    metrics::slow_reader();
-                    let _ = socket.disconnect();
+                    evict(&socket);
                     break;
                 }
                 Err(_) => break, // closing already
@@ -164,6 +162,40 @@ fn deliver(io: &SocketIo, room: &str, raws: &[Box<RawValue>]) {
         }
     }
     metrics::delivered(delivered);
+}
+
+/// A reader whose send queue is full: out of every room at once (so nothing
+/// more is queued for it), its connection closed, counted and logged once.
+/// A WebSocket's TCP connection is ended through its [`Disconnect`]; a
+/// polling session gets the disconnect packet as soon as its next poll
+/// makes room for it. Either way the client reconnects and catches up with
+/// `join { since }`. Never logs the socket id: it is a bearer credential.
+///
+/// [`Disconnect`]: crate::serve::Disconnect
+pub fn evict(socket: &socketioxide::extract::SocketRef) {
+    let first = socket
+        .extensions
+        .get::<Arc<super::connection::Connection>>()
+        .is_none_or(|conn| conn.evict());
+    if !first {
+        return;
+    }
+    metrics::slow_reader();
+    tracing::warn!("reader too slow: disconnecting it (it catches up with since)");
+    socket.leave_all();
+    if let Some(off) = socket.req_parts().extensions.get::<crate::serve::Disconnect>() {
+        off.now();
+    }
+    let socket = socket.clone();
+    tokio::spawn(async move {
+        // Polling: the disconnect packet fits once the client reads.
+        for _ in 0..600 {
+            if !socket.connected() || socket.clone().disconnect().is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
 }
 
 /// After a rotation: sends every room that has members here its key under

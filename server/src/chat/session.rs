@@ -76,6 +76,17 @@ async fn join(
     data: Result<serde_json::Value, String>,
 ) -> Result<JoinAck, Failure> {
     let req = protocol::parse_room_request(data)?;
+    if let Some(conn) = socket.extensions.get::<std::sync::Arc<super::connection::Connection>>() {
+        conn.admit_join(req.since.is_some())?;
+    }
+    let max_rooms = state.guards.max_rooms_per_socket;
+    let rooms_now = socket.rooms();
+    if rooms_now.len() >= max_rooms && !rooms_now.iter().any(|r| r == req.room.as_str()) {
+        return Err(Failure::new(
+            Code::TooLarge,
+            format!("a connection may be in {max_rooms} rooms at most: leave one first"),
+        ));
+    }
     rooms::check_access(state, identity, &req.room).await?;
     let keys = state
         .sealer
@@ -92,14 +103,13 @@ async fn join(
     let _turn = state.room_locks.exclusive(&req.room).await;
     socket.join(req.room.clone());
     let limit = i64::from(state.history_limit);
+    let max_bytes = state.guards.max_ack_bytes;
     let read = async {
         let missed = match req.since {
-            Some(since) => state.store.messages(&req.room, since, None, limit).await?,
+            Some(since) => super::catch_up::after(state, &req.room, since, limit, max_bytes).await?,
             None => {
-                state
-                    .store
-                    .latest_messages(&req.room, None, rooms::RECENT_ON_JOIN.min(limit))
-                    .await?
+                let recent = rooms::RECENT_ON_JOIN.min(limit);
+                super::catch_up::latest(state, &req.room, recent, max_bytes).await?
             }
         };
         let latest_seq = state.store.latest_seq(&req.room).await?;

@@ -25,7 +25,16 @@ function rustCommand(dataDir, extra, limits, listen, guests) {
     '--rate-burst', String(limits.rateBurst),
     ...extra,
   ]
-  return { cmd: bin, args, env: { CHATSEAL_JWT_SECRET: JWT_SECRET, RUST_LOG: 'warn,chatseal_server=info', NO_COLOR: '1' } }
+  const env = {
+    CHATSEAL_JWT_SECRET: JWT_SECRET,
+    RUST_LOG: 'warn,chatseal_server=info',
+    NO_COLOR: '1',
+    // The suite registers and logs in many accounts from one address; the
+    // login throttle itself is tested in tests/abuse (which sets its own).
+    CHATSEAL_LOGIN_IP_BURST: '10000',
+    CHATSEAL_LOGIN_ACCOUNT_BURST: '10000',
+  }
+  return { cmd: bin, args, env }
 }
 
 function nodeCommand(dataDir, extra, limits, listen, guests) {
