@@ -25,7 +25,7 @@ export interface ConnectOptions {
   ackTimeout?: number
   /** At most this many unsent or failed messages (default 200); past it send() fails with QUEUE_FULL. */
   outboxLimit?: number
-  /** Call getToken this long before exp (default 60000; at most a third of the token's life). */
+  /** Call getToken this long before exp (default 60000; at most half the token's life). */
   refreshBefore?: number
   /** Longest wait between reconnect attempts (default 5000). */
   reconnectionDelayMax?: number

@@ -92,7 +92,6 @@ class Client extends Emitter {
     s.on('connect', () => this.onConnect())
     s.on('disconnect', (reason) => this.onDisconnect(reason))
     s.on('connect_error', (err) => this.onConnectError(err))
-    s.io.on('reconnect_attempt', () => this.setStatus('connecting', 'reconnecting'))
     s.on('chat message', (msg) => this.onMessage(msg))
     s.on('room key', (ev) => this.onRoomKey(ev))
     s.on('session expired', () => {
@@ -198,6 +197,7 @@ class Client extends Emitter {
 
   /** The token no longer works: renew it with getToken, or wait for setToken. */
   async onExpired(reason) {
+    this.expiredByServer = false
     this.socket.disconnect()
     if (await this.renewToken(reason)) this.start()
   }
@@ -242,7 +242,7 @@ class Client extends Emitter {
     if (exp === null) return
     const now = Date.now()
     const life = exp - (token.issuedAt(this.token) ?? now)
-    const lead = Math.min(this.options.refreshBefore, Math.max(500, life / 3))
+    const lead = Math.min(this.options.refreshBefore, Math.max(500, life / 2))
     this.refreshTimer = setTimeout(() => this.refresh().catch(() => {}), Math.max(0, exp - lead - now))
   }
 
@@ -311,22 +311,19 @@ class Client extends Emitter {
 
   /** Joins a room: resolves once joined (its latest messages are emitted first). */
   join(room, { since } = {}) {
-    checkRoom(room)
+    try {
+      checkRoom(room)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new TypeError('since must be a seq (0 or more)')
     if (this.closed) return Promise.reject(new ChatError('CLOSED', 'the client is closed'))
     let state = this.rooms.get(room)
     if (!state) {
       state = new Room(this, room, since)
       this.rooms.set(room, state)
-      if (this.socket.connected) {
-        const gen = this.generation
-        state.catchUp(gen).then(
-          () => this.outbox.pump(room),
-          (err) => {
-            if (gen === this.generation && this.socket.connected && err.code !== 'TIMEOUT') this.roomFailed(state, err)
-          },
-        )
-      }
+      // Offline: the next connection joins it with the others.
+      if (this.socket.connected) this.rejoin(state, this.generation)
     }
     return state.joined
   }
@@ -345,7 +342,11 @@ class Client extends Emitter {
 
   /** Sends text to a joined room; resolves with `{ id, seq, ts, clientId }` once stored. */
   send(room, text) {
-    checkRoom(room)
+    try {
+      checkRoom(room)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     if (typeof text !== 'string' || !text) return Promise.reject(new TypeError('text must be a non-empty string'))
     if (!this.rooms.has(room)) return Promise.reject(new ChatError('NOT_JOINED', `join ${room} before sending to it`))
     return this.outbox.add(room, text)
@@ -433,8 +434,12 @@ class Client extends Emitter {
   }
 }
 
+/** The protocol's room names (docs/protocol.md §3), checked before a round trip. */
 function checkRoom(room) {
-  if (typeof room !== 'string' || !room || room.length > ROOM_MAX) throw new TypeError('room must be 1 to 64 characters')
+  // eslint-disable-next-line no-control-regex
+  if (typeof room !== 'string' || !room || [...room].length > ROOM_MAX || /[\u0000-\u001f\u007f]/.test(room)) {
+    throw new ChatError('BAD_REQUEST', 'a room name is 1 to 64 characters, no control characters')
+  }
 }
 
 /** Connects to a chatseal server: `connect({ url, token | name, getToken? })`. */
