@@ -20,4 +20,6 @@ cargo build -p chatseal-server --locked
 (cd tests/browser && npm ci --no-audit --no-fund)
 (cd tests/sdk && npm ci --no-audit --no-fund)
 (cd tests/browser && node --test --test-force-exit)
+# The page as the Node server serves it (js/server.js, guests): the outage race.
+(cd tests/browser && CHATSEAL_TARGET=node node --test --test-force-exit outage.test.js)
 echo "screenshots: tests/artifacts/*.png"

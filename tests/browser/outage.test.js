@@ -66,3 +66,28 @@ test('typed during an outage of the server: stored once, shown once on both page
   await shot(ann, 'outage-ann.png')
   assert.deepEqual([...ann.errors, ...bob.errors], [])
 })
+
+test('closed during the outage and opened again: the unsent message survives and is stored once', { timeout: 120000 }, async () => {
+  const cy = await signIn(browser, server.url, 'cy')
+  await joinRoom(cy, 'ops2')
+  const address = new URL(server.url).host
+  await server.stop('SIGKILL')
+  await cy.waitForSelector('#status[data-state="offline"]', { timeout: 10000 })
+  await say(cy, 'typed, then the tab was closed')
+  await cy.waitForSelector('#outbox li[data-state="pending"]')
+  // The tab goes away with the message unsent; the same browser opens the page again.
+  const context = cy.context()
+  await cy.close()
+  server = await start(TARGET, { extraArgs: CLIENT, dataDir: server.dataDir, listen: address })
+  const again = await context.newPage()
+  again.errors = []
+  again.on('pageerror', (e) => again.errors.push(e.message))
+  await again.goto(server.url + '/')
+  await again.waitForSelector(line('cy', 'typed, then the tab was closed'), { timeout: 30000 })
+  await again.waitForSelector('#outbox li', { state: 'detached', timeout: 10000 })
+  assert.equal(await again.textContent('#room-title'), 'ops2')
+  assert.equal(await again.locator(line('cy', 'typed, then the tab was closed')).count(), 1)
+  const texts = (await stored('ops2')).filter((m) => m.text === 'typed, then the tab was closed')
+  assert.equal(texts.length, 1, 'stored exactly once')
+  assert.deepEqual(again.errors, [])
+})

@@ -2,13 +2,13 @@
 // Runs the SDK suite (chatseal/client in Node) against each target:
 //   node run.js [rust] [node] [cluster]   (all by default)
 // sdk.test.js runs against both servers in guest mode; restart.test.js needs
-// a store that survives SIGKILL, expiry.test.js and readme.test.js need
+// a store that survives SIGKILL; accounts, expiry and readme need
 // accounts (Rust); cluster.test.js two Rust servers with PostgreSQL and Redis.
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 
 const FILES = {
-  rust: ['sdk.test.js', 'restart.test.js', 'expiry.test.js', 'readme.test.js'],
+  rust: ['sdk.test.js', 'restart.test.js', 'accounts.test.js', 'expiry.test.js', 'readme.test.js'],
   node: ['sdk.test.js'],
   cluster: ['cluster.test.js'],
 }
