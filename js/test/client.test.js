@@ -51,8 +51,34 @@ async function fakeServer() {
     msg.message = await seal(room, msg.id, sender, text)
     return msg
   }
+  state.refreshes = []
+  state.expiredSent = 0
+  io.use((socket, next) => {
+    const { token } = socket.handshake.auth
+    if (token && !(expOf(token) > Date.now())) return next(new Error('UNAUTHORIZED: token expired'))
+    next()
+  })
   io.on('connection', (socket) => {
-    const sender = socket.handshake.auth.name || 'guest'
+    const { token } = socket.handshake.auth
+    const sender = token ? JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sub : socket.handshake.auth.name || 'guest'
+    // The h/authz protocol: `session expired` at exp, then a disconnect, unless refreshed.
+    let timer = null
+    const arm = (t) => {
+      clearTimeout(timer)
+      if (t) timer = setTimeout(() => {
+        state.expiredSent++
+        socket.emit('session expired', { code: 'UNAUTHORIZED', message: 'token expired' })
+        socket.disconnect(true)
+      }, expOf(t) - Date.now())
+    }
+    arm(token)
+    socket.on('disconnect', () => clearTimeout(timer))
+    socket.on('refresh', (req, ack) => {
+      state.refreshes.push(req.token)
+      if (!(expOf(req.token) > Date.now())) return ack({ ok: false, error: { code: 'UNAUTHORIZED', message: 'token expired' } })
+      arm(req.token)
+      ack({ ok: true, expiresAt: expOf(req.token) })
+    })
     const joined = new Set()
     socket.onAny((event, payload) => state.events.push({ event, payload, sid: socket.id }))
     socket.on('join', (req, ack) => {
@@ -82,8 +108,23 @@ async function fakeServer() {
   return state
 }
 
+/** An unsigned token with the claims the SDK reads (the fake server does not check signatures). */
+function token(sub, ttlMs) {
+  const now = Date.now()
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url')
+  return `${b64({ alg: 'HS256' })}.${b64({ sub, iat: Math.floor(now / 1000), exp: (now + ttlMs) / 1000 })}.sig`
+}
+
+function expOf(t) {
+  try {
+    return JSON.parse(Buffer.from(String(t).split('.')[1], 'base64url')).exp * 1000
+  } catch {
+    return 0
+  }
+}
+
 function client(url, extra = {}) {
-  const c = connect({ url, name: 'ann', ackTimeout: 500, reconnectionDelayMax: 200, ...extra })
+  const c = connect({ url, ...(extra.token ? {} : { name: 'ann' }), ackTimeout: 500, reconnectionDelayMax: 200, ...extra })
   c.seen = []
   c.on('message', (m) => c.seen.push(m))
   open.push(async () => c.close())
@@ -254,4 +295,47 @@ test('status goes connecting → online → offline (with the reason) → online
   assert.equal(reasons[0], 'io server disconnect')
   await until(() => ann.status.state === 'online', 'online again')
   assert.ok(seen.includes('offline') && seen.at(-1) === 'online', seen.join(','))
+})
+
+test('with getToken the session is refreshed in place before exp: never expired, never offline', async () => {
+  const server = await fakeServer()
+  let calls = 0
+  const ann = client(server.url, {
+    token: token('ann', 1500),
+    getToken: async () => {
+      calls++
+      return token('ann', 1500)
+    },
+  })
+  const states = []
+  ann.on('status', (s) => states.push(s.state))
+  await ann.join('r')
+  for (let i = 1; i <= 8; i++) {
+    await ann.send('r', `m${i}`)
+    await new Promise((r) => setTimeout(r, 500))
+  }
+  assert.ok(calls >= 2, `getToken called ${calls} times`)
+  assert.equal(server.refreshes.length, calls, 'each new token given to the server with refresh')
+  assert.equal(server.expiredSent, 0)
+  assert.deepEqual(states, ['connecting', 'online'])
+  await until(() => ann.seen.length === 8, 'all shown')
+})
+
+test('without getToken: "session expired" gives the expired state; sends wait; setToken sends them once', async () => {
+  const server = await fakeServer()
+  const ann = client(server.url, { token: token('ann', 800) })
+  await ann.join('r')
+  await until(() => ann.status.state === 'expired', 'expired')
+  assert.deepEqual(ann.status, { state: 'expired', reason: 'token expired', code: 'UNAUTHORIZED' })
+  let settled = false
+  const sent = ann.send('r', 'after expiry').finally(() => {
+    settled = true
+  })
+  await new Promise((r) => setTimeout(r, 500))
+  assert.equal(settled, false)
+  assert.equal(ann.pending()[0].state, 'pending')
+  ann.setToken(token('ann', 60000))
+  assert.equal((await sent).seq, 1)
+  assert.equal(server.rooms.get('r').length, 1)
+  await until(() => ann.seen.length === 1 && ann.seen[0].own, 'shown as own')
 })

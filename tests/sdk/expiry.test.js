@@ -7,6 +7,7 @@ const { test, before, after, afterEach } = require('node:test')
 const assert = require('node:assert/strict')
 const { start } = require('../conformance/lib/servers')
 const { sdk, closeAll, until, sleep, stored, texts } = require('./lib/util')
+const { balancer } = require('./lib/balancer')
 
 const TTL_SECS = 3
 let server
@@ -87,4 +88,58 @@ test('without getToken: "expired", what waits is kept, and sent once after a new
     (await stored(server.url, 'ops', { token: await login() })).map((m) => m.text),
     ['before expiry', 'typed after expiry'],
   )
+})
+
+/** Offline past the token's exp: the reconnect is refused UNAUTHORIZED. */
+async function offlinePastExp(client, lb) {
+  lb.cut()
+  await until(() => client.status.state === 'offline', 'offline')
+  const sent = client.send('ops', `typed offline by ${client.user}`)
+  await sleep((TTL_SECS + 1) * 1000)
+  lb.restore()
+  return sent
+}
+
+test('expired while offline, with getToken: a new token, the reconnect goes through, the send is stored once', { timeout: 60000 }, async () => {
+  const login = await account('tom')
+  const lb = await balancer(server.url)
+  try {
+    const tom = sdk({ url: lb.url, token: await login(), getToken: login, refreshBefore: 0 })
+    await tom.join('ops')
+    const ack = await offlinePastExp(tom, lb)
+    assert.ok(ack.seq >= 1)
+    assert.ok(!tom.states.includes('expired'), tom.states.join(','))
+    await until(() => texts(tom, 'ops').includes('typed offline by tom'), 'shown')
+    const all = (await stored(server.url, 'ops', { token: await login() })).map((m) => m.text)
+    assert.equal(all.filter((t) => t === 'typed offline by tom').length, 1)
+  } finally {
+    await lb.close()
+  }
+})
+
+test('expired while offline, without getToken: "expired" on the refused reconnect; setToken sends what waits', { timeout: 60000 }, async () => {
+  const login = await account('ugo')
+  const lb = await balancer(server.url)
+  try {
+    const ugo = sdk({ url: lb.url, token: await login() })
+    await ugo.join('ops')
+    let settled = false
+    const pending = offlinePastExp(ugo, lb).finally(() => {
+      settled = true
+    })
+    await until(() => ugo.status.state === 'expired', 'expired', 20000)
+    assert.equal(ugo.status.code, 'UNAUTHORIZED')
+    assert.equal(settled, false)
+    assert.deepEqual(
+      ugo.pending().map((p) => p.state),
+      ['pending'],
+    )
+    ugo.setToken(await login())
+    await pending
+    await until(() => texts(ugo, 'ops').includes('typed offline by ugo'), 'shown')
+    const all = (await stored(server.url, 'ops', { token: await login() })).map((m) => m.text)
+    assert.equal(all.filter((t) => t === 'typed offline by ugo').length, 1)
+  } finally {
+    await lb.close()
+  }
 })

@@ -258,10 +258,13 @@ class Client extends Emitter {
         ack = null
       }
       if (ack && !ack.ok) {
-        this.emit('token', { ok: false, code: ack.error?.code })
-        // Try again a little later, while the old token lasts.
+        const code = ack.error?.code
+        this.emit('token', { ok: false, code })
+        // BAD_REQUEST: a server without `refresh`; the new token serves the
+        // next reconnect. Otherwise try again a little later, while the old
+        // token lasts.
         clearTimeout(this.refreshTimer)
-        this.refreshTimer = setTimeout(() => this.refresh().catch(() => {}), 2000)
+        if (code !== 'BAD_REQUEST') this.refreshTimer = setTimeout(() => this.refresh().catch(() => {}), 2000)
         return
       }
     }

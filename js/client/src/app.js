@@ -103,6 +103,7 @@ const REASONS = {
 const human = (reason) => REASONS[reason] || reason || 'no connection'
 
 function showStatus(s) {
+  renderOutbox()
   $('status').textContent = s.state
   $('status').dataset.state = s.state
   const banner = $('banner')
@@ -316,7 +317,6 @@ function onOutbox(e) {
   if (e.state === 'sent' && e.ack) {
     document.querySelector(`#messages li[data-id="${CSS.escape(e.ack.id)}"]`)?.classList.add('own')
   }
-  renderOutbox()
   persist()
   if (chat) showStatus(chat.status)
 }
@@ -330,6 +330,7 @@ function renderOutbox() {
     if (e.room !== current) continue
     list.append(
       outboxItem(e, {
+        online: chat.status.state === 'online',
         onRetry: (id) => chat.retry(id).catch(() => {}),
         onDiscard: (id) => chat.discard(id),
       }),

@@ -42,13 +42,14 @@ export function messageItem(m) {
 }
 
 /** A message not stored yet: pending, or failed with its code and Retry / Discard. */
-export function outboxItem(e, { onRetry, onDiscard }) {
+export function outboxItem(e, { online, onRetry, onDiscard }) {
   const li = document.createElement('li')
   li.dataset.clientId = e.clientId
   li.dataset.state = e.state
   const state = document.createElement('span')
   state.className = 'state'
-  state.textContent = e.state === 'failed' ? `not sent (${e.error ? e.error.code : 'error'})` : e.error ? `sending… (${e.error.code})` : 'sending…'
+  const trying = online ? 'sending…' : 'waiting…'
+  state.textContent = e.state === 'failed' ? `not sent (${e.error ? e.error.code : 'error'})` : e.error ? `${trying} (${e.error.code})` : trying
   const text = document.createElement('span')
   text.className = 'text'
   text.textContent = e.text
