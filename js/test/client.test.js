@@ -339,3 +339,19 @@ test('without getToken: "session expired" gives the expired state; sends wait; s
   assert.equal(server.rooms.get('r').length, 1)
   await until(() => ann.seen.length === 1 && ann.seen[0].own, 'shown as own')
 })
+
+test('history without a token pages with join { since }, even when the server cuts pages short', async () => {
+  const server = await fakeServer()
+  for (let i = 1; i <= 60; i++) await server.store('r', 'bob', `m${i}`)
+  server.pageSize = 7
+  const ann = client(server.url)
+  await ann.join('r')
+  await until(() => ann.seen.length === 50, 'latest 50')
+  const older = await ann.history('r', { before: 30, limit: 20 })
+  assert.deepEqual(
+    older.map((m) => m.seq),
+    Array.from({ length: 20 }, (_, i) => 10 + i),
+  )
+  assert.ok(older.every((m) => m.text === `m${m.seq}`))
+  assert.deepEqual(await ann.history('r', { before: 1 }), [])
+})

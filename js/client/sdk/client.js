@@ -30,6 +30,7 @@ const DEFAULTS = {
 const ROOM_MAX = 64
 /** Join acks page by at most this many (the servers' history limit is 500). */
 const HISTORY_PAGE_MAX = 500
+const OWN_IDS_MAX = 10000
 
 class Client extends Emitter {
   constructor(options) {
@@ -78,6 +79,12 @@ class Client extends Emitter {
   /** The name others see: the token's subject or the guest name (null for an anonymous guest). */
   get user() {
     return this.token ? token.subject(this.token) : this.name
+  }
+
+  /** Ids acked to this client (the newest OWN_IDS_MAX): how its own messages are known. */
+  rememberOwn(id) {
+    this.ownIds.add(id)
+    if (this.ownIds.size > OWN_IDS_MAX) this.ownIds.delete(this.ownIds.values().next().value)
   }
 
   /** Ours: acked to us, or sent under our name (guest names may be shown as `~name`). */
@@ -392,6 +399,7 @@ class Client extends Emitter {
     if (!state) throw new ChatError('NOT_JOINED', `join ${room} before reading its history`)
     if (before === undefined) before = state.firstSeq ?? (state.lastSeq ?? 0) + 1
     if (!Number.isSafeInteger(before) || before < 1) throw new TypeError('before must be a seq')
+    if (before === 1) return []
     let raw = null
     if (this.token) raw = await this.httpHistory(room, before, limit)
     if (raw === null) raw = await this.joinHistory(room, before, limit)
@@ -420,11 +428,20 @@ class Client extends Emitter {
     return body
   }
 
+  /** `join { since }` from `limit` before `before`, paged (a server may cut a page short). */
   async joinHistory(room, before, limit) {
-    const since = Math.max(0, before - 1 - limit)
-    const ack = await this.request('join', { room, since })
-    await this.keys.add(room, ack.keys)
-    return (ack.missed || []).filter((m) => m.seq < before).slice(-limit)
+    const out = []
+    let since = Math.max(0, before - 1 - limit)
+    for (;;) {
+      const ack = await this.request('join', { room, since })
+      await this.keys.add(room, ack.keys)
+      const missed = Array.isArray(ack.missed) ? ack.missed : []
+      for (const m of missed) if (m.seq > since && m.seq < before) out.push(m)
+      const last = missed.length ? missed[missed.length - 1].seq : null
+      if (last === null || last <= since || last >= before - 1) break
+      since = last
+    }
+    return out.slice(-limit)
   }
 
   /** Disconnects for good. Pending sends are kept in `pending()` but never sent. */

@@ -66,7 +66,7 @@ class Outbox {
       entry.state = 'sent'
       entry.error = null
       entry.ack = { id: ack.id, seq: ack.seq, ts: ack.ts, clientId: entry.clientId }
-      this.client.ownIds.add(ack.id)
+      this.client.rememberOwn(ack.id)
       this.entries.delete(entry.clientId)
       this.changed(entry)
       entry.resolve(entry.ack)
