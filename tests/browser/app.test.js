@@ -129,6 +129,10 @@ test('an account creates a private room and invites a member; others are kept ou
 test('at 375 px wide: usable, nothing overflows, rooms in a drawer', { timeout: 60000 }, async () => {
   const phone = { width: 375, height: 700 }
   await post(server.url, 'phone', 'bob', 30, 'a message long enough to wrap on a narrow phone screen, number ')
+  const first = await newPage(browser, phone)
+  await first.goto(server.url + '/')
+  assert.ok(await first.evaluate(() => document.documentElement.scrollWidth <= 375), 'sign-in fits')
+  await shot(first, 'phone-375-signin.png')
   const p = await signIn(browser, server.url, 'pia', phone)
   await joinRoom(p, 'phone')
   await p.waitForSelector(line('bob', 'number 30'))

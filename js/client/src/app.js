@@ -32,6 +32,7 @@ function start(s) {
   $('logout').hidden = false
   $('me').hidden = false
   $('me').textContent = name
+  $('status').hidden = false
   $('create-form').hidden = me.kind !== 'account'
   chat = connect({
     url: location.origin,
@@ -81,6 +82,7 @@ function signOut(error = '') {
   $('logout').hidden = true
   $('me').hidden = true
   $('banner').hidden = true
+  $('status').hidden = true
   $('status').textContent = 'offline'
   $('status').dataset.state = 'offline'
   $('messages').replaceChildren()
