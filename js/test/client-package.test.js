@@ -77,3 +77,31 @@ test('the .d.ts is checked: a wrong use is an error', () => {
   fs.writeFileSync(path.join(dir, 'bad.ts'), "import { connect } from 'chatseal/client'\nconnect({ url: 1 }).send('r', 2)\n")
   assert.throws(() => execFileSync(process.execPath, [TSC, '--strict', '--noEmit', 'bad.ts'], { cwd: dir, stdio: 'pipe' }))
 })
+
+test('without a global WebCrypto (Node 18) the SDK opens envelopes with node:crypto', async () => {
+  const { webcrypto } = require('node:crypto')
+  const key = webcrypto.getRandomValues(new Uint8Array(32))
+  const header = Buffer.alloc(18)
+  header[0] = 1
+  header[1] = 1
+  header.writeUInt32BE(1, 2)
+  webcrypto.getRandomValues(header.subarray(6))
+  const ck = await webcrypto.subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt'])
+  const aad = Buffer.concat([header, Buffer.from('r\0id1\0bob')])
+  const ct = await webcrypto.subtle.encrypt({ name: 'AES-GCM', iv: header.subarray(6), additionalData: aad }, ck, Buffer.from('hello'))
+  const msg = { id: 'id1', room: 'r', sender: 'bob', keyId: 1, message: Buffer.concat([header, Buffer.from(ct)]).toString('base64') }
+  const dir = app()
+  // The envelope module itself (not exported by the package), as the SDK loads it.
+  const envelope = JSON.stringify(path.join(PKG, 'client', 'sdk', 'envelope.js'))
+  fs.writeFileSync(
+    path.join(dir, 'open.cjs'),
+    `const { RoomKeys } = require(${envelope})
+     if (globalThis.crypto !== undefined) throw new Error('global WebCrypto is still there')
+     const keys = new RoomKeys()
+     keys.add('r', [{ id: 1, key: ${JSON.stringify(Buffer.from(key).toString('base64'))} }])
+       .then(() => keys.open(${JSON.stringify(msg)}))
+       .then((t) => console.log(t), (e) => { console.error(e); process.exit(1) })`,
+  )
+  const out = execFileSync(process.execPath, ['--no-experimental-global-webcrypto', 'open.cjs'], { cwd: dir }).toString().trim()
+  assert.equal(out, 'hello')
+})

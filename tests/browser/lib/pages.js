@@ -59,8 +59,8 @@ async function say(page, text) {
   await page.click('#send-form button')
 }
 
-/** A shown message line: sender and text. */
-const line = (sender, text) => `#messages li:has(.sender:text-is("${sender}")):has-text("${text}")`
+/** A shown message line: sender (guests may be shown as `~name`) and text. */
+const line = (sender, text) => `#messages li:has(.sender:text-matches("^~?${sender}$")):has-text("${text}")`
 
 function shot(page, name, opts = {}) {
   fs.mkdirSync(ARTIFACTS, { recursive: true })
