@@ -54,6 +54,7 @@ class Client extends Emitter {
     this.status = { state: 'connecting', reason: 'starting', code: null }
     this.closed = false
     this.expiredByServer = false
+    this.expiredReason = 'token expired'
     this.refreshTimer = null
     this.retryTimer = null
     this.gettingToken = null
@@ -101,8 +102,9 @@ class Client extends Emitter {
     s.on('connect_error', (err) => this.onConnectError(err))
     s.on('chat message', (msg) => this.onMessage(msg))
     s.on('room key', (ev) => this.onRoomKey(ev))
-    s.on('session expired', () => {
+    s.on('session expired', (ev) => {
       this.expiredByServer = true
+      this.expiredReason = ev && typeof ev.message === 'string' ? ev.message.slice(0, 200) : 'token expired'
     })
   }
 
@@ -166,7 +168,7 @@ class Client extends Emitter {
     clearTimeout(this.refreshTimer)
     if (this.closed) return
     if (this.expiredByServer) {
-      this.onExpired('token expired')
+      this.onExpired(this.expiredReason)
       return
     }
     this.setStatus('offline', reason)
