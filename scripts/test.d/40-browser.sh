@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Browser test: two headless Chromium pages chat through the Rust server with
-# the browser client (built by 20-node.sh into js/client/dist). Chromium is
-# Debian's package, installed here if missing; Playwright never downloads one.
+# Browser tests: headless Chromium pages use the browser client (built by
+# 20-node.sh into js/client/dist) against the Rust server and a two-server
+# cluster (PostgreSQL + Redis; helpers from tests/sdk). Chromium is Debian's
+# package, installed here if missing; Playwright never downloads one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if ! command -v chromium >/dev/null; then
@@ -17,5 +18,8 @@ fi
 [ -f js/client/dist/index.html ] || (cd js && npm run build:client)
 cargo build -p chatseal-server --locked
 (cd tests/browser && npm ci --no-audit --no-fund)
+(cd tests/sdk && npm ci --no-audit --no-fund)
 (cd tests/browser && node --test --test-force-exit)
-echo "screenshot: tests/artifacts/browser-chat.png"
+# The page as the Node server serves it (js/server.js, guests): the outage race.
+(cd tests/browser && CHATSEAL_TARGET=node node --test --test-force-exit outage.test.js)
+echo "screenshots: tests/artifacts/*.png"

@@ -1,0 +1,27 @@
+'use strict'
+// The SDK's one error type: the protocol's codes (docs/protocol.md §3) plus
+// the few the SDK adds itself (TIMEOUT, QUEUE_FULL, NOT_JOINED, CLOSED,
+// LEFT, EXPIRED).
+
+class ChatError extends Error {
+  constructor(code, message) {
+    super(`${code}: ${message}`)
+    this.name = 'ChatError'
+    this.code = code
+    this.reason = message
+  }
+}
+
+/** From an ack's `{ code, message }`. */
+function fromAck(error) {
+  if (!error || typeof error.code !== 'string') return new ChatError('INTERNAL', 'malformed error from the server')
+  return new ChatError(error.code, String(error.message || ''))
+}
+
+/** From a refused handshake: its message is `CODE: reason` (protocol §1). */
+function fromConnectError(err) {
+  const m = /^([A-Z_]+): ?(.*)$/s.exec(String(err && err.message))
+  return m ? new ChatError(m[1], m[2]) : new ChatError('OFFLINE', String((err && err.message) || 'connection failed'))
+}
+
+module.exports = { ChatError, fromAck, fromConnectError }

@@ -1,0 +1,183 @@
+'use strict'
+// One joined room: shows every stored message once, in seq order.
+//
+// `lastSeq` is the last seq shown. Everything that changes it (join acks,
+// live messages, new keys) runs through one promise chain per room, so
+// opening an envelope (async WebCrypto) never lets a later message overtake
+// an earlier one. A live message past `lastSeq + 1` waits in `buffer` while a
+// catch-up (`join { since: lastSeq }`, paged until `latestSeq`) fills the gap.
+const { Unreadable } = require('./envelope')
+
+/** Live messages kept while a gap is filled; past this the catch-up reads them again. */
+const BUFFER_MAX = 10000
+
+class Room {
+  constructor(client, name, since) {
+    this.client = client
+    this.name = name
+    this.lastSeq = since === undefined ? null : since
+    this.firstSeq = null
+    this.buffer = new Map()
+    this.chain = Promise.resolve()
+    this.catching = null
+    this.again = false
+    this.joinedGen = -1
+    this.settled = false
+    this.joined = new Promise((resolve, reject) => {
+      this.resolveJoined = resolve
+      this.rejectJoined = reject
+    })
+    // join() callers get the rejection; nobody else has to handle it.
+    this.joined.catch(() => {})
+  }
+
+  /** Runs `fn` after everything queued before it; a failure does not stop the chain. */
+  enqueue(fn) {
+    const run = this.chain.then(fn)
+    this.chain = run.catch(() => {})
+    return run
+  }
+
+  /**
+   * Joins on connection `gen` from `lastSeq`, reading every page of missed
+   * messages. Concurrent calls on one connection share one run (and make it
+   * read once more, for a gap seen meanwhile).
+   */
+  catchUp(gen) {
+    if (this.catching && this.catching.gen === gen) {
+      this.again = true
+      return this.catching.promise
+    }
+    const promise = (async () => {
+      try {
+        for (let page = 0; page < 100000; page++) {
+          this.again = false
+          const payload = this.lastSeq === null ? { room: this.name } : { room: this.name, since: this.lastSeq }
+          const ack = await this.client.request('join', payload)
+          if (gen !== this.client.generation || this.client.rooms.get(this.name) !== this) return
+          await this.enqueue(() => this.applyJoin(ack))
+          this.joinedGen = gen
+          if (!this.settled) {
+            this.settled = true
+            this.resolveJoined({ room: this.name, latestSeq: ack.latestSeq })
+          }
+          const more = ack.missed.length > 0 && this.lastSeq < ack.latestSeq
+          if (!more && !this.again) return
+        }
+      } finally {
+        if (this.catching && this.catching.promise === promise) this.catching = null
+      }
+    })()
+    this.catching = { gen, promise }
+    return promise
+  }
+
+  requestCatchUp() {
+    const c = this.client
+    if (this.joinedGen !== c.generation || !c.socket.connected) return // the rejoin reads it
+    this.catchUp(c.generation).catch(() => {})
+  }
+
+  async applyJoin(ack) {
+    if (!Array.isArray(ack.missed) || !Number.isSafeInteger(ack.latestSeq)) throw new Error('malformed join ack')
+    await this.addKeys(ack.keys)
+    const missed = ack.missed
+    if (this.lastSeq === null) {
+      // First join without since: the latest messages, then live ones.
+      this.lastSeq = missed.length ? missed[0].seq - 1 : ack.latestSeq
+    } else if (ack.latestSeq < this.lastSeq) {
+      // The server's history restarted (the Node server keeps it in memory).
+      this.client.emit('reset', { room: this.name, latestSeq: ack.latestSeq })
+      this.lastSeq = missed.length ? missed[0].seq - 1 : ack.latestSeq
+      this.buffer.clear()
+    } else if (missed.length && missed[0].seq > this.lastSeq + 1) {
+      this.gap(missed[0].seq - 1)
+    } else if (!missed.length && ack.latestSeq > this.lastSeq) {
+      this.gap(ack.latestSeq)
+    }
+    for (const msg of missed) {
+      if (msg.room !== this.name || !Number.isSafeInteger(msg.seq)) continue
+      if (msg.seq === this.lastSeq + 1) await this.deliver(msg)
+      else if (msg.seq > this.lastSeq + 1) this.buffer.set(msg.seq, msg)
+    }
+    await this.drain()
+  }
+
+  /** Messages the server no longer has (the Node server keeps a bounded history): reported, skipped. */
+  gap(to) {
+    this.client.emit('gap', { room: this.name, from: this.lastSeq + 1, to })
+    this.lastSeq = to
+  }
+
+  receive(msg) {
+    this.enqueue(async () => {
+      if (this.lastSeq === null || msg.seq > this.lastSeq + 1) {
+        if (this.buffer.size >= BUFFER_MAX) this.buffer.clear()
+        this.buffer.set(msg.seq, msg)
+        if (this.lastSeq !== null) this.requestCatchUp()
+        return
+      }
+      if (msg.seq <= this.lastSeq) return // shown already: live and catch-up overlap
+      await this.deliver(msg)
+      await this.drain()
+    })
+  }
+
+  async drain() {
+    while (this.buffer.has(this.lastSeq + 1)) {
+      const next = this.buffer.get(this.lastSeq + 1)
+      this.buffer.delete(next.seq)
+      await this.deliver(next)
+    }
+    for (const seq of this.buffer.keys()) if (seq <= this.lastSeq) this.buffer.delete(seq)
+    if (this.buffer.size) this.requestCatchUp()
+  }
+
+  async deliver(msg) {
+    const opened = await this.open(msg)
+    this.lastSeq = msg.seq
+    if (this.firstSeq === null || msg.seq < this.firstSeq) this.firstSeq = msg.seq
+    this.client.emit('message', opened)
+  }
+
+  /** A Message with its text, or with `error` when it does not open (never dropped). */
+  async open(msg) {
+    const c = this.client
+    const out = {
+      id: msg.id,
+      room: msg.room,
+      seq: msg.seq,
+      sender: msg.sender,
+      ts: msg.ts,
+      keyId: msg.keyId,
+      own: c.isOwn(msg),
+      text: null,
+      error: null,
+    }
+    try {
+      out.text = await c.keys.open(msg)
+    } catch (err) {
+      out.error = { code: err instanceof Unreadable ? err.code : 'BAD_ENVELOPE', message: err.message }
+    }
+    return out
+  }
+
+  addKey(key) {
+    this.enqueue(() => this.addKeys([key]))
+  }
+
+  async addKeys(keys) {
+    const added = await this.client.keys.add(this.name, keys)
+    for (const keyId of added) this.client.emit('room key', { room: this.name, keyId })
+  }
+
+  fail(err) {
+    if (!this.settled) {
+      this.settled = true
+      this.rejectJoined(err)
+    }
+    this.joinedGen = -1
+  }
+}
+
+module.exports = { Room }
