@@ -30,7 +30,8 @@ pub enum ErrorKind {
     InvalidRoom,
     /// The keyring's contents are inconsistent or unparsable.
     InvalidKeyring,
-    /// The keyring file's permissions let other users read it.
+    /// The keyring file's permissions let other users read it, or its
+    /// owner or directory let another user replace it.
     InsecureKeyFile,
     /// Reading or writing a keyring file failed.
     Io,
@@ -111,6 +112,9 @@ pub enum Error {
         "keyring file {path} has mode {mode:03o}; it must not be accessible by group or others (chmod 600)"
     )]
     InsecureKeyFile { path: PathBuf, mode: u32 },
+    /// The file's owner, or its directory, lets another user replace it.
+    #[error("keyring file {path}: {why}")]
+    InsecureKeyPlace { path: PathBuf, why: String },
     #[error("keyring file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -136,7 +140,9 @@ impl Error {
             Self::BadTag => ErrorKind::BadTag,
             Self::InvalidRoom(_) => ErrorKind::InvalidRoom,
             Self::InvalidKeyring(_) => ErrorKind::InvalidKeyring,
-            Self::InsecureKeyFile { .. } => ErrorKind::InsecureKeyFile,
+            Self::InsecureKeyFile { .. } | Self::InsecureKeyPlace { .. } => {
+                ErrorKind::InsecureKeyFile
+            }
             Self::Io { .. } => ErrorKind::Io,
             Self::TooLarge(_) => ErrorKind::TooLarge,
             Self::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,

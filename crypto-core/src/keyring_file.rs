@@ -6,7 +6,10 @@
 //!
 //! A keyring file must be mode 0600 or stricter: one that group or others can
 //! read or write is refused, since a readable master key opens every room and
-//! a writable keyring lets another user plant a key. Files are written
+//! a writable keyring lets another user plant a key. For the same reason the
+//! file must belong to the server's user or root, and sit in a directory that
+//! belongs to one of them and that no other user may write to (or that has
+//! the sticky bit, like /tmp). Files are written
 //! atomically (temporary file, fsync, rename), so a crash never leaves half
 //! a keyring. Buffers that hold key text are zeroized.
 
@@ -254,15 +257,74 @@ fn field_named(detail: &str) -> Option<(&'static str, &str)> {
 
 #[cfg(unix)]
 fn check_private(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = meta.permissions().mode() & 0o777;
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::InsecureKeyFile {
             path: PathBuf::from(path),
             mode,
         });
     }
-    Ok(())
+    // The directory of the file itself, symbolic links followed: whoever
+    // may write there may swap the keyring.
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let real = std::fs::canonicalize(path).map_err(io)?;
+    let dir = real.parent().unwrap_or(Path::new("/"));
+    let dir_meta = std::fs::metadata(dir).map_err(io)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let place = Place {
+        owner: meta.uid(),
+        dir_owner: dir_meta.uid(),
+        dir_mode: dir_meta.mode() & 0o7777,
+    };
+    place.check(me).map_err(|why| Error::InsecureKeyPlace {
+        path: PathBuf::from(path),
+        why: why.replace("{dir}", &dir.display().to_string()),
+    })
+}
+
+/// Who could replace a keyring file: its owner, its directory's owner, and
+/// anyone the directory's mode lets write there.
+#[cfg(unix)]
+struct Place {
+    owner: u32,
+    dir_owner: u32,
+    dir_mode: u32,
+}
+
+#[cfg(unix)]
+impl Place {
+    /// Refuses a file that a user other than `me` (the server's effective
+    /// user) or root owns, or that sits in a directory another user owns or
+    /// may write to (group or others, unless the sticky bit keeps them from
+    /// renaming or deleting files they do not own).
+    fn check(&self, me: u32) -> std::result::Result<(), String> {
+        let trusted = |uid: u32| uid == me || uid == 0;
+        if !trusted(self.owner) {
+            return Err(format!(
+                "owned by uid {}, not by this server's user (uid {me}) or root; chown it",
+                self.owner
+            ));
+        }
+        if !trusted(self.dir_owner) {
+            return Err(format!(
+                "its directory {{dir}} is owned by uid {}, not by this server's user (uid {me}) or root",
+                self.dir_owner
+            ));
+        }
+        let sticky = self.dir_mode & 0o1000 != 0;
+        if self.dir_mode & 0o022 != 0 && !sticky {
+            return Err(format!(
+                "its directory {{dir}} has mode {:03o}: other users could replace the keyring (chmod go-w it)",
+                self.dir_mode & 0o777
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(not(unix))]
@@ -403,6 +465,68 @@ mod tests {
             ErrorKind::Io
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_others_may_write_to_is_refused() {
+        let dir = temp_dir("dir");
+        let path = dir.join("keyring.json");
+        Keyring::load_or_generate(&path).unwrap();
+        for (loose, refused) in [
+            (0o777, true),
+            (0o770, true),
+            (0o757, true),
+            (0o1777, false),
+            (0o755, false),
+            (0o700, false),
+        ] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(loose)).unwrap();
+            let got = Keyring::load_file(&path);
+            if refused {
+                let err = got.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InsecureKeyFile, "{loose:o}");
+                assert!(err.to_string().contains("chmod go-w"), "{err}");
+                assert!(err.to_string().contains(dir.to_str().unwrap()), "{err}");
+            } else {
+                assert!(got.is_ok(), "{loose:o}: {:?}", got.err());
+            }
+        }
+        // Through a symbolic link, the directory of the real file counts.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let other = temp_dir("link");
+        std::os::unix::fs::symlink(&path, other.join("keyring.json")).unwrap();
+        assert_eq!(
+            Keyring::load_file(other.join("keyring.json"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InsecureKeyFile
+        );
+        std::fs::remove_dir_all(other).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn only_the_servers_user_or_root_may_own_the_file_and_its_directory() {
+        let me = 1000;
+        let place = |owner, dir_owner, dir_mode| Place {
+            owner,
+            dir_owner,
+            dir_mode,
+        };
+        assert!(place(me, me, 0o700).check(me).is_ok());
+        assert!(place(0, 0, 0o755).check(me).is_ok());
+        assert!(place(me, 0, 0o1777).check(me).is_ok());
+        let err = place(1001, me, 0o700).check(me).unwrap_err();
+        assert!(err.contains("owned by uid 1001"), "{err}");
+        let err = place(me, 1001, 0o700).check(me).unwrap_err();
+        assert!(
+            err.contains("directory {dir} is owned by uid 1001"),
+            "{err}"
+        );
+        assert!(place(me, me, 0o775).check(me).is_err());
+        // Root's own files are root's; another user's are not.
+        assert!(place(0, 0, 0o700).check(0).is_ok());
+        assert!(place(1000, 0, 0o700).check(0).is_err());
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Zeroizing<Vec<u8>>> {
             use std::os::unix::fs::OpenOptionsExt as _;
             let mut secret = Zeroizing::new(vec![0u8; 32]);
             OsRng.try_fill_bytes(&mut secret)?;
-            std::fs::create_dir_all(&config.data_dir)?;
+            crate::files::private_dir(&config.data_dir)?;
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

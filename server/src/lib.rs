@@ -13,7 +13,8 @@
 //! * [`store`]: SQLite or PostgreSQL.
 //! * [`auth`], [`accounts`], [`history`]: accounts, tokens, history API.
 //! * [`client`]: the browser client's files; [`metrics`]: Prometheus.
-//! * [`error`]: the one error type and its JSON form.
+//! * [`error`]: the one error type and its JSON form; [`files`]: the data
+//!   directory's modes.
 
 pub mod accounts;
 pub mod app;
@@ -23,6 +24,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod guards;
 pub mod hashing;
 pub mod history;
@@ -69,11 +71,10 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     let url = match &config.database_url {
         Some(url) => url.clone(),
         None => {
-            std::fs::create_dir_all(&config.data_dir)?;
-            format!(
-                "sqlite://{}?mode=rwc",
-                config.data_dir.join("chatseal.db").display()
-            )
+            files::private_dir(&config.data_dir)?;
+            let db = config.data_dir.join("chatseal.db");
+            files::private_database(&db)?;
+            format!("sqlite://{}?mode=rwc", db.display())
         }
     };
     let timeout = std::time::Duration::from_millis(config.store_timeout_ms);

@@ -181,6 +181,43 @@ fn serves_accounts_on_sqlite_by_default() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_data_dir_and_database_are_the_servers_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("chatseal-bin-modes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The keyring from the environment: nothing else creates the directory.
+    let keyring = chatseal_core::Keyring::generate().to_json();
+    let env = [("CHATSEAL_KEYRING", keyring.as_str())];
+    let server = start_with(&dir, &env);
+    accounts_round_trip(&server);
+    assert_eq!(mode(&dir), 0o700);
+    for file in ["chatseal.db", "chatseal.db-wal", "jwt-secret"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    drop(server);
+
+    // What an older version (or a umask of 022) left is narrowed at start.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = dir.join("chatseal.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = start_with(&dir, &env);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&db), 0o600);
+    assert!(
+        server.log.iter().any(|l| l.contains("narrowed the mode")),
+        "{:#?}",
+        server.log
+    );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_accounts_on_postgres() {
     let db = common::TestDb::postgres().await;
