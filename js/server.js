@@ -42,7 +42,12 @@ function createServer(config = load()) {
   log(`keyring loaded from ${source} (primary key ${keyring.primary})`)
   const seal = config.encryptionUrl ? sealing.remote(config.encryptionUrl, config.encryptionToken) : sealing.inProcess(sealer)
   if (config.plain) log('CHATSEAL_PLAIN: messages are relayed as plaintext and not kept (benchmark upper bound only)')
-  const history = new History({ perRoom: config.historyPerRoom, maxRooms: config.maxRooms })
+  const history = new History({
+    perRoom: config.historyPerRoom,
+    maxRooms: config.maxRooms,
+    roomBytes: config.historyRoomBytes,
+    totalBytes: config.historyBytes,
+  })
 
   const app = express()
   app.disable('x-powered-by')

@@ -55,6 +55,10 @@ function load(env = process.env) {
     // Memory bounds of the in-process history (this server keeps no database).
     historyPerRoom: int(env, 'CHATSEAL_HISTORY_PER_ROOM', 1000),
     maxRooms: int(env, 'CHATSEAL_MAX_ROOMS', 10000),
+    // ...and in bytes (envelopes and their fields), per room and in all:
+    // counting messages alone let 64 KiB messages fill the heap.
+    historyRoomBytes: int(env, 'CHATSEAL_HISTORY_ROOM_BYTES', 8 * 1024 * 1024),
+    historyBytes: int(env, 'CHATSEAL_HISTORY_BYTES', 64 * 1024 * 1024),
     // The tutorial's architecture: seal through a remote /encrypt service.
     encryptionUrl: env.CHATSEAL_ENCRYPTION_URL || null,
     encryptionToken: env.CHATSEAL_ENCRYPTION_TOKEN || null,

@@ -2,21 +2,36 @@
 // The Node server's message store: per-room history in memory, bounded.
 //
 // This server keeps no database (that is the Rust server's job). Each room
-// keeps its last `perRoom` messages; at most `maxRooms` rooms are kept, the
-// least recently used dropped first. `join { since }` is exact while the
-// reader's gap is inside that window. Dedup remembers the last `maxClientIds`
-// (sender, clientId) pairs.
+// keeps its last `perRoom` messages and at most `roomBytes` of them; all
+// rooms together keep at most `totalBytes`, the oldest messages of the
+// room written to longest ago dropped first; at most `maxRooms` rooms are
+// kept, the least recently used dropped first. Counting messages alone let
+// 64 KiB messages fill the heap (≈1,300 of them killed a 192 MB heap, and
+// with it all history). A room whose messages were dropped keeps its `seq`.
+// `join { since }` is exact while the reader's gap is inside what is kept.
+// Dedup remembers the last `maxClientIds` (sender, clientId) pairs.
+
+const MiB = 1024 * 1024
+
+/** What a kept message costs, roughly: its strings and the object around them. */
+function sizeOf(m) {
+  return m.message.length + m.id.length + m.room.length + m.sender.length + 96
+}
 
 class History {
-  constructor({ perRoom = 1000, maxRooms = 10000, maxClientIds = 100000 } = {}) {
+  constructor({ perRoom = 1000, maxRooms = 10000, maxClientIds = 100000, roomBytes = 8 * MiB, totalBytes = 64 * MiB } = {}) {
     this.perRoom = perRoom
     this.maxRooms = maxRooms
     this.maxClientIds = maxClientIds
-    // A room's array may run up to `slack` past perRoom before it is cut
-    // back: cutting one off the front of a full array on every message
+    this.roomBytes = roomBytes
+    this.totalBytes = totalBytes
+    this.bytes = 0 // of every kept message
+    // A room's array may run up to `slack` dropped entries before it is
+    // cut back: cutting one off the front of a full array on every message
     // moved all of it each time (7 % of the server's time under load).
     this.slack = Math.max(16, perRoom >> 2)
-    this.rooms = new Map() // room -> { seq, messages: [] } (Map order = recency)
+    this.rooms = new Map() // room -> { seq, messages: [], head, bytes } (Map order = recency)
+    this.holding = new Map() // the rooms with kept messages, least recently written first
     this.clientIds = new Map() // `${sender}\0${clientId}` -> ack
   }
 
@@ -25,11 +40,35 @@ class History {
     if (r) {
       this.rooms.delete(name) // move to most recent
     } else {
-      r = { seq: 0, messages: [] }
-      if (this.rooms.size >= this.maxRooms) this.rooms.delete(this.rooms.keys().next().value)
+      r = { seq: 0, messages: [], head: 0, bytes: 0 }
+      if (this.rooms.size >= this.maxRooms) this.forget(this.rooms.keys().next().value)
     }
     this.rooms.set(name, r)
     return r
+  }
+
+  forget(name) {
+    const r = this.rooms.get(name)
+    this.bytes -= r.bytes
+    this.rooms.delete(name)
+    this.holding.delete(name)
+  }
+
+  /** Drops the oldest kept message of `r`. */
+  dropOldest(name, r) {
+    const m = r.messages[r.head]
+    r.messages[r.head++] = undefined
+    const size = sizeOf(m)
+    r.bytes -= size
+    this.bytes -= size
+    if (r.head === r.messages.length) {
+      r.messages = []
+      r.head = 0
+      this.holding.delete(name)
+    } else if (r.head >= this.slack) {
+      r.messages.splice(0, r.head)
+      r.head = 0
+    }
   }
 
   /** The first ack of a resend, if this (sender, clientId) was seen. */
@@ -39,10 +78,24 @@ class History {
 
   /** Numbers and keeps `message` (without seq); returns it with its seq. */
   append(message, clientId) {
-    const r = this.room(message.room)
+    const name = message.room
+    const r = this.room(name)
     const stored = { ...message, seq: ++r.seq }
+    const size = sizeOf(stored)
     r.messages.push(stored)
-    if (r.messages.length >= this.perRoom + this.slack) r.messages.splice(0, r.messages.length - this.perRoom)
+    r.bytes += size
+    this.bytes += size
+    this.holding.delete(name)
+    this.holding.set(name, r)
+    // The newest message of a room is always kept, whatever its size.
+    while (r.messages.length - r.head > 1 && (r.messages.length - r.head > this.perRoom || r.bytes > this.roomBytes)) {
+      this.dropOldest(name, r)
+    }
+    while (this.bytes > this.totalBytes) {
+      const [oldest, o] = this.holding.entries().next().value
+      if (oldest === name && r.messages.length - r.head === 1) break
+      this.dropOldest(oldest, o)
+    }
     if (clientId !== null) {
       const key = `${message.sender}\0${clientId}`
       this.clientIds.set(key, { ok: true, id: stored.id, seq: stored.seq, ts: stored.ts })
@@ -61,7 +114,7 @@ class History {
     if (!r) return []
     const out = []
     const kept = r.messages
-    for (let i = Math.max(0, kept.length - this.perRoom); i < kept.length; i++) {
+    for (let i = r.head; i < kept.length; i++) {
       if (kept[i].seq > since) {
         out.push(kept[i])
         if (out.length === limit) break
@@ -73,8 +126,8 @@ class History {
   /** The newest `limit` messages, oldest first. */
   latest(room, limit) {
     const r = this.rooms.get(room)
-    return r && limit > 0 ? r.messages.slice(-Math.min(limit, this.perRoom)) : []
+    return r && limit > 0 ? r.messages.slice(Math.max(r.head, r.messages.length - limit)) : []
   }
 }
 
-module.exports = { History }
+module.exports = { History, sizeOf }

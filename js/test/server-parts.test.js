@@ -3,7 +3,7 @@
 // configuration. The protocol itself is checked by tests/conformance.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { History } = require('../lib/history')
+const { History, sizeOf } = require('../lib/history')
 const { contextText } = require('../lib/sealing')
 const { chatContext } = require('..')
 const { RateLimiter } = require('../lib/rate')
@@ -37,6 +37,43 @@ test('history stays exact and bounded across many trims', () => {
   }
   assert.deepEqual(h.since('a', 98, 100).map((m) => m.seq), [99, 100])
   assert.deepEqual(h.latest('a', 0), [])
+})
+
+test('history is bounded in bytes, per room and in all, and keeps each room\'s seq', () => {
+  const big = (room, n) => ({ id: `id${n}`, room, sender: 'ann', ts: n, keyId: 1, message: 'e'.repeat(64 * 1024) })
+  const MiB = 1024 * 1024
+  const h = new History({ perRoom: 1000, roomBytes: 1 * MiB, totalBytes: 3 * MiB })
+  // 64 KiB messages: 1,000 of them per room by count, far over the budgets.
+  for (let i = 1; i <= 200; i++) {
+    for (const room of ['a', 'b', 'c', 'd', 'e']) h.append(big(room, i), null)
+    assert.ok(h.bytes <= 3 * MiB, `total ${h.bytes}`)
+    for (const r of h.rooms.values()) assert.ok(r.bytes <= 1 * MiB, `room ${r.bytes}`)
+  }
+  // Each room still numbers on; what is kept is its newest, in order.
+  for (const room of ['a', 'b', 'c', 'd', 'e']) assert.equal(h.latestSeq(room), 200)
+  const kept = h.since('e', 0, 1000).map((m) => m.seq)
+  assert.ok(kept.length >= 1)
+  assert.deepEqual(kept, Array.from({ length: kept.length }, (_, i) => 201 - kept.length + i))
+  assert.deepEqual(h.latest('e', 2).map((m) => m.seq), [199, 200])
+  // The total budget drops the room written to longest ago first.
+  const oldest = h.since('a', 0, 1000).length
+  const newest = h.since('e', 0, 1000).length
+  assert.ok(oldest <= newest, `a keeps ${oldest}, e ${newest}`)
+  // The sum kept is the sum counted.
+  let sum = 0
+  for (const r of h.rooms.values()) for (let i = r.head; i < r.messages.length; i++) sum += sizeOf(r.messages[i])
+  assert.equal(sum, h.bytes)
+})
+
+test('history: a single message over the room budget is still kept (the newest always is)', () => {
+  const h = new History({ roomBytes: 100, totalBytes: 100 })
+  h.append(msg('a', 1), null)
+  h.append({ ...msg('a', 2), message: 'y'.repeat(1000) }, null)
+  assert.deepEqual(h.since('a', 0, 10).map((m) => m.seq), [2])
+  h.append(msg('b', 1), null)
+  assert.deepEqual(h.since('a', 0, 10), [])
+  assert.equal(h.latestSeq('a'), 2)
+  assert.deepEqual(h.since('b', 0, 10).map((m) => m.seq), [1])
 })
 
 test('the server seals with the chat context of DESIGN §2, as text', () => {
@@ -94,6 +131,8 @@ test('configuration: the Rust server\'s variables and defaults; bad values refus
   assert.equal(c.maxPayloadBytes, 131072)
   assert.equal(load({ CHATSEAL_LISTEN: '[::1]:0' }).listen.host, '::1')
   assert.equal(load({ CHATSEAL_ALLOW_GUESTS: 'false' }).allowGuests, false)
+  assert.equal(c.historyBytes, 64 * 1024 * 1024)
+  assert.equal(c.historyRoomBytes, 8 * 1024 * 1024)
   assert.throws(() => load({ CHATSEAL_RATE_PER_SEC: 'fast' }), /CHATSEAL_RATE_PER_SEC/)
   assert.throws(() => load({ CHATSEAL_LISTEN: 'nowhere' }), /CHATSEAL_LISTEN/)
 })
