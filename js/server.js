@@ -20,6 +20,7 @@ const service = require('./lib/service')
 const sealing = require('./lib/sealing')
 const { History } = require('./lib/history')
 const { ProtocolError } = require('./lib/errors')
+const parser = require('./lib/parser')
 
 const log = (...args) => console.error(new Date().toISOString(), ...args)
 
@@ -67,11 +68,21 @@ function createServer(config = load()) {
   })
 
   const httpServer = http.createServer(app)
+  // Every TCP connection, WebSockets included (closeAllConnections() only
+  // knows plain HTTP ones): at shutdown a peer that never answers the
+  // WebSocket close handshake would otherwise hold the process for ws's
+  // 30 s close timeout.
+  const connections = new Set()
+  httpServer.on('connection', (conn) => {
+    connections.add(conn)
+    conn.once('close', () => connections.delete(conn))
+  })
   // Limits set explicitly (DESIGN §3): socket.io's default payload limit is
   // 1 MB, socketioxide's 100 kB; both servers use CHATSEAL_MAX_PAYLOAD_BYTES.
-  const io = new Server(httpServer, { maxHttpBufferSize: config.maxPayloadBytes, serveClient: false })
-  chat.attach(io, { config, sealer, sealing: seal, history, log })
-  chat.watchSlowReaders(io, 4096, log)
+  // The parser answers a non-object `auth` with connect_error (lib/parser.js).
+  const io = new Server(httpServer, { maxHttpBufferSize: config.maxPayloadBytes, serveClient: false, parser })
+  const drain = chat.attach(io, { config, sealer, sealing: seal, history, log })
+  chat.watchSlowReaders(io, config.socketBuffer, log)
 
   // SIGHUP (see below): read the keyring again and announce the new primary.
   function reloadKeyring() {
@@ -107,11 +118,32 @@ function createServer(config = load()) {
         })
       })
     },
-    close() {
-      return new Promise((resolve) => {
-        io.close()
-        httpServer.close(() => resolve())
-      })
+    /**
+     * Stops: no new connections; events already received are handled and
+     * acknowledged (for up to `graceMs`); then every socket is closed.
+     * Open sockets no longer hold the process for the HTTP server's
+     * timeouts (30 s): the Rust server stops the same way in well under
+     * a second.
+     */
+    async close(graceMs = 5000) {
+      const closed = new Promise((resolve) => httpServer.close(() => resolve()))
+      const deadline = Date.now() + graceMs
+      let timer
+      await Promise.race([drain(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))])
+      clearTimeout(timer)
+      // The last acks may still sit in a socket's write buffer.
+      const sockets = () => io.of('/').sockets.values()
+      while ([...sockets()].some((socket) => socket.conn.writeBuffer.length > 0) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      // Disconnects every socket (they are told why) and closes the engine.
+      for (const socket of sockets()) socket.disconnect(true)
+      io.engine.close()
+      httpServer.closeAllConnections()
+      // Closing politely gets a moment; then whatever is left is cut.
+      const polite = await Promise.race([closed.then(() => true), new Promise((resolve) => setTimeout(resolve, 500, false))])
+      if (!polite) for (const conn of connections) conn.destroy()
+      await closed
     },
   }
 }

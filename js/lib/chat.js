@@ -6,11 +6,22 @@ const { ProtocolError, fromThrown } = require('./errors')
 const validate = require('./validate')
 const { RateLimiter } = require('./rate')
 const { uuidv7 } = require('./uuid')
+const { NOT_AN_OBJECT } = require('./parser')
 
 const RECENT_ON_JOIN = 50
 
-/** Attaches the protocol to the socket.io server `io`. */
+/**
+ * Attaches the protocol to the socket.io server `io`. Returns `drain()`:
+ * resolves once every event received so far is handled and acknowledged.
+ */
 function attach(io, { config, sealer, sealing, history, log }) {
+  let inFlight = 0
+  let idle = []
+  const settled = () => {
+    if (--inFlight > 0) return
+    for (const resolve of idle) resolve()
+    idle = []
+  }
   io.use((socket, next) => {
     try {
       socket.data.name = authenticate(socket.handshake.auth, config)
@@ -28,6 +39,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
     const serial = (handler) => (...args) => {
       const ack = typeof args[args.length - 1] === 'function' ? args.pop() : () => {}
       const payload = args[0]
+      inFlight++
       queue = queue.then(async () => {
         let reply
         try {
@@ -36,6 +48,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
           reply = fromThrown(err, log).toAck()
         }
         ack(reply)
+        settled()
       })
     }
     const known = new Set(['join', 'leave', 'chat message'])
@@ -48,6 +61,10 @@ function attach(io, { config, sealer, sealing, history, log }) {
       if (typeof ack === 'function') ack(new ProtocolError('BAD_REQUEST', `unknown event ${JSON.stringify(event)}`).toAck())
     })
   })
+
+  return function drain() {
+    return inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idle.push(resolve))
+  }
 
   function join(socket, payload) {
     const req = validate.roomRequest(payload)
@@ -94,7 +111,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
 
 function authenticate(auth, config) {
   auth = auth ?? {}
-  if (typeof auth !== 'object' || Array.isArray(auth)) throw new ProtocolError('BAD_REQUEST', 'auth must be an object')
+  if (typeof auth !== 'object' || Array.isArray(auth) || auth[NOT_AN_OBJECT]) throw new ProtocolError('BAD_REQUEST', 'auth must be an object')
   if (auth.token !== undefined) {
     if (typeof auth.token !== 'string') throw new ProtocolError('BAD_REQUEST', 'auth.token must be a string')
     throw new ProtocolError('UNAUTHORIZED', 'invalid token: this server has no accounts; connect as a guest')

@@ -48,10 +48,13 @@ function load(env = process.env) {
     serviceToken: env.CHATSEAL_SERVICE_TOKEN || null,
     maxMessageBytes,
     maxPayloadBytes: Math.max(int(env, 'CHATSEAL_MAX_PAYLOAD_BYTES', 128 * 1024), packetLimit(maxMessageBytes)),
-    allowGuests: bool(env, 'CHATSEAL_ALLOW_GUESTS', true),
+    // Off unless asked for, as on the Rust server (`--allow-guests`).
+    allowGuests: bool(env, 'CHATSEAL_ALLOW_GUESTS', false),
     ratePerSec: int(env, 'CHATSEAL_RATE_PER_SEC', 20),
     rateBurst: int(env, 'CHATSEAL_RATE_BURST', 40),
     historyLimit: int(env, 'CHATSEAL_HISTORY_LIMIT', 500),
+    // Packets queued for one socket before it is disconnected as too slow.
+    socketBuffer: Math.max(16, int(env, 'CHATSEAL_SOCKET_BUFFER', 4096)),
     // Memory bounds of the in-process history (this server keeps no database).
     historyPerRoom: int(env, 'CHATSEAL_HISTORY_PER_ROOM', 1000),
     maxRooms: int(env, 'CHATSEAL_MAX_ROOMS', 10000),

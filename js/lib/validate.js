@@ -19,7 +19,15 @@ function onlyKeys(obj, allowed, shape) {
   }
 }
 
+// A lone surrogate cannot be UTF-8: the engine would see U+FFFD instead,
+// so every such name would get one room key. The Rust server's JSON parser
+// refuses them; so does this one.
+function wellFormed(text, what) {
+  if (!text.isWellFormed()) throw bad(`${what} is not valid Unicode (a lone surrogate)`)
+}
+
 function checkRoom(room) {
+  wellFormed(room, 'room')
   try {
     validateChatRoom(room)
   } catch (err) {
@@ -57,6 +65,8 @@ function sendRequest(payload, maxMessageBytes) {
     req = { message: payload.message, room, clientId }
   }
   checkRoom(req.room)
+  wellFormed(req.message, 'message')
+  if (req.clientId !== null) wellFormed(req.clientId, 'clientId')
   if (Buffer.byteLength(req.message, 'utf8') > maxMessageBytes) {
     throw new ProtocolError('TOO_LARGE', `message is larger than ${maxMessageBytes} bytes`)
   }

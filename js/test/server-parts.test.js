@@ -131,6 +131,11 @@ test('configuration: the Rust server\'s variables and defaults; bad values refus
   assert.equal(c.maxPayloadBytes, 131072)
   assert.equal(load({ CHATSEAL_LISTEN: '[::1]:0' }).listen.host, '::1')
   assert.equal(load({ CHATSEAL_ALLOW_GUESTS: 'false' }).allowGuests, false)
+  // As on the Rust server and in the README: no guests unless asked for.
+  assert.equal(c.allowGuests, false)
+  assert.equal(load({ CHATSEAL_ALLOW_GUESTS: 'true' }).allowGuests, true)
+  assert.equal(c.socketBuffer, 4096)
+  assert.equal(load({ CHATSEAL_SOCKET_BUFFER: '100' }).socketBuffer, 100)
   assert.equal(c.historyBytes, 64 * 1024 * 1024)
   assert.equal(c.historyRoomBytes, 8 * 1024 * 1024)
   assert.throws(() => load({ CHATSEAL_RATE_PER_SEC: 'fast' }), /CHATSEAL_RATE_PER_SEC/)
@@ -145,4 +150,12 @@ test('payload validation mirrors the Rust server', () => {
   assert.throws(() => validate.roomRequest({ room: 'bell\u0007' }), { code: 'BAD_REQUEST' })
   assert.equal(validate.roomRequest({ room: 'x'.repeat(64) }).room.length, 64)
   assert.throws(() => validate.guestName('ann smith'), { code: 'BAD_REQUEST' })
+  // Lone surrogates would all become U+FFFD (one room key for all of them).
+  for (const room of ['a\ud800', '\udc00b', 'x\udfff\ud800']) {
+    assert.throws(() => validate.roomRequest({ room }), { code: 'BAD_REQUEST' })
+    assert.throws(() => validate.sendRequest({ message: 'm', room }, 10), { code: 'BAD_REQUEST' })
+  }
+  assert.throws(() => validate.sendRequest({ message: 'a\ud800' }, 10), { code: 'BAD_REQUEST' })
+  assert.throws(() => validate.sendRequest({ message: 'm', clientId: '\ud800' }, 10), { code: 'BAD_REQUEST' })
+  assert.equal(validate.roomRequest({ room: 'emoji-\ud83d\ude00' }).room, 'emoji-😀')
 })

@@ -185,6 +185,11 @@ test('bad payloads get an error ack with the right code, and the server keeps se
     ['join', { room: '' }, 'BAD_REQUEST'],
     ['join', { room: 'a\u0000b' }, 'BAD_REQUEST'],
     ['join', { room: 'x'.repeat(65) }, 'BAD_REQUEST'],
+    // Lone surrogates: not Unicode, so not a room (they would all turn
+    // into U+FFFD and share one room key).
+    ['join', { room: 'a\ud800' }, 'BAD_REQUEST'],
+    ['join', { room: 'a\udc00' }, 'BAD_REQUEST'],
+    ['chat message', { message: 'x', room: 'b\udbff' }, 'BAD_REQUEST'],
     ['join', { room: 42 }, 'BAD_REQUEST'],
     ['join', { room: 'r', since: -1 }, 'BAD_REQUEST'],
     ['join', 'lobby', 'BAD_REQUEST'],
@@ -245,6 +250,12 @@ test('a refused handshake gets connect_error with the code first', async () => {
   await assert.rejects(connect(server.url, { name: 'x'.repeat(33) }), (err) => err.message.startsWith('BAD_REQUEST'))
   await assert.rejects(connect(server.url, { token: 'not.a.jwt' }), (err) => err.message.startsWith('UNAUTHORIZED'))
   await assert.rejects(connect(server.url, { token: 7 }), (err) => err.message.startsWith('BAD_REQUEST'))
+  // An `auth` that is not an object is refused with a reason, not dropped.
+  // (Bounded: a server that only closes the connection leaves connect() waiting.)
+  for (const auth of ['ann', '42', [1, 2], true]) {
+    const answered = Promise.race([connect(server.url, auth), sleep(5000).then(() => assert.fail('no connect_error within 5 s'))])
+    await assert.rejects(answered, (err) => err.message.startsWith('BAD_REQUEST'), JSON.stringify(auth))
+  }
   // A client with no auth at all (the tutorial's) is a guest.
   const anon = await connect(server.url, undefined)
   sockets.push(anon)
@@ -282,4 +293,44 @@ test('/healthz answers', async () => {
   const res = await fetch(server.url + '/healthz')
   assert.equal(res.status, 200)
   assert.equal((await res.json()).status, 'ok')
+})
+
+test('without guests allowed (the default), a guest is refused UNAUTHORIZED', async () => {
+  const closed = await start(TARGET, { guests: false })
+  try {
+    await assert.rejects(connect(closed.url, { name: 'ann' }), (err) => err.message.startsWith('UNAUTHORIZED'))
+    await assert.rejects(connect(closed.url, undefined), (err) => err.message.startsWith('UNAUTHORIZED'))
+  } finally {
+    await closed.stop()
+  }
+})
+
+test('SIGTERM with sockets open: what was received is acked, then the server exits at once', async () => {
+  const doomed = await start(TARGET, { limits: { ...LIMITS, ratePerSec: 1000, rateBurst: 1000 } })
+  const open = []
+  try {
+    const s = await connect(doomed.url, { name: 'late' })
+    open.push(s)
+    // Idle sockets must not hold the server up either.
+    for (let i = 0; i < 5; i++) open.push(await connect(doomed.url, { name: `idle${i}` }))
+    // One peer stops reading: it never answers the WebSocket close (ws
+    // waits 30 s for that answer by default).
+    open[open.length - 1].io.engine.transport.ws._socket.pause()
+    await request(s, 'join', { room: 'shutdown' })
+    const pending = Array.from({ length: 20 }, (_, i) =>
+      s.timeout(5000).emitWithAck('chat message', { message: `m${i}`, room: 'shutdown', clientId: `sd-${i}` }),
+    )
+    await pending[0]
+    const signalled = Date.now()
+    doomed.child.kill('SIGTERM')
+    const acks = await Promise.all(pending)
+    assert.deepEqual(acks.map((a) => a.ok), Array(20).fill(true))
+    const exit = await Promise.race([doomed.exited, sleep(8000).then(() => 'still running')])
+    assert.notEqual(exit, 'still running', `no exit within 8 s of SIGTERM:\n${doomed.log.join('\n')}`)
+    assert.equal(exit.code, 0, JSON.stringify(exit))
+    console.log(`# ${TARGET}: exited ${Date.now() - signalled} ms after SIGTERM`)
+  } finally {
+    for (const s of open) s.close()
+    await doomed.stop()
+  }
 })

@@ -16,7 +16,7 @@ const FILES = {
   // Two servers sharing PostgreSQL and Redis (the test makes its own database).
   cluster: ['cluster.test.js'],
   'rust-pg': RUST,
-  node: ['guest.test.js', 'rotation.test.js'],
+  node: ['guest.test.js', 'rotation.test.js', 'slow-reader.test.js'],
   'node-remote': ['guest.test.js'],
 }
 const ADMIN = process.env.CHATSEAL_TEST_PG || 'postgres://root@127.0.0.1:5432/test'
