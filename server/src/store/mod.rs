@@ -295,11 +295,10 @@ impl Store {
     /// (IMMEDIATE), so a transaction that reads before it writes waits for
     /// the lock politely instead of failing with "database is locked".
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(self
-            .pool
+        self.pool
             .begin_with(self.begin_write())
             .within(self.timeout)
-            .await?)
+            .await
     }
 
     fn begin_write(&self) -> &'static str {
@@ -689,13 +688,11 @@ impl Store {
 
     /// The stored password hash of an account.
     pub async fn password_hash(&self, username: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT password_hash FROM chat_users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .within(self.timeout)
-                .await?,
-        )
+        sqlx::query_scalar("SELECT password_hash FROM chat_users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .within(self.timeout)
+            .await
     }
 
     /// Closes the pool, waiting for queries in flight (an append in flight
