@@ -36,9 +36,10 @@ function attach(io, { config, sealer, sealing, history, log }) {
     const limiter = new RateLimiter(config.ratePerSec, config.rateBurst)
     let queue = Promise.resolve()
     // Runs `handler` after every earlier event of this socket, then acks.
-    const serial = (handler) => (...args) => {
+    // `arrive` runs at once, on arrival, and its result is what `handler` gets.
+    const serial = (handler, arrive = (p) => p) => (...args) => {
       const ack = typeof args[args.length - 1] === 'function' ? args.pop() : () => {}
-      const payload = args[0]
+      const payload = arrive(args[0])
       inFlight++
       queue = queue.then(async () => {
         let reply
@@ -54,7 +55,10 @@ function attach(io, { config, sealer, sealing, history, log }) {
     const known = new Set(['join', 'leave', 'chat message'])
     socket.on('join', serial((p) => join(socket, p)))
     socket.on('leave', serial((p) => leave(socket, p)))
-    socket.on('chat message', serial((p) => send(socket, limiter, p)))
+    // The rate limit counts messages as they arrive, not when the queue
+    // reaches them: with a remote /encrypt each seal waits for the one
+    // before, and a flood would otherwise drain slower than it refills.
+    socket.on('chat message', serial((admitted) => send(socket, admitted), (p) => admit(limiter, p)))
     socket.onAny((event, ...args) => {
       if (known.has(event)) return
       const ack = args[args.length - 1]
@@ -83,9 +87,20 @@ function attach(io, { config, sealer, sealing, history, log }) {
     return { ok: true }
   }
 
-  async function send(socket, limiter, payload) {
-    const req = validate.sendRequest(payload, config.maxMessageBytes)
-    if (!limiter.take()) throw new ProtocolError('RATE_LIMITED', 'too many messages: slow down')
+  /** A `chat message` payload checked on arrival: its request, or the error to ack. */
+  function admit(limiter, payload) {
+    try {
+      const req = validate.sendRequest(payload, config.maxMessageBytes)
+      if (!limiter.take()) throw new ProtocolError('RATE_LIMITED', 'too many messages: slow down')
+      return req
+    } catch (err) {
+      return err instanceof Error ? err : new ProtocolError('BAD_REQUEST', 'invalid chat message')
+    }
+  }
+
+  async function send(socket, admitted) {
+    if (admitted instanceof Error) throw admitted
+    const req = admitted
     if (!socket.rooms.has(req.room)) throw new ProtocolError('FORBIDDEN', 'join the room before sending to it')
     const sender = socket.data.name
     const first = history.duplicate(sender, req.clientId)

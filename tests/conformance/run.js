@@ -1,6 +1,6 @@
 'use strict'
 // Runs the conformance suite against each server:
-//   node run.js [rust] [rust-pg] [node] [node-remote]   (all by default)
+//   node run.js [rust] [rust-pg] [cluster] [node] [node-remote] [node-cpp]   (all by default)
 // The guest-mode protocol suite runs against every server; accounts.test.js
 // and crash.test.js exercise what only the Rust server has (accounts, a
 // store that survives SIGKILL), on SQLite and on PostgreSQL. For rust-pg each
@@ -18,6 +18,8 @@ const FILES = {
   'rust-pg': RUST,
   node: ['guest.test.js', 'rotation.test.js', 'slow-reader.test.js'],
   'node-remote': ['guest.test.js'],
+  // js/server.js sealing through the C++ example microservice (c-abi/examples).
+  'node-cpp': ['guest.test.js'],
 }
 const ADMIN = process.env.CHATSEAL_TEST_PG || 'postgres://root@127.0.0.1:5432/test'
 

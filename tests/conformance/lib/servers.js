@@ -3,6 +3,7 @@
 // and stops it again. Both servers print their address when listening; that
 // line is how the suite learns the port.
 const { spawn } = require('node:child_process')
+const crypto = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -83,7 +84,48 @@ async function startRemote(options) {
 }
 
 /**
- * Starts `target` ('rust', 'rust-pg', 'node' or 'node-remote'); resolves to { url, stop, log, dataDir }.
+ * 'node-cpp': js/server.js sealing through the C++ example microservice
+ * (c-abi/examples/microservice.cpp, built by `make -C c-abi build/microservice`
+ * or named by CHATSEAL_MICROSERVICE_BIN) over HTTP, with a service token.
+ * Both read one keyring file, as in 'node-remote'.
+ */
+async function startCpp(options) {
+  const bin = process.env.CHATSEAL_MICROSERVICE_BIN || path.join(ROOT, 'c-abi', 'build', 'microservice')
+  if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: run make -C c-abi build/microservice`)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatseal-cpp-'))
+  const keyring = path.join(dir, 'keyring.json')
+  const key = crypto.randomBytes(32).toString('base64')
+  fs.writeFileSync(keyring, JSON.stringify({ primary: 1, min_decrypt: 1, keys: [{ id: 1, key }] }), { mode: 0o600 })
+  const token = crypto.randomBytes(24).toString('hex')
+  const service = await launch('microservice', { cmd: bin, args: [keyring], env: { CHATSEAL_SERVICE_TOKEN: token } })
+  try {
+    const front = await start('node', {
+      ...options,
+      env: {
+        ...options.env,
+        CHATSEAL_ENCRYPTION_URL: service.url,
+        CHATSEAL_ENCRYPTION_TOKEN: token,
+        CHATSEAL_KEYRING_FILE: keyring,
+      },
+    })
+    const stopFront = front.stop
+    front.service = service
+    front.stop = async (signal) => {
+      const exit = await stopFront(signal)
+      await service.stop()
+      fs.rmSync(dir, { recursive: true, force: true })
+      return exit
+    }
+    return front
+  } catch (err) {
+    await service.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+/**
+ * Starts `target` ('rust', 'rust-pg', 'node', 'node-remote' or 'node-cpp'); resolves to { url, stop, log, dataDir }.
  * A given `dataDir` is reused (a restart); otherwise a fresh one is made.
  * `listen` defaults to a free port; a restart may pass the old address.
  * `wrap(cmd, args, dataDir)` may return another [cmd, args] to run the server under.
@@ -94,6 +136,7 @@ async function start(
   { extraArgs = [], env = {}, dataDir, limits = LIMITS, listen = '127.0.0.1:0', wrap, guests = true } = {},
 ) {
   if (target === 'node-remote') return startRemote({ extraArgs, env, dataDir, limits, guests })
+  if (target === 'node-cpp') return startCpp({ extraArgs, env, dataDir, limits, guests })
   if (target === 'rust-pg') {
     // run.js made a database for this test file and passes its URL.
     const url = process.env.CHATSEAL_CONFORMANCE_PG_URL
@@ -105,6 +148,14 @@ async function start(
     target === 'rust'
       ? rustCommand(dataDir, extraArgs, limits, listen, guests)
       : nodeCommand(dataDir, extraArgs, limits, listen, guests)
+  return { ...(await launch(target, spec, env, wrap && ((cmd, args) => wrap(cmd, args, dataDir)))), dataDir }
+}
+
+/**
+ * Spawns `spec` ({ cmd, args, env }) and resolves once it prints the address
+ * it listens on; `wrap(cmd, args)` may return another [cmd, args].
+ */
+async function launch(target, spec, env = {}, wrap) {
   // Nothing of the caller's own chatseal configuration leaks in.
   const inherited = { ...process.env }
   for (const name of Object.keys(inherited)) {
@@ -113,14 +164,14 @@ async function start(
   const childEnv = { ...inherited, ...spec.env, ...env }
   // `wrap(cmd, args, dataDir)` -> [cmd, args]: runs the server under another
   // command (the fault tests put it in a namespace with a small disk).
-  const [cmd, args] = wrap ? wrap(spec.cmd, spec.args, dataDir) : [spec.cmd, spec.args]
+  const [cmd, args] = wrap ? wrap(spec.cmd, spec.args) : [spec.cmd, spec.args]
   const child = spawn(cmd, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   const log = []
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${target} server did not start:\n${log.join('\n')}`)), 30000)
     const onLine = (line) => {
       log.push(line)
-      const m = /addr=(\S+)/.exec(line) || /listening on (http:\/\/\S+)/.exec(line)
+      const m = /addr=(\S+)/.exec(line) || /listening on (http:\/\/\S+|[\d.]+:\d+)/.exec(line)
       if (m) {
         clearTimeout(timer)
         resolve(m[1].startsWith('http') ? m[1] : `http://${m[1]}`)
@@ -137,7 +188,6 @@ async function start(
   return {
     url,
     log,
-    dataDir,
     child,
     exited,
     /** Stops the server: SIGTERM (graceful) by default, or 'SIGKILL'. */
