@@ -1,15 +1,13 @@
 'use strict'
 // Slow readers: a socket that stops reading is disconnected once the
 // packets queued for it pass CHATSEAL_SOCKET_BUFFER (it catches up with
-// `since` after reconnecting), and nobody else notices. Run against the
-// Node server by run.js; the Rust server joins once its slow-reader
-// disconnect really disconnects (issue 15, item 16).
+// `since` after reconnecting), and nobody else notices. Both servers.
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { start, LIMITS } = require('./lib/servers')
 const { connect, request, sleep } = require('./lib/client')
 
-const TARGET = process.env.CHATSEAL_TARGET || 'node'
+const TARGET = process.env.CHATSEAL_TARGET || 'rust'
 
 test('CHATSEAL_SOCKET_BUFFER: a reader that stops reading is disconnected past it', async () => {
   const small = await start(TARGET, {
