@@ -6,10 +6,10 @@
 const { test, before, after, afterEach } = require('node:test')
 const assert = require('node:assert/strict')
 const { start } = require('../conformance/lib/servers')
-const { sdk, closeAll, until, sleep, stored, texts } = require('./lib/util')
+const { sdk, closeAll, until, sleep, stored, texts, mint } = require('./lib/util')
 const { balancer } = require('./lib/balancer')
 
-const TTL_SECS = 3
+const TTL_SECS = 5
 let server
 
 before(async () => {
@@ -36,14 +36,14 @@ async function account(username) {
 }
 
 test('with getToken: refreshed in place before exp, the session never ends', { timeout: 60000 }, async () => {
-  const login = await account('rita')
+  await account('rita')
   let calls = 0
   const rita = sdk({
     url: server.url,
-    token: await login(),
+    token: mint('rita', TTL_SECS),
     getToken: () => {
       calls++
-      return login()
+      return mint('rita', TTL_SECS)
     },
   })
   const refreshed = []
@@ -104,7 +104,7 @@ test('expired while offline, with getToken: a new token, the reconnect goes thro
   const login = await account('tom')
   const lb = await balancer(server.url)
   try {
-    const tom = sdk({ url: lb.url, token: await login(), getToken: login, refreshBefore: 0 })
+    const tom = sdk({ url: lb.url, token: mint('tom', TTL_SECS), getToken: () => mint('tom', TTL_SECS), refreshBefore: 0 })
     await tom.join('ops')
     const ack = await offlinePastExp(tom, lb)
     assert.ok(ack.seq >= 1)

@@ -3,7 +3,8 @@
 // shows, a raw reader of what the server stored, waiting.
 const { connect } = require('../../../js/client')
 const { io } = require('socket.io-client')
-const { webcrypto } = require('node:crypto')
+const { webcrypto, createHmac } = require('node:crypto')
+const { JWT_SECRET } = require('../../conformance/lib/servers')
 
 const open = []
 
@@ -100,4 +101,16 @@ function assertInOrderOnce(assert, client, room) {
   for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, `seq ${seqs[i]} after ${seqs[i - 1]}`)
 }
 
-module.exports = { sdk, closeAll, until, sleep, stored, post, raw, texts, assertInOrderOnce }
+/**
+ * A session token as the server issues them (HS256 with the suite's secret),
+ * made in the test: what an app's getToken would fetch from its auth
+ * backend, without a password hash's seconds per login in a debug build.
+ */
+function mint(sub, ttlSecs) {
+  const now = Math.floor(Date.now() / 1000)
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url')
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, iss: 'chatseal', aud: 'chatseal-chat', iat: now, exp: now + ttlSecs })}`
+  return `${body}.${createHmac('sha256', JWT_SECRET).update(body).digest('base64url')}`
+}
+
+module.exports = { mint, sdk, closeAll, until, sleep, stored, post, raw, texts, assertInOrderOnce }
