@@ -152,3 +152,26 @@ test('at 375 px wide: usable, nothing overflows, rooms in a drawer', { timeout: 
   assert.equal(await p.textContent('#room-title'), 'lobby')
   assert.deepEqual(p.errors, [])
 })
+
+test('public rooms from GET /api/rooms are listed and joined with a click; without the route, no list', { timeout: 60000 }, async () => {
+  // Without the route (this server has none yet): no section, no error.
+  const plain = await signIn(browser, server.url, 'quin')
+  await plain.waitForTimeout(500)
+  assert.equal(await plain.locator('#public').isHidden(), true)
+  assert.deepEqual(plain.errors, [])
+  // With it (the room directory the features issue adds), as the page reads it.
+  const page = await newPage(browser)
+  await page.route('**/api/rooms', (route) =>
+    route.request().method() === 'GET'
+      ? route.fulfill({ json: { rooms: [{ name: 'plaza', private: false }, { name: 'hidden', private: true }] } })
+      : route.continue(),
+  )
+  await page.goto(server.url + '/')
+  await page.fill('#guest-name', 'rex')
+  await page.click('#guest-form button')
+  await page.waitForSelector('#public-rooms li:text-is("plaza")')
+  assert.deepEqual(await page.$$eval('#public-rooms li', (lis) => lis.map((li) => li.textContent)), ['plaza'])
+  await page.click('#public-rooms li:text-is("plaza")')
+  await page.waitForSelector('#room-title:text-is("plaza")')
+  await page.waitForSelector('#rooms li:text-is("plaza")')
+})
