@@ -91,6 +91,11 @@ async function fakeServer() {
     socket.on('chat message', async (req, ack) => {
       if (!joined.has(req.room)) return ack({ ok: false, error: { code: 'FORBIDDEN', message: 'join the room before sending to it' } })
       if (req.message.length > 100) return ack({ ok: false, error: { code: 'TOO_LARGE', message: 'too large' } })
+      if (state.refuseOnce && state.refuseOnce.has(req.message)) {
+        const code = state.refuseOnce.get(req.message)
+        state.refuseOnce.delete(req.message)
+        return ack({ ok: false, error: { code, message: 'try again' } })
+      }
       let msg = state.byClientId.get(req.clientId)
       if (!msg) {
         msg = await state.store(req.room, sender, req.message)
@@ -354,4 +359,23 @@ test('history without a token pages with join { since }, even when the server cu
   )
   assert.ok(older.every((m) => m.text === `m${m.seq}`))
   assert.deepEqual(await ann.history('r', { before: 1 }), [])
+})
+
+test('RATE_LIMITED and UNAVAILABLE are retried with the same clientId: stored once each', async () => {
+  const server = await fakeServer()
+  server.refuseOnce = new Map([
+    ['m2', 'RATE_LIMITED'],
+    ['m4', 'UNAVAILABLE'],
+  ])
+  const ann = client(server.url)
+  const seen = []
+  ann.on('outbox', (e) => seen.push(`${e.text}:${e.state}${e.error ? ':' + e.error.code : ''}`))
+  await ann.join('r')
+  const acks = await Promise.all(['m1', 'm2', 'm3', 'm4', 'm5'].map((t) => ann.send('r', t)))
+  assert.equal(new Set(acks.map((a) => a.seq)).size, 5)
+  assert.equal(server.rooms.get('r').length, 5, 'stored once each')
+  assert.ok(seen.includes('m2:pending:RATE_LIMITED') && seen.includes('m4:pending:UNAVAILABLE'), seen.join(' '))
+  const m2 = server.events.filter((e) => e.event === 'chat message' && e.payload.message === 'm2')
+  assert.equal(m2.length, 2)
+  assert.equal(m2[0].payload.clientId, m2[1].payload.clientId, 'the same clientId again')
 })
