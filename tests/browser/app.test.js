@@ -175,3 +175,18 @@ test('public rooms from GET /api/rooms are listed and joined with a click; witho
   await page.waitForSelector('#room-title:text-is("plaza")')
   await page.waitForSelector('#rooms li:text-is("plaza")')
 })
+
+test('a message the server refuses shows "not sent" with its code; Retry tries again, Discard drops it', { timeout: 60000 }, async () => {
+  const page = await signIn(browser, server.url, 'sol')
+  await say(page, 'x'.repeat(70 * 1024))
+  await page.waitForSelector('#outbox li[data-state="failed"]:has-text("not sent (TOO_LARGE)")')
+  await shot(page, 'failed.png')
+  await page.click('#outbox li[data-state="failed"] button.retry')
+  await page.waitForSelector('#outbox li[data-state="failed"]:has-text("TOO_LARGE")')
+  await page.click('#outbox li[data-state="failed"] button.discard')
+  await page.waitForSelector('#outbox li', { state: 'detached' })
+  await say(page, 'a short one')
+  await page.waitForSelector(line('sol', 'a short one'))
+  assert.equal(await page.locator('#messages li').filter({ hasText: 'xxxxxxxx' }).count(), 0)
+  assert.deepEqual(page.errors, [])
+})

@@ -53,7 +53,10 @@ export function outboxItem(e, { online, onRetry, onDiscard }) {
   const text = document.createElement('span')
   text.className = 'text'
   text.textContent = e.text
-  li.append(state, text)
+  const head = document.createElement('div')
+  head.className = 'head'
+  head.append(state)
+  li.append(head, text)
   if (e.state === 'failed') {
     const retry = document.createElement('button')
     retry.type = 'button'
@@ -65,7 +68,7 @@ export function outboxItem(e, { online, onRetry, onDiscard }) {
     discard.className = 'discard'
     discard.textContent = 'Discard'
     discard.addEventListener('click', () => onDiscard(e.clientId))
-    li.append(retry, discard)
+    head.append(retry, discard)
   }
   return li
 }
