@@ -374,6 +374,11 @@ test('RATE_LIMITED and UNAVAILABLE are retried with the same clientId: stored on
   const acks = await Promise.all(['m1', 'm2', 'm3', 'm4', 'm5'].map((t) => ann.send('r', t)))
   assert.equal(new Set(acks.map((a) => a.seq)).size, 5)
   assert.equal(server.rooms.get('r').length, 5, 'stored once each')
+  assert.deepEqual(
+    acks.map((a) => a.seq),
+    [1, 2, 3, 4, 5],
+    'in the order written: a retried message is not overtaken',
+  )
   assert.ok(seen.includes('m2:pending:RATE_LIMITED') && seen.includes('m4:pending:UNAVAILABLE'), seen.join(' '))
   const m2 = server.events.filter((e) => e.event === 'chat message' && e.payload.message === 'm2')
   assert.equal(m2.length, 2)

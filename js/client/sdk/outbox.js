@@ -2,7 +2,10 @@
 // Sends that are not stored yet. Each has a clientId, so a resend is never
 // stored twice (the server dedups by sender + clientId). An entry is emitted
 // at most once per connection, and only once its room has been joined on
-// that connection; a timeout or a reconnect sends it again. Bounded: past
+// that connection; a timeout or a reconnect sends it again. One entry per
+// room is in flight at a time, in the order they were written: a retried
+// one (RATE_LIMITED, UNAVAILABLE) is never overtaken by a later one, so a
+// person's messages are stored in the order they typed them. Bounded: past
 // `limit` entries a send fails at once with QUEUE_FULL.
 const { ChatError, fromAck } = require('./errors')
 const { randomId } = require('./crypto')
@@ -48,6 +51,10 @@ class Outbox {
     if (entry.state !== 'pending' || c.closed || !c.socket.connected) return
     const room = c.rooms.get(entry.room)
     if (!room || room.joinedGen !== c.generation || entry.sentOn === c.generation) return
+    for (const earlier of this.entries.values()) {
+      if (earlier === entry) break
+      if (earlier.room === entry.room && earlier.state === 'pending') return // its turn comes after
+    }
     const gen = c.generation
     entry.sentOn = gen
     entry.attempts++
@@ -70,6 +77,7 @@ class Outbox {
       this.entries.delete(entry.clientId)
       this.changed(entry)
       entry.resolve(entry.ack)
+      this.pump(entry.room)
       return
     }
     const err = fromAck(ack && ack.error)
@@ -77,7 +85,7 @@ class Outbox {
     if (RETRY.has(err.code)) {
       entry.error = { code: err.code, message: err.reason }
       this.changed(entry)
-      setTimeout(() => this.pumpOne(entry), Math.min(10000, 250 * 2 ** Math.min(entry.attempts, 6)))
+      setTimeout(() => this.pump(entry.room), Math.min(10000, 250 * 2 ** Math.min(entry.attempts, 6)))
       return
     }
     const room = this.client.rooms.get(entry.room)
@@ -108,6 +116,7 @@ class Outbox {
     entry.error = { code: err.code, message: err.reason }
     this.changed(entry)
     entry.reject(err)
+    this.pump(entry.room)
   }
 
   failRoom(room, err) {
@@ -135,7 +144,10 @@ class Outbox {
     const wasPending = entry.state === 'pending'
     entry.state = 'discarded'
     this.changed(entry)
-    if (wasPending) entry.reject(new ChatError('DISCARDED', 'discarded before it was stored'))
+    if (wasPending) {
+      entry.reject(new ChatError('DISCARDED', 'discarded before it was stored'))
+      this.pump(entry.room)
+    }
   }
 
   list() {
