@@ -88,6 +88,11 @@ async function fakeServer() {
       const missed = req.since === undefined ? list.slice(-50) : list.filter((m) => m.seq > req.since).slice(0, state.pageSize)
       ack({ ok: true, room: req.room, latestSeq: list.length, keys: [{ id: 1, key: KEY_B64 }], missed })
     })
+    socket.on('leave', (req, ack) => {
+      joined.delete(req.room)
+      socket.leave(req.room)
+      ack({ ok: true })
+    })
     socket.on('chat message', async (req, ack) => {
       if (!joined.has(req.room)) return ack({ ok: false, error: { code: 'FORBIDDEN', message: 'join the room before sending to it' } })
       if (req.message.length > 100) return ack({ ok: false, error: { code: 'TOO_LARGE', message: 'too large' } })
@@ -383,4 +388,25 @@ test('RATE_LIMITED and UNAVAILABLE are retried with the same clientId: stored on
   const m2 = server.events.filter((e) => e.event === 'chat message' && e.payload.message === 'm2')
   assert.equal(m2.length, 2)
   assert.equal(m2[0].payload.clientId, m2[1].payload.clientId, 'the same clientId again')
+})
+
+test('leave: no more messages from the room, its waiting sends fail with LEFT, sending again needs a join', async () => {
+  const server = await fakeServer()
+  const ann = client(server.url)
+  await ann.join('r')
+  await ann.send('r', 'one')
+  await until(() => ann.seen.length === 1, 'shown')
+  ann.socket.disconnect()
+  const waiting = ann.send('r', 'never')
+  await ann.leave('r')
+  await assert.rejects(waiting, (e) => e.code === 'LEFT')
+  ann.socket.connect()
+  await until(() => ann.status.state === 'online', 'online')
+  const m2 = await server.store('r', 'bob', 'after leaving')
+  server.io.emit('chat message', m2) // even if it reached the socket
+  await new Promise((r) => setTimeout(r, 200))
+  assert.equal(ann.seen.length, 1)
+  assert.deepEqual(ann.joinedRooms(), [])
+  await assert.rejects(ann.send('r', 'x'), (e) => e.code === 'NOT_JOINED')
+  assert.ok(!server.events.some((e) => e.event === 'join' && e.sid !== server.events[0].sid), 'not joined again after the reconnect')
 })
