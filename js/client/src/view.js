@@ -22,6 +22,12 @@ export function messageItem(m) {
   const who = document.createElement('span')
   who.className = 'sender'
   who.textContent = m.sender
+  // Guests may come marked `~name` (the hardening branch): styled apart, so
+  // a guest cannot pass for the account of that name.
+  if (m.sender.startsWith('~')) {
+    who.classList.add('guest')
+    who.title = 'guest (no account)'
+  }
   const body = document.createElement('span')
   if (m.error) {
     body.className = 'unreadable'
