@@ -310,17 +310,18 @@ test('status goes connecting → online → offline (with the reason) → online
 test('with getToken the session is refreshed in place before exp: never expired, never offline', async () => {
   const server = await fakeServer()
   let calls = 0
+  // Tokens of 4 s: refreshed 2 s before exp, a margin a loaded machine keeps.
   const ann = client(server.url, {
-    token: token('ann', 1500),
+    token: token('ann', 4000),
     getToken: async () => {
       calls++
-      return token('ann', 1500)
+      return token('ann', 4000)
     },
   })
   const states = []
   ann.on('status', (s) => states.push(s.state))
   await ann.join('r')
-  for (let i = 1; i <= 8; i++) {
+  for (let i = 1; i <= 12; i++) {
     await ann.send('r', `m${i}`)
     await new Promise((r) => setTimeout(r, 500))
   }
@@ -328,7 +329,7 @@ test('with getToken the session is refreshed in place before exp: never expired,
   assert.equal(server.refreshes.length, calls, 'each new token given to the server with refresh')
   assert.equal(server.expiredSent, 0)
   assert.deepEqual(states, ['connecting', 'online'])
-  await until(() => ann.seen.length === 8, 'all shown')
+  await until(() => ann.seen.length === 12, 'all shown')
 })
 
 test('without getToken: "session expired" gives the expired state; sends wait; setToken sends them once', async () => {
