@@ -9,6 +9,7 @@ const { uuidv7 } = require('./uuid')
 const { NOT_AN_OBJECT } = require('./parser')
 
 const RECENT_ON_JOIN = 50
+const GUEST_MARK = '~'
 
 /**
  * Attaches the protocol to the socket.io server `io`. Returns `drain()`:
@@ -103,7 +104,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
     const req = admitted
     if (!socket.rooms.has(req.room)) throw new ProtocolError('FORBIDDEN', 'join the room before sending to it')
     const sender = socket.data.name
-    const first = history.duplicate(sender, req.clientId)
+    const first = history.duplicate(req.room, sender, req.clientId)
     if (first) return first
     const id = uuidv7()
     const ts = Date.now()
@@ -115,7 +116,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
     }
     const envelope = await sealing.seal(req.room, id, sender, req.message)
     // A resend may have raced in while a remote seal was in flight.
-    const raced = history.duplicate(sender, req.clientId)
+    const raced = history.duplicate(req.room, sender, req.clientId)
     if (raced) return raced
     const keyId = Buffer.from(envelope.slice(0, 8), 'base64').readUInt32BE(2)
     const stored = history.append({ id, room: req.room, sender, ts, keyId, message: envelope }, req.clientId)
@@ -132,8 +133,10 @@ function authenticate(auth, config) {
     throw new ProtocolError('UNAUTHORIZED', 'invalid token: this server has no accounts; connect as a guest')
   }
   if (!config.allowGuests) throw new ProtocolError('UNAUTHORIZED', 'guests are not allowed on this server')
-  if (auth.name === undefined) return `guest-${Math.floor(Math.random() * 0x1000000).toString(16).padStart(6, '0')}`
-  return validate.guestName(auth.name)
+  // A guest's sender name is marked with `~`, which no account name has, so
+  // guests and accounts never collide (docs/protocol.md §1).
+  if (auth.name === undefined) return `${GUEST_MARK}guest-${Math.floor(Math.random() * 0x1000000).toString(16).padStart(6, '0')}`
+  return GUEST_MARK + validate.guestName(auth.name)
 }
 
 /**

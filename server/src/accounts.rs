@@ -9,7 +9,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::app::AppState;
-use crate::auth::{self, TokenError};
+use crate::auth;
 use crate::error::{ApiError, Code, JsonBody};
 use crate::login_limit::RetryAfter;
 use crate::serve::ClientIp;
@@ -34,12 +34,10 @@ impl FromRequestParts<AppState> for Caller {
                     "log in and send Authorization: Bearer <token>",
                 )
             })?;
-        match state.tokens.verify(token) {
-            Ok(name) => Ok(Caller(name)),
-            Err(e @ (TokenError::Expired | TokenError::Invalid)) => {
-                Err(ApiError::new(Code::Unauthorized, e.to_string()))
-            }
-        }
+        crate::chat::identity::account_of(state, token)
+            .await
+            .map(|v| Caller(v.username))
+            .map_err(|r| ApiError::new(r.code, r.message))
     }
 }
 

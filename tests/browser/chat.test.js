@@ -68,19 +68,20 @@ test('two pages chat and each reads the other, decrypted in the browser', { time
   const bob = await signIn('bob')
 
   await say(ann.page, 'hello from ann')
-  await bob.page.waitForSelector(line('ann', 'hello from ann'), { timeout: 10000 })
+  // Guests show as ~name: a guest can never pass for the account of that name.
+  await bob.page.waitForSelector(line('~ann', 'hello from ann'), { timeout: 10000 })
   await say(bob.page, 'hi ann, bob here')
-  await ann.page.waitForSelector(line('bob', 'hi ann, bob here'), { timeout: 10000 })
+  await ann.page.waitForSelector(line('~bob', 'hi ann, bob here'), { timeout: 10000 })
 
   // What came over the wire was sealed: the plaintext exists in the page only.
   const wire = bob.frames.join('\n')
-  assert.ok(wire.includes('"sender":"ann"'), 'bob received ann\'s message frame')
+  assert.ok(wire.includes('"sender":"~ann"'), 'bob received ann\'s message frame')
   assert.ok(!wire.includes('hello from ann'), 'no plaintext on the wire')
 
   // A third page joining later gets the history on join.
   const carol = await signIn('carol')
-  await carol.page.waitForSelector(line('ann', 'hello from ann'), { timeout: 10000 })
-  await carol.page.waitForSelector(line('bob', 'hi ann, bob here'), { timeout: 10000 })
+  await carol.page.waitForSelector(line('~ann', 'hello from ann'), { timeout: 10000 })
+  await carol.page.waitForSelector(line('~bob', 'hi ann, bob here'), { timeout: 10000 })
 
   fs.mkdirSync(ARTIFACTS, { recursive: true })
   const shot = path.join(ARTIFACTS, 'browser-chat.png')

@@ -79,8 +79,47 @@ test('a token connects as its account; the account name is the sender', async ()
   const ack = await request(ann, 'chat message', { message: 'signed in' })
   await until(() => ann.received.some((m) => m.id === ack.id))
   assert.equal(ann.received.find((m) => m.id === ack.id).sender, 'ann')
-  // A guest may not take an account's name.
+  // A guest may not take an account's name, in any case.
   await assert.rejects(connect(server.url, { name: 'ann' }), (e) => e.message.startsWith('FORBIDDEN'))
+  await assert.rejects(connect(server.url, { name: 'ANN' }), (e) => e.message.startsWith('FORBIDDEN'))
+})
+
+test('guests and accounts never share a name: a guest is ~name, dedup is per sender', async () => {
+  const name = `dave${process.pid}`
+  // A guest takes the name while no account has it.
+  const guestDave = await connect(server.url, { name })
+  sockets.push(guestDave)
+  const room = `names-${process.pid}`
+  await request(guestDave, 'join', { room })
+  const byGuest = await request(guestDave, 'chat message', { message: 'I am the guest', room, clientId: 'same-id' })
+  assert.equal(byGuest.ok, true)
+  // Then the account registers; the guest keeps posting, visibly a guest.
+  const dave = await as(await account(name))
+  await request(dave, 'join', { room })
+  const again = await request(guestDave, 'chat message', { message: 'still the guest', room })
+  // The account's message with the guest's clientId is its own message.
+  const byAccount = await request(dave, 'chat message', { message: 'I am the account', room, clientId: 'same-id' })
+  assert.equal(byAccount.ok, true)
+  assert.notEqual(byAccount.id, byGuest.id)
+  assert.equal(byAccount.seq, again.seq + 1)
+  await until(() => [byGuest.id, again.id, byAccount.id].every((id) => dave.received.some((m) => m.id === id) || id === byGuest.id))
+  const sender = (id) => dave.received.find((m) => m.id === id).sender
+  assert.equal(sender(again.id), `~${name}`)
+  assert.equal(sender(byAccount.id), name)
+  // New guests may not take the account's name, in any case.
+  for (const n of [name, name.toUpperCase(), `D${name.slice(1)}`]) {
+    await assert.rejects(connect(server.url, { name: n }), (e) => e.message.startsWith('FORBIDDEN'), n)
+  }
+})
+
+test('usernames are unique in any case: ann, Ann and ANN are one name', async () => {
+  const name = `case${process.pid}`
+  assert.equal((await api('POST', '/api/register', { username: name, password: 'long enough pw' })).status, 201)
+  for (const other of [name.toUpperCase(), `C${name.slice(1)}`]) {
+    const r = await api('POST', '/api/register', { username: other, password: 'long enough pw' })
+    assert.equal(r.status, 400, other)
+    assert.equal(r.body.error.code, 'BAD_REQUEST')
+  }
 })
 
 test('expired, forged, alg:none and wrong-audience tokens are refused', async () => {
@@ -99,6 +138,28 @@ test('expired, forged, alg:none and wrong-audience tokens are refused', async ()
   // The same claims, properly signed, are accepted: the refusals above are about the token.
   const good = await as(jwt({ alg: 'HS256', typ: 'JWT' }, claims()))
   assert.equal((await request(good, 'join', { room: 'tokens' })).ok, true)
+})
+
+test('a token is only as good as its sub: outside the name rules or no such account is refused', async () => {
+  await account('ann')
+  const sign = (extra) => jwt({ alg: 'HS256', typ: 'JWT' }, claims(extra))
+  for (const sub of ['', 'ann\u0000', 'a b', '~ann', 'x'.repeat(10000), `nobody-${process.pid}`]) {
+    await assert.rejects(
+      connect(server.url, { token: sign({ sub }) }),
+      (e) => e.message.startsWith('UNAUTHORIZED'),
+      `sub ${JSON.stringify(sub.slice(0, 20))}`,
+    )
+    const r = await api('POST', '/api/rooms', { name: `subcheck-${process.pid}` }, sign({ sub }))
+    assert.equal(r.status, 401, `HTTP with sub ${JSON.stringify(sub.slice(0, 20))}`)
+  }
+})
+
+test('iat is optional: a token with sub, iss, aud and exp connects', async () => {
+  await account('ann')
+  const { iat, ...rest } = claims()
+  assert.ok(iat)
+  const s = await as(jwt({ alg: 'HS256', typ: 'JWT' }, rest))
+  assert.equal((await request(s, 'join', { room: 'no-iat' })).ok, true)
 })
 
 test('private rooms: the owner invites; others, and guests, are refused', async () => {

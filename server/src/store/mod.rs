@@ -422,19 +422,17 @@ impl Store {
     ) -> Result<Vec<Appended>> {
         use std::collections::HashMap;
         let earlier = self.existing_client_ids(&mut tx, batch).await?;
-        let mut first_in_batch: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut first_in_batch: HashMap<(&str, &str, &str), usize> = HashMap::new();
         let mut per_room: Vec<(&str, i64)> = Vec::new();
         // The messages to insert: not seen before, in the database or the batch.
         let mut rows: Vec<usize> = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
             if let Some(cid) = m.client_id.as_deref() {
-                if earlier.contains_key(&(m.sender.clone(), cid.to_owned())) {
+                let key = (m.room.as_str(), m.sender.as_str(), cid);
+                if earlier.contains_key(&owned(key)) || first_in_batch.contains_key(&key) {
                     continue;
                 }
-                if first_in_batch.contains_key(&(m.sender.as_str(), cid)) {
-                    continue;
-                }
-                first_in_batch.insert((m.sender.as_str(), cid), i);
+                first_in_batch.insert(key, i);
             }
             rows.push(i);
             match per_room.iter_mut().find(|(r, _)| *r == m.room) {
@@ -505,10 +503,11 @@ impl Store {
                 continue;
             }
             let cid = m.client_id.as_deref().unwrap_or_default();
-            let first = match earlier.get(&(m.sender.clone(), cid.to_owned())) {
+            let key = (m.room.as_str(), m.sender.as_str(), cid);
+            let first = match earlier.get(&owned(key)) {
                 Some(first) => first.clone(),
                 None => {
-                    let j = first_in_batch[&(m.sender.as_str(), cid)];
+                    let j = first_in_batch[&key];
                     match &out[j] {
                         Appended::New(s) | Appended::Duplicate(s) => s.clone(),
                     }
@@ -519,12 +518,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The stored messages of the batch's `(sender, clientId)` pairs.
+    /// The stored messages of the batch's `(room, sender, clientId)`: a
+    /// resend is one in the same room by the same sender, so it can never
+    /// be answered with another sender's or another room's message.
     async fn existing_client_ids(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         batch: &[OwnedMessage],
-    ) -> Result<std::collections::HashMap<(String, String), StoredMessage>> {
+    ) -> Result<std::collections::HashMap<DedupKey, StoredMessage>> {
         let keyed: Vec<&OwnedMessage> = batch.iter().filter(|m| m.client_id.is_some()).collect();
         let mut found = std::collections::HashMap::new();
         if keyed.is_empty() {
@@ -535,20 +536,25 @@ impl Store {
             if k > 0 {
                 sql.push_str(" OR ");
             }
-            sql.push_str("(sender = ");
-            self.push_param(&mut sql, 2 * k + 1);
+            sql.push_str("(room = ");
+            self.push_param(&mut sql, 3 * k + 1);
+            sql.push_str(" AND sender = ");
+            self.push_param(&mut sql, 3 * k + 2);
             sql.push_str(" AND client_id = ");
-            self.push_param(&mut sql, 2 * k + 2);
+            self.push_param(&mut sql, 3 * k + 3);
             sql.push(')');
         }
         let mut query = sqlx::query(&sql);
         for m in &keyed {
-            query = query.bind(m.sender.as_str()).bind(m.client_id.as_deref());
+            query = query
+                .bind(m.room.as_str())
+                .bind(m.sender.as_str())
+                .bind(m.client_id.as_deref());
         }
         for row in query.fetch_all(&mut **tx).await? {
             let cid: String = row.try_get("client_id")?;
             let msg = message_of(&row)?;
-            found.insert((msg.sender.clone(), cid), msg);
+            found.insert((msg.room.clone(), msg.sender.clone(), cid), msg);
         }
         Ok(found)
     }
@@ -686,6 +692,17 @@ impl Store {
         Ok(created == 1)
     }
 
+    /// Whether an account has this name in any case (`ann`, `Ann`, `ANN`
+    /// are one name): a guest may not speak under it.
+    pub async fn account_name_taken(&self, username: &str) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM chat_users WHERE lower(username) = lower($1)")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// The stored password hash of an account.
     pub async fn password_hash(&self, username: &str) -> Result<Option<String>> {
         sqlx::query_scalar("SELECT password_hash FROM chat_users WHERE username = $1")
@@ -740,6 +757,13 @@ async fn add_member(
 }
 
 const COLUMNS: &str = "id, room, seq, sender, ts, key_id, envelope";
+
+/// What makes two messages one for dedup: room, sender, clientId.
+type DedupKey = (String, String, String);
+
+fn owned((room, sender, cid): (&str, &str, &str)) -> DedupKey {
+    (room.to_owned(), sender.to_owned(), cid.to_owned())
+}
 
 fn message_of(row: &sqlx::any::AnyRow) -> Result<StoredMessage> {
     let key_id: i64 = row.try_get("key_id")?;
