@@ -137,12 +137,29 @@ pub(crate) async fn create_room(
     JsonBody(room): JsonBody<NewRoom>,
 ) -> Result<Response, ApiError> {
     chatseal_core::validate_chat_room(&room.name)?;
+    if room.name == crate::chat::protocol::LOBBY {
+        // Every socket is in the lobby from connect on: it has no owner.
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "lobby is reserved: every client is in it",
+        ));
+    }
     if !state
         .store
         .create_room(&room.name, &caller, room.private)
         .await?
     {
-        return Err(ApiError::new(Code::BadRequest, "that room exists already"));
+        // Someone has joined or posted to it (see chat::rooms::check_access).
+        // Making it private now would leave them inside with a room key
+        // that still fits; until rooms have key epochs, a used name stays
+        // what it is.
+        let message = if room.private {
+            "that room name has been used: it cannot become private (those already in it \
+             keep its key); choose a new name"
+        } else {
+            "that room exists already"
+        };
+        return Err(ApiError::new(Code::Conflict, message));
     }
     Ok((
         StatusCode::CREATED,

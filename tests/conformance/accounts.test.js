@@ -167,7 +167,9 @@ test('private rooms: the owner invites; others, and guests, are refused', async 
   const room = `private-${process.pid}`
   assert.equal((await api('POST', '/api/rooms', { name: room, private: true })).status, 401)
   assert.equal((await api('POST', '/api/rooms', { name: room, private: true }, ownerTok)).status, 201)
-  assert.equal((await api('POST', '/api/rooms', { name: room }, bobTok)).status, 400)
+  const taken = await api('POST', '/api/rooms', { name: room }, bobTok)
+  assert.equal(taken.status, 409)
+  assert.equal(taken.body.error.code, 'CONFLICT')
   const byCarol = await api('POST', `/api/rooms/${room}/members`, { username: 'carol' }, carolTok)
   assert.equal(byCarol.status, 403)
   assert.equal(byCarol.body.error.code, 'FORBIDDEN')
@@ -191,6 +193,53 @@ test('private rooms: the owner invites; others, and guests, are refused', async 
   await until(() => bob.received.some((m) => m.id === ack.id))
   assert.equal(await openMessage(keys, bob.received.find((m) => m.id === ack.id)), 'members only')
   assert.equal(carol.received.filter((m) => m.room === room).length, 0)
+})
+
+test('a room someone is in cannot be made private around them', async () => {
+  const ownerTok = await account('late-owner')
+  const eve = await as(await account('eve'))
+  const guest = await connect(server.url, { name: 'lurker' })
+  sockets.push(guest)
+  // Joined only (no message yet), and joined and posted to.
+  const joined = `joined-${process.pid}`
+  const posted = `posted-${process.pid}`
+  for (const room of [joined, posted]) {
+    assert.equal((await request(eve, 'join', { room })).ok, true)
+    assert.equal((await request(guest, 'join', { room })).ok, true)
+  }
+  assert.equal((await request(eve, 'chat message', { message: 'first', room: posted })).ok, true)
+  for (const room of [joined, posted]) {
+    const r = await api('POST', '/api/rooms', { name: room, private: true }, ownerTok)
+    assert.equal(r.status, 409, room)
+    assert.equal(r.body.error.code, 'CONFLICT')
+    assert.match(r.body.error.message, /cannot become private/)
+    // The room stays what it was: public, and those inside keep posting.
+    const ack = await request(eve, 'chat message', { message: 'still public', room })
+    assert.equal(ack.ok, true)
+    await until(() => guest.received.some((m) => m.id === ack.id), 5000, 'delivery to the earlier joiner')
+  }
+  // A fresh name becomes private, and then nobody else is in it.
+  const fresh = `fresh-private-${process.pid}`
+  assert.equal((await api('POST', '/api/rooms', { name: fresh, private: true }, ownerTok)).status, 201)
+  assert.equal((await request(eve, 'join', { room: fresh })).error.code, 'FORBIDDEN')
+  assert.equal((await request(guest, 'join', { room: fresh })).error.code, 'FORBIDDEN')
+  assert.equal((await request(eve, 'chat message', { message: 'in?', room: fresh })).error.code, 'FORBIDDEN')
+})
+
+test('lobby is reserved: nobody can create it, private or not', async () => {
+  const tok = await account('squatter')
+  for (const body of [{ name: 'lobby', private: true }, { name: 'lobby' }]) {
+    const r = await api('POST', '/api/rooms', body, tok)
+    assert.equal(r.status, 403, JSON.stringify(body))
+    assert.equal(r.body.error.code, 'FORBIDDEN')
+  }
+  // Everyone still chats there.
+  const a = await as(tok)
+  const b = await connect(server.url, { name: 'lobbyist' })
+  sockets.push(b)
+  const ack = await request(b, 'chat message', { message: 'open to all' })
+  assert.equal(ack.ok, true)
+  await until(() => a.received.some((m) => m.id === ack.id), 5000, 'lobby delivery')
 })
 
 test('history: members read envelopes by seq; others are refused', async () => {

@@ -631,8 +631,23 @@ impl Store {
         .transpose()
     }
 
+    /// Makes the row of a public room, ownerless, unless one exists: a
+    /// room's first `join` does this (its first message would too), so a
+    /// name anyone has been in is taken and [`create_room`](Self::create_room)
+    /// cannot make it private under those already inside.
+    pub async fn ensure_room(&self, name: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, 0, 0) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Creates a room owned by `owner`; `false` if the name is taken (a
-    /// public room that has messages counts as taken).
+    /// room anyone has joined or posted to counts as taken).
     pub async fn create_room(&self, name: &str, owner: &str, private: bool) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let created = sqlx::query(
