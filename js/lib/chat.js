@@ -36,20 +36,24 @@ function attach(io, { config, sealer, sealing, history, log }) {
     socket.join(validate.LOBBY)
     const limiter = new RateLimiter(config.ratePerSec, config.rateBurst)
     let queue = Promise.resolve()
-    // Runs `handler` after every earlier event of this socket, then acks.
+    // Runs `handler` after every earlier event of this socket, then acks,
+    // then runs what the handler left for after its ack (the broadcast of a
+    // chat message: the sender gets its ack before its own copy).
     // `arrive` runs at once, on arrival, and its result is what `handler` gets.
     const serial = (handler, arrive = (p) => p) => (...args) => {
       const ack = typeof args[args.length - 1] === 'function' ? args.pop() : () => {}
       const payload = arrive(args[0])
       inFlight++
       queue = queue.then(async () => {
+        const afterAck = []
         let reply
         try {
-          reply = await handler(payload)
+          reply = await handler(payload, afterAck)
         } catch (err) {
           reply = fromThrown(err, log).toAck()
         }
         ack(reply)
+        for (const fn of afterAck) fn()
         settled()
       })
     }
@@ -59,7 +63,10 @@ function attach(io, { config, sealer, sealing, history, log }) {
     // The rate limit counts messages as they arrive, not when the queue
     // reaches them: with a remote /encrypt each seal waits for the one
     // before, and a flood would otherwise drain slower than it refills.
-    socket.on('chat message', serial((admitted) => send(socket, admitted), (p) => admit(limiter, p)))
+    socket.on(
+      'chat message',
+      serial((admitted, afterAck) => send(socket, admitted, afterAck), (p) => admit(limiter, p)),
+    )
     socket.onAny((event, ...args) => {
       if (known.has(event)) return
       const ack = args[args.length - 1]
@@ -99,7 +106,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
     }
   }
 
-  async function send(socket, admitted) {
+  async function send(socket, admitted, afterAck) {
     if (admitted instanceof Error) throw admitted
     const req = admitted
     if (!socket.rooms.has(req.room)) throw new ProtocolError('FORBIDDEN', 'join the room before sending to it')
@@ -111,7 +118,8 @@ function attach(io, { config, sealer, sealing, history, log }) {
     if (config.plain) {
       // The benchmarks' upper bound: no sealing, nothing kept but the count.
       const seq = history.room(req.room).seq++ + 1
-      io.to(req.room).emit('chat message', { id, room: req.room, seq, sender, ts, keyId: 0, message: req.message })
+      const plain = { id, room: req.room, seq, sender, ts, keyId: 0, message: req.message }
+      afterAck.push(() => io.to(req.room).emit('chat message', plain))
       return { ok: true, id, seq, ts }
     }
     const envelope = await sealing.seal(req.room, id, sender, req.message)
@@ -120,7 +128,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
     if (raced) return raced
     const keyId = Buffer.from(envelope.slice(0, 8), 'base64').readUInt32BE(2)
     const stored = history.append({ id, room: req.room, sender, ts, keyId, message: envelope }, req.clientId)
-    io.to(req.room).emit('chat message', stored)
+    afterAck.push(() => io.to(req.room).emit('chat message', stored))
     return { ok: true, id, seq: stored.seq, ts }
   }
 }

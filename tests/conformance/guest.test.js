@@ -74,6 +74,35 @@ test('a message is acked, broadcast to the room only, and opens with the room ke
   assert.equal(eve.received.filter((m) => m.room === room).length, 0)
 })
 
+test('the sender gets its ack before its own copy, and matches the copy by the ack\'s id', async () => {
+  const room = freshRoom('ackfirst')
+  const ann = await guest('ann')
+  await request(ann, 'join', { room })
+  const events = []
+  ann.on('chat message', (m) => events.push(`copy ${m.id}`))
+  const n = 20
+  // An ack callback runs as its packet is read (a promise's .then would run
+  // later, after packets read in the same tick), so `events` is wire order.
+  const acks = await Promise.all(
+    Array.from(
+      { length: n },
+      (_, i) =>
+        new Promise((resolve, reject) =>
+          ann.timeout(5000).emit('chat message', { message: `m${i}`, room, clientId: `ack-first-${i}` }, (err, ack) => {
+            if (err) return reject(err)
+            events.push(`ack ${ack.id}`)
+            resolve(ack)
+          }),
+        ),
+    ),
+  )
+  await until(() => acks.every((a) => events.includes(`copy ${a.id}`)), 5000, 'every copy')
+  for (const a of acks) {
+    assert.equal(a.ok, true)
+    assert.ok(events.indexOf(`ack ${a.id}`) < events.indexOf(`copy ${a.id}`), `ack of seq ${a.seq} came after its copy`)
+  }
+})
+
 test('the context binds a message to its room, id and sender', async () => {
   const room = freshRoom('ctx')
   const ann = await guest('ann')

@@ -167,9 +167,9 @@ pub struct JoinAck {
 
 /// The ack of a stored `chat message`.
 #[derive(Debug, Serialize)]
-pub struct SendAck {
+pub struct SendAck<'a> {
     pub ok: bool,
-    pub id: String,
+    pub id: &'a str,
     pub seq: i64,
     pub ts: i64,
 }

@@ -4,13 +4,12 @@ use chatseal_core::{Header, chat_context};
 use governor::DefaultDirectRateLimiter;
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
-use tokio::sync::oneshot;
 
 use super::connection::{EventKind, Job};
 use super::identity::Identity;
 use super::protocol::{self, Failure, JoinAck, KeyOut, SendAck};
 use super::rooms;
-use super::writer::Unavailable;
+use super::writer::{Reply, Unavailable, Writer};
 use crate::app::AppState;
 use crate::error::Code;
 use crate::metrics;
@@ -30,21 +29,24 @@ pub async fn handle(
         EventKind::Join => join(state, socket, identity, job.data).await.map(ack_value),
         EventKind::Leave => leave(socket, job.data).map(ack_value),
         EventKind::Send => match send(state, socket, identity, limiter, job.data).await {
-            Ok(stored) => {
+            Ok((writer, message)) => {
                 let (ack, busy) = (job.ack, job.busy);
-                tokio::spawn(async move {
-                    let reply = match stored.await {
-                        Ok(Ok(Appended::New(m) | Appended::Duplicate(m))) => ack_value(SendAck {
+                // Called by the writer once the message is stored (or refused),
+                // before it is broadcast: ack, then broadcast.
+                let reply: Reply = Box::new(move |outcome| {
+                    let reply = match outcome {
+                        Ok(Appended::New(m) | Appended::Duplicate(m)) => ack_value(SendAck {
                             ok: true,
-                            id: m.id,
+                            id: &m.id,
                             seq: m.seq,
                             ts: m.ts,
                         }),
-                        _ => refused(unavailable()),
+                        Err(Unavailable) => refused(unavailable()),
                     };
                     let _ = ack.send(&reply);
                     drop(busy);
                 });
+                writer.submit(message, reply).await;
                 return;
             }
             Err(failure) => Err(failure),
@@ -141,15 +143,14 @@ fn leave(
     Ok(serde_json::json!({ "ok": true }))
 }
 
-/// Checks, seals and queues a message; the receiver yields the stored
-/// message (or the first one, for a resent clientId) once committed.
-async fn send(
-    state: &AppState,
+/// Checks and seals a message, ready for the writer.
+async fn send<'s>(
+    state: &'s AppState,
     socket: &SocketRef,
     identity: &Identity,
     limiter: &DefaultDirectRateLimiter,
     data: Result<serde_json::Value, String>,
-) -> Result<oneshot::Receiver<Result<Appended, Unavailable>>, Failure> {
+) -> Result<(&'s Writer, OwnedMessage), Failure> {
     let req = protocol::parse_send_request(data, state.limits.max_message_bytes)?;
     if limiter.check().is_err() {
         return Err(Failure::new(
@@ -190,7 +191,7 @@ async fn send(
         envelope: chatseal_core::encode_text(&sealed),
         client_id: req.client_id,
     };
-    Ok(writer.submit(message).await)
+    Ok((writer, message))
 }
 
 fn unavailable() -> Failure {
