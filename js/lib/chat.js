@@ -57,7 +57,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
         settled()
       })
     }
-    const known = new Set(['join', 'leave', 'chat message'])
+    const known = new Set(['join', 'leave', 'chat message', 'refresh'])
     socket.on('join', serial((p) => join(socket, p)))
     socket.on('leave', serial((p) => leave(socket, p)))
     // The rate limit counts messages as they arrive, not when the queue
@@ -66,6 +66,14 @@ function attach(io, { config, sealer, sealing, history, log }) {
     socket.on(
       'chat message',
       serial((admitted, afterAck) => send(socket, admitted, afterAck), (p) => admit(limiter, p)),
+    )
+    // Sessions end at a token's exp unless refreshed (docs/protocol.md §2);
+    // this server has guests only, and a guest has no token to refresh.
+    socket.on(
+      'refresh',
+      serial(() => {
+        throw new ProtocolError('UNAUTHORIZED', 'a guest has no session token to refresh')
+      }),
     )
     socket.onAny((event, ...args) => {
       if (known.has(event)) return

@@ -99,6 +99,9 @@ impl Tokens {
     pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            // RFC 7519: not accepted *on* or after exp (jsonwebtoken still
+            // takes the second of exp itself), the instant a session ends.
+            Ok(data) if data.claims.exp <= unix_now().as_secs() => Err(TokenError::Expired),
             Ok(data) if validate_username(&data.claims.sub).is_ok() => Ok(Verified {
                 username: data.claims.sub,
                 expires_at: data.claims.exp,

@@ -162,6 +162,60 @@ test('iat is optional: a token with sub, iss, aud and exp connects', async () =>
   assert.equal((await request(s, 'join', { room: 'no-iat' })).ok, true)
 })
 
+// A token for `sub` that expires `secs` from now (JWT exp is in seconds).
+const shortToken = (sub, secs) => {
+  const exp = now() + secs
+  return { token: jwt({ alg: 'HS256', typ: 'JWT' }, claims({ sub, exp })), exp }
+}
+const expired = (socket) =>
+  new Promise((resolve, reject) => {
+    const seen = {}
+    const timer = setTimeout(() => reject(new Error('the session outlived its token by 10 s')), 12000)
+    socket.once('session expired', (why) => (seen.event = why))
+    socket.once('disconnect', (reason) => {
+      clearTimeout(timer)
+      resolve({ ...seen, reason })
+    })
+  })
+
+test('a session ends at its token\'s exp: "session expired", then the socket is closed', async () => {
+  await account('ann')
+  const { token, exp } = shortToken('ann', 2)
+  const s = await as(token)
+  const ended = expired(s)
+  assert.equal((await request(s, 'join', { room: 'expiring' })).ok, true)
+  const got = await ended
+  assert.deepEqual(got.event, { code: 'UNAUTHORIZED', message: 'token expired' })
+  assert.equal(got.reason, 'io server disconnect')
+  assert.ok(Date.now() >= exp * 1000, 'not before exp')
+  // And that token connects no more.
+  await assert.rejects(connect(server.url, { token }), (e) => e.message.startsWith('UNAUTHORIZED'))
+})
+
+test('refresh with a newer token of the same account keeps the session; others are refused', async () => {
+  await account('ann')
+  await account('bob')
+  const { token } = shortToken('ann', 2)
+  const s = await as(token)
+  let ended = false
+  s.once('session expired', () => (ended = true))
+  const fresh = shortToken('ann', 600)
+  // Refused: bad payloads, another account's token, an expired or forged token.
+  assert.equal((await request(s, 'refresh', {})).error.code, 'BAD_REQUEST')
+  assert.equal((await request(s, 'refresh', [fresh.token])).error.code, 'BAD_REQUEST')
+  for (const bad of [shortToken('bob', 600).token, shortToken('ann', -10).token, jwt({ alg: 'HS256', typ: 'JWT' }, claims(), 'another secret, long enough.....')]) {
+    const ack = await request(s, 'refresh', { token: bad })
+    assert.equal(ack.ok, false)
+    assert.equal(ack.error.code, 'UNAUTHORIZED')
+  }
+  const ack = await request(s, 'refresh', { token: fresh.token })
+  assert.deepEqual(ack, { ok: true, expiresAt: fresh.exp * 1000 })
+  await new Promise((r) => setTimeout(r, 3000)) // past the first token's exp
+  assert.equal(ended, false)
+  assert.equal(s.connected, true)
+  assert.equal((await request(s, 'chat message', { message: 'still in' })).ok, true)
+})
+
 test('private rooms: the owner invites; others, and guests, are refused', async () => {
   const [ownerTok, bobTok, carolTok] = [await account('owner'), await account('bob'), await account('carol')]
   const room = `private-${process.pid}`

@@ -274,6 +274,15 @@ test('bad payloads get an error ack with the right code, and the server keeps se
   assert.equal((await request(ann, 'chat message', { message: 'still here' })).ok, true)
 })
 
+test('refresh: a guest has no session token to refresh (UNAUTHORIZED), and stays connected', async () => {
+  const ann = await guest('ann')
+  for (const payload of [{ token: 'x.y.z' }, {}, 'nope']) {
+    const ack = await request(ann, 'refresh', payload)
+    assertError(ack, 'UNAUTHORIZED')
+  }
+  assert.equal((await request(ann, 'chat message', { message: 'still here' })).ok, true)
+})
+
 test('a packet over the payload limit (6 x the message limit + 4 KiB) closes that connection only', async () => {
   const ann = await guest('huge')
   const bob = await guest('bystander')

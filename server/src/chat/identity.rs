@@ -57,8 +57,12 @@ fn refuse(code: Code, message: impl Into<String>) -> Refused {
     }
 }
 
-/// Settles the identity of a connecting client from its `auth` payload.
-pub async fn authenticate(state: &Shared, auth: Option<Value>) -> Result<Identity, Refused> {
+/// Settles the identity of a connecting client from its `auth` payload,
+/// and when its session ends (a token's `exp`; `None` for guests).
+pub async fn authenticate(
+    state: &Shared,
+    auth: Option<Value>,
+) -> Result<(Identity, Option<u64>), Refused> {
     let auth = match auth {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(map)) => map,
@@ -70,7 +74,7 @@ pub async fn authenticate(state: &Shared, auth: Option<Value>) -> Result<Identit
             .ok_or_else(|| refuse(Code::BadRequest, "auth.token must be a string"))?;
         return account_of(state, token)
             .await
-            .map(|v| Identity::Account(v.username));
+            .map(|v| (Identity::Account(v.username), Some(v.expires_at)));
     }
     if !state.allow_guests {
         return Err(refuse(
@@ -89,7 +93,7 @@ pub async fn authenticate(state: &Shared, auth: Option<Value>) -> Result<Identit
     // Guests are marked apart, so names cannot collide; still, a guest may
     // not choose an account's name in any case, which would look like it.
     match state.store.account_name_taken(&name).await {
-        Ok(false) => Ok(Identity::guest(&name)),
+        Ok(false) => Ok((Identity::guest(&name), None)),
         Ok(true) => Err(refuse(
             Code::Forbidden,
             "that name belongs to an account: log in instead",

@@ -89,6 +89,22 @@ fn payload(data: Result<Value, String>) -> Result<Value, Failure> {
     data.map_err(|e| Failure::new(Code::BadRequest, format!("unreadable payload: {e}")))
 }
 
+/// `refresh`: `{ token }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    token: chatseal_core::Zeroizing<String>,
+}
+
+/// The token of a `refresh`, or `BAD_REQUEST`.
+pub fn parse_refresh_request(
+    data: Result<Value, String>,
+) -> Result<chatseal_core::Zeroizing<String>, Failure> {
+    let req: RefreshRequest = serde_json::from_value(object(payload(data)?, "{ token }")?)
+        .map_err(|_| Failure::new(Code::BadRequest, "expected { token }: a string"))?;
+    Ok(req.token)
+}
+
 pub fn parse_room_request(data: Result<Value, String>) -> Result<RoomRequest, Failure> {
     let req: RoomRequest = serde_json::from_value(object(payload(data)?, "{ room, since? }")?)
         .map_err(|e| {

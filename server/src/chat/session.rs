@@ -6,7 +6,8 @@ use serde::Serialize;
 use socketioxide::extract::SocketRef;
 
 use super::connection::{EventKind, Job};
-use super::identity::Identity;
+use super::expiry::Expiry;
+use super::identity::{self, Identity};
 use super::protocol::{self, Failure, JoinAck, KeyOut, SendAck};
 use super::rooms;
 use super::writer::{Reply, Unavailable, Writer};
@@ -23,9 +24,11 @@ pub async fn handle(
     socket: &SocketRef,
     identity: &Identity,
     limiter: &DefaultDirectRateLimiter,
+    expiry: &Expiry,
     job: Job,
 ) {
     let outcome = match job.kind {
+        EventKind::Refresh => refresh(state, identity, expiry, job.data).await,
         EventKind::Join => join(state, socket, identity, job.data).await.map(ack_value),
         EventKind::Leave => leave(socket, job.data).map(ack_value),
         EventKind::Send => match send(state, socket, identity, limiter, job.data).await {
@@ -132,6 +135,34 @@ async fn join(
         missed,
         latest_seq,
     })
+}
+
+/// `refresh { token }`: a newer token for the same account moves the end of
+/// the session to its `exp`.
+async fn refresh(
+    state: &AppState,
+    identity: &Identity,
+    expiry: &Expiry,
+    data: Result<serde_json::Value, String>,
+) -> Result<serde_json::Value, Failure> {
+    let Identity::Account(name) = identity else {
+        return Err(Failure::new(
+            Code::Unauthorized,
+            "a guest has no session token to refresh",
+        ));
+    };
+    let token = protocol::parse_refresh_request(data)?;
+    let verified = identity::account_of(state, &token)
+        .await
+        .map_err(|r| Failure::new(r.code, r.message))?;
+    if verified.username != *name {
+        return Err(Failure::new(
+            Code::Unauthorized,
+            "that token is for another account",
+        ));
+    }
+    let expires_at = expiry.extend(verified.expires_at);
+    Ok(serde_json::json!({ "ok": true, "expiresAt": expires_at }))
 }
 
 fn leave(
