@@ -24,7 +24,7 @@ pub struct StoreError(#[from] sqlx::Error);
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 impl StoreError {
-    /// Another writer stored the same `(sender, clientId)` first.
+    /// Another writer stored the same `(room, sender, clientId)` first.
     fn is_unique_violation(&self) -> bool {
         matches!(&self.0, sqlx::Error::Database(e) if e.is_unique_violation())
     }
@@ -323,7 +323,7 @@ impl Store {
     }
 
     /// Stores one message, numbering it in its room; a repeated
-    /// `(sender, clientId)` returns the first message instead. A batch of
+    /// `(room, sender, clientId)` returns the first message instead. A batch of
     /// one: there is a single numbering path.
     pub async fn append(&self, msg: &NewMessage<'_>) -> Result<Appended> {
         let owned = OwnedMessage::from(msg);
@@ -334,7 +334,7 @@ impl Store {
     /// Stores a batch of messages in one transaction (group commit): each
     /// room's counter moves once, the rows go in one INSERT. Outcomes come
     /// back in input order; within a room, messages are numbered in input
-    /// order. A `(sender, clientId)` seen before — in the database or earlier
+    /// order. A `(room, sender, clientId)` seen before — in the database or earlier
     /// in the batch — gets the first message back. If another server stored
     /// the same clientId meanwhile, the batch is redone one message at a time.
     pub async fn append_batch(&self, batch: &[OwnedMessage]) -> Result<Vec<Appended>> {
