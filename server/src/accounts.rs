@@ -72,9 +72,14 @@ impl From<crate::hashing::Busy> for ApiError {
 /// The login throttle (docs/operations.md, "Limits"): 429 with
 /// `Retry-After` before any password is hashed.
 fn throttle(state: &AppState, ip: ClientIp, account: Option<&str>) -> Result<(), ApiError> {
-    state.guards.login.check(ip.0, account).map_err(|RetryAfter(secs)| {
-        ApiError::new(Code::RateLimited, "too many login attempts; retry later").retry_after(secs)
-    })
+    state
+        .guards
+        .login
+        .check(ip.0, account)
+        .map_err(|RetryAfter(secs)| {
+            ApiError::new(Code::RateLimited, "too many login attempts; retry later")
+                .retry_after(secs)
+        })
 }
 
 /// `POST /api/register {username, password}` → 201.

@@ -199,7 +199,11 @@ pub fn evict(socket: &socketioxide::extract::SocketRef) {
     metrics::slow_reader();
     tracing::warn!("reader too slow: disconnecting it (it catches up with since)");
     socket.leave_all();
-    if let Some(off) = socket.req_parts().extensions.get::<crate::serve::Disconnect>() {
+    if let Some(off) = socket
+        .req_parts()
+        .extensions
+        .get::<crate::serve::Disconnect>()
+    {
         off.now();
     }
     let socket = socket.clone();

@@ -81,7 +81,10 @@ async fn join(
     data: Result<serde_json::Value, String>,
 ) -> Result<JoinAck, Failure> {
     let req = protocol::parse_room_request(data)?;
-    if let Some(conn) = socket.extensions.get::<std::sync::Arc<super::connection::Connection>>() {
+    if let Some(conn) = socket
+        .extensions
+        .get::<std::sync::Arc<super::connection::Connection>>()
+    {
         conn.admit_join(req.since.is_some())?;
     }
     let max_rooms = state.guards.max_rooms_per_socket;
@@ -111,7 +114,9 @@ async fn join(
     let max_bytes = state.guards.max_ack_bytes;
     let read = async {
         let missed = match req.since {
-            Some(since) => super::catch_up::after(state, &req.room, since, limit, max_bytes).await?,
+            Some(since) => {
+                super::catch_up::after(state, &req.room, since, limit, max_bytes).await?
+            }
             None => {
                 let recent = rooms::RECENT_ON_JOIN.min(limit);
                 super::catch_up::latest(state, &req.room, recent, max_bytes).await?
