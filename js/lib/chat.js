@@ -9,6 +9,7 @@ const { uuidv7 } = require('./uuid')
 const { NOT_AN_OBJECT } = require('./parser')
 
 const RECENT_ON_JOIN = 50
+const GUEST_MARK = '~'
 
 /**
  * Attaches the protocol to the socket.io server `io`. Returns `drain()`:
@@ -35,30 +36,45 @@ function attach(io, { config, sealer, sealing, history, log }) {
     socket.join(validate.LOBBY)
     const limiter = new RateLimiter(config.ratePerSec, config.rateBurst)
     let queue = Promise.resolve()
-    // Runs `handler` after every earlier event of this socket, then acks.
+    // Runs `handler` after every earlier event of this socket, then acks,
+    // then runs what the handler left for after its ack (the broadcast of a
+    // chat message: the sender gets its ack before its own copy).
     // `arrive` runs at once, on arrival, and its result is what `handler` gets.
     const serial = (handler, arrive = (p) => p) => (...args) => {
       const ack = typeof args[args.length - 1] === 'function' ? args.pop() : () => {}
       const payload = arrive(args[0])
       inFlight++
       queue = queue.then(async () => {
+        const afterAck = []
         let reply
         try {
-          reply = await handler(payload)
+          reply = await handler(payload, afterAck)
         } catch (err) {
           reply = fromThrown(err, log).toAck()
         }
         ack(reply)
+        for (const fn of afterAck) fn()
         settled()
       })
     }
-    const known = new Set(['join', 'leave', 'chat message'])
+    const known = new Set(['join', 'leave', 'chat message', 'refresh'])
     socket.on('join', serial((p) => join(socket, p)))
     socket.on('leave', serial((p) => leave(socket, p)))
     // The rate limit counts messages as they arrive, not when the queue
     // reaches them: with a remote /encrypt each seal waits for the one
     // before, and a flood would otherwise drain slower than it refills.
-    socket.on('chat message', serial((admitted) => send(socket, admitted), (p) => admit(limiter, p)))
+    socket.on(
+      'chat message',
+      serial((admitted, afterAck) => send(socket, admitted, afterAck), (p) => admit(limiter, p)),
+    )
+    // Sessions end at a token's exp unless refreshed (docs/protocol.md §2);
+    // this server has guests only, and a guest has no token to refresh.
+    socket.on(
+      'refresh',
+      serial(() => {
+        throw new ProtocolError('UNAUTHORIZED', 'a guest has no session token to refresh')
+      }),
+    )
     socket.onAny((event, ...args) => {
       if (known.has(event)) return
       const ack = args[args.length - 1]
@@ -98,28 +114,29 @@ function attach(io, { config, sealer, sealing, history, log }) {
     }
   }
 
-  async function send(socket, admitted) {
+  async function send(socket, admitted, afterAck) {
     if (admitted instanceof Error) throw admitted
     const req = admitted
     if (!socket.rooms.has(req.room)) throw new ProtocolError('FORBIDDEN', 'join the room before sending to it')
     const sender = socket.data.name
-    const first = history.duplicate(sender, req.clientId)
+    const first = history.duplicate(req.room, sender, req.clientId)
     if (first) return first
     const id = uuidv7()
     const ts = Date.now()
     if (config.plain) {
       // The benchmarks' upper bound: no sealing, nothing kept but the count.
       const seq = history.room(req.room).seq++ + 1
-      io.to(req.room).emit('chat message', { id, room: req.room, seq, sender, ts, keyId: 0, message: req.message })
+      const plain = { id, room: req.room, seq, sender, ts, keyId: 0, message: req.message }
+      afterAck.push(() => io.to(req.room).emit('chat message', plain))
       return { ok: true, id, seq, ts }
     }
     const envelope = await sealing.seal(req.room, id, sender, req.message)
     // A resend may have raced in while a remote seal was in flight.
-    const raced = history.duplicate(sender, req.clientId)
+    const raced = history.duplicate(req.room, sender, req.clientId)
     if (raced) return raced
     const keyId = Buffer.from(envelope.slice(0, 8), 'base64').readUInt32BE(2)
     const stored = history.append({ id, room: req.room, sender, ts, keyId, message: envelope }, req.clientId)
-    io.to(req.room).emit('chat message', stored)
+    afterAck.push(() => io.to(req.room).emit('chat message', stored))
     return { ok: true, id, seq: stored.seq, ts }
   }
 }
@@ -132,8 +149,10 @@ function authenticate(auth, config) {
     throw new ProtocolError('UNAUTHORIZED', 'invalid token: this server has no accounts; connect as a guest')
   }
   if (!config.allowGuests) throw new ProtocolError('UNAUTHORIZED', 'guests are not allowed on this server')
-  if (auth.name === undefined) return `guest-${Math.floor(Math.random() * 0x1000000).toString(16).padStart(6, '0')}`
-  return validate.guestName(auth.name)
+  // A guest's sender name is marked with `~`, which no account name has, so
+  // guests and accounts never collide (docs/protocol.md §1).
+  if (auth.name === undefined) return `${GUEST_MARK}guest-${Math.floor(Math.random() * 0x1000000).toString(16).padStart(6, '0')}`
+  return GUEST_MARK + validate.guestName(auth.name)
 }
 
 /**

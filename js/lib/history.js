@@ -9,7 +9,9 @@
 // 64 KiB messages fill the heap (≈1,300 of them killed a 192 MB heap, and
 // with it all history). A room whose messages were dropped keeps its `seq`.
 // `join { since }` is exact while the reader's gap is inside what is kept.
-// Dedup remembers the last `maxClientIds` (sender, clientId) pairs.
+// Dedup remembers the last `maxClientIds` (room, sender, clientId): a resend
+// is one in the same room by the same sender, never answered with another
+// sender's or another room's message.
 
 const MiB = 1024 * 1024
 
@@ -32,7 +34,7 @@ class History {
     this.slack = Math.max(16, perRoom >> 2)
     this.rooms = new Map() // room -> { seq, messages: [], head, bytes } (Map order = recency)
     this.holding = new Map() // the rooms with kept messages, least recently written first
-    this.clientIds = new Map() // `${sender}\0${clientId}` -> ack
+    this.clientIds = new Map() // `${room}\0${sender}\0${clientId}` -> ack
   }
 
   room(name) {
@@ -71,9 +73,9 @@ class History {
     }
   }
 
-  /** The first ack of a resend, if this (sender, clientId) was seen. */
-  duplicate(sender, clientId) {
-    return clientId === null ? undefined : this.clientIds.get(`${sender}\0${clientId}`)
+  /** The first ack of a resend, if this (room, sender, clientId) was seen. */
+  duplicate(room, sender, clientId) {
+    return clientId === null ? undefined : this.clientIds.get(`${room}\0${sender}\0${clientId}`)
   }
 
   /** Numbers and keeps `message` (without seq); returns it with its seq. */
@@ -97,7 +99,7 @@ class History {
       this.dropOldest(oldest, o)
     }
     if (clientId !== null) {
-      const key = `${message.sender}\0${clientId}`
+      const key = `${message.room}\0${message.sender}\0${clientId}`
       this.clientIds.set(key, { ok: true, id: stored.id, seq: stored.seq, ts: stored.ts })
       if (this.clientIds.size > this.maxClientIds) this.clientIds.delete(this.clientIds.keys().next().value)
     }

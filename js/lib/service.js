@@ -1,32 +1,40 @@
 'use strict'
 // POST /encrypt and /decrypt: the tutorial microservice's API, with real
 // envelopes (room "" unless given, the caller's context string). They are a
-// decryption oracle, so they need the service token unless this server
-// listens on loopback only — the rule of the Rust server.
+// decryption oracle, so they always need the service token: the listen
+// address says nothing about who calls (a reverse proxy on the same host is
+// a loopback client). The token is CHATSEAL_SERVICE_TOKEN, or one generated
+// into <data dir>/service-token (0600) on first start — the Rust server's rule.
 const crypto = require('node:crypto')
+const fs = require('node:fs')
+const path = require('node:path')
 const { ProtocolError, fromThrown, bad } = require('./errors')
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
-
-function serviceAuth(config) {
-  if (config.serviceToken) return { kind: 'token', token: Buffer.from(config.serviceToken) }
-  if (LOOPBACK.has(config.listen.host)) return { kind: 'loopback' }
-  return { kind: 'disabled' }
-}
-
-function describe(auth) {
-  return {
-    loopback: '/encrypt and /decrypt are open to loopback clients (no service token set)',
-    token: '/encrypt and /decrypt require the service token',
-    disabled: '/encrypt and /decrypt are disabled: listening beyond loopback without CHATSEAL_SERVICE_TOKEN',
-  }[auth.kind]
+/** The token and where it came from (never logged itself). */
+function serviceToken(config, log) {
+  if (config.serviceToken !== null && config.serviceToken !== undefined) {
+    const token = config.serviceToken.trim()
+    if (!token) throw new Error('CHATSEAL_SERVICE_TOKEN is empty; unset it to use <data dir>/service-token')
+    return { token: Buffer.from(token), source: 'CHATSEAL_SERVICE_TOKEN' }
+  }
+  const file = path.join(config.dataDir, 'service-token')
+  let text
+  try {
+    text = fs.readFileSync(file, 'utf8')
+    const mode = fs.statSync(file).mode
+    if (mode & 0o077) throw new Error(`${file} is readable by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`)
+    if (!text.trim()) throw new Error(`${file} is empty`)
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err
+    fs.mkdirSync(config.dataDir, { recursive: true })
+    text = crypto.randomBytes(32).toString('base64url')
+    fs.writeFileSync(file, text, { mode: 0o600, flag: 'wx' })
+    log(`created a service token for /encrypt and /decrypt at ${file}`)
+  }
+  return { token: Buffer.from(text.trim()), source: file }
 }
 
 function check(auth, req) {
-  if (auth.kind === 'loopback') return
-  if (auth.kind === 'disabled') {
-    throw new ProtocolError('UNAUTHORIZED', 'service endpoints need CHATSEAL_SERVICE_TOKEN when not loopback-only')
-  }
   const header = req.get('authorization') || ''
   const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '')
   const ok = given.length === auth.token.length && crypto.timingSafeEqual(given, auth.token)
@@ -45,7 +53,7 @@ function fields(body, required, shape) {
 
 /** Registers the routes on the express `app`. */
 function routes(app, { config, sealer, log }) {
-  const auth = serviceAuth(config)
+  const auth = serviceToken(config, log)
   const handle = (fn) => (req, res) => {
     try {
       check(auth, req)
@@ -72,7 +80,7 @@ function routes(app, { config, sealer, log }) {
       return { message: sealer.decrypt(value, room, context) }
     }),
   )
-  return describe(auth)
+  return `/encrypt and /decrypt require the service token (Authorization: Bearer …) from ${auth.source}`
 }
 
 module.exports = { routes }

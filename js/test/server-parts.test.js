@@ -93,16 +93,18 @@ test('history forgets the least recently used room past maxRooms', () => {
   assert.equal(h.latestSeq('c'), 1)
 })
 
-test('dedup returns the first ack per (sender, clientId), bounded', () => {
+test('dedup returns the first ack per (room, sender, clientId), bounded', () => {
   const h = new History({ maxClientIds: 2 })
   const first = h.append(msg('a', 1), 'c1')
-  assert.deepEqual(h.duplicate('ann', 'c1'), { ok: true, id: first.id, seq: 1, ts: 1 })
-  assert.equal(h.duplicate('bob', 'c1'), undefined)
-  assert.equal(h.duplicate('ann', null), undefined)
+  assert.deepEqual(h.duplicate('a', 'ann', 'c1'), { ok: true, id: first.id, seq: 1, ts: 1 })
+  assert.equal(h.duplicate('a', 'bob', 'c1'), undefined)
+  // The same clientId in another room is another message.
+  assert.equal(h.duplicate('b', 'ann', 'c1'), undefined)
+  assert.equal(h.duplicate('a', 'ann', null), undefined)
   h.append(msg('a', 2), 'c2')
   h.append(msg('a', 3), 'c3')
-  assert.equal(h.duplicate('ann', 'c1'), undefined)
-  assert.equal(h.duplicate('ann', 'c3').seq, 3)
+  assert.equal(h.duplicate('a', 'ann', 'c1'), undefined)
+  assert.equal(h.duplicate('a', 'ann', 'c3').seq, 3)
 })
 
 test('the rate limiter allows a burst, then the sustained rate', () => {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::app::AppState;
-use crate::auth::{self, TokenError};
+use crate::auth;
 use crate::error::{ApiError, Code, JsonBody};
 use crate::login_limit::RetryAfter;
 use crate::serve::ClientIp;
@@ -34,12 +34,10 @@ impl FromRequestParts<AppState> for Caller {
                     "log in and send Authorization: Bearer <token>",
                 )
             })?;
-        match state.tokens.verify(token) {
-            Ok(name) => Ok(Caller(name)),
-            Err(e @ (TokenError::Expired | TokenError::Invalid)) => {
-                Err(ApiError::new(Code::Unauthorized, e.to_string()))
-            }
-        }
+        crate::chat::identity::account_of(state, token)
+            .await
+            .map(|v| Caller(v.username))
+            .map_err(|r| ApiError::new(r.code, r.message))
     }
 }
 
@@ -74,9 +72,14 @@ impl From<crate::hashing::Busy> for ApiError {
 /// The login throttle (docs/operations.md, "Limits"): 429 with
 /// `Retry-After` before any password is hashed.
 fn throttle(state: &AppState, ip: ClientIp, account: Option<&str>) -> Result<(), ApiError> {
-    state.guards.login.check(ip.0, account).map_err(|RetryAfter(secs)| {
-        ApiError::new(Code::RateLimited, "too many login attempts; retry later").retry_after(secs)
-    })
+    state
+        .guards
+        .login
+        .check(ip.0, account)
+        .map_err(|RetryAfter(secs)| {
+            ApiError::new(Code::RateLimited, "too many login attempts; retry later")
+                .retry_after(secs)
+        })
 }
 
 /// `POST /api/register {username, password}` → 201.
@@ -139,12 +142,29 @@ pub(crate) async fn create_room(
     JsonBody(room): JsonBody<NewRoom>,
 ) -> Result<Response, ApiError> {
     chatseal_core::validate_chat_room(&room.name)?;
+    if room.name == crate::chat::protocol::LOBBY {
+        // Every socket is in the lobby from connect on: it has no owner.
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "lobby is reserved: every client is in it",
+        ));
+    }
     if !state
         .store
         .create_room(&room.name, &caller, room.private)
         .await?
     {
-        return Err(ApiError::new(Code::BadRequest, "that room exists already"));
+        // Someone has joined or posted to it (see chat::rooms::check_access).
+        // Making it private now would leave them inside with a room key
+        // that still fits; until rooms have key epochs, a used name stays
+        // what it is.
+        let message = if room.private {
+            "that room name has been used: it cannot become private (those already in it \
+             keep its key); choose a new name"
+        } else {
+            "that room exists already"
+        };
+        return Err(ApiError::new(Code::Conflict, message));
     }
     Ok((
         StatusCode::CREATED,

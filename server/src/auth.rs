@@ -30,8 +30,19 @@ struct Claims {
     sub: String,
     iss: String,
     aud: String,
-    iat: u64,
+    /// Set on the tokens this server issues; not required (the protocol
+    /// lists `sub`, `iss`, `aud` and `exp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
     exp: u64,
+}
+
+/// What a valid token says: whose it is and until when (seconds since the
+/// epoch). The account must still be checked against the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub username: String,
+    pub expires_at: u64,
 }
 
 /// Signs and verifies session tokens. The secret is wiped on drop.
@@ -74,7 +85,7 @@ impl Tokens {
             sub: username.to_owned(),
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
-            iat: now,
+            iat: Some(now),
             exp,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -82,11 +93,20 @@ impl Tokens {
         (token, exp * 1000)
     }
 
-    /// The username a valid token speaks for.
-    pub fn verify(&self, token: &str) -> Result<String, TokenError> {
+    /// The username a valid token speaks for, and its expiry. A `sub`
+    /// outside the name rules is refused here: a signed token is only as
+    /// good as the name in it (the secret may have signed it elsewhere).
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => Ok(data.claims.sub),
+            // RFC 7519: not accepted *on* or after exp (jsonwebtoken still
+            // takes the second of exp itself), the instant a session ends.
+            Ok(data) if data.claims.exp <= unix_now().as_secs() => Err(TokenError::Expired),
+            Ok(data) if validate_username(&data.claims.sub).is_ok() => Ok(Verified {
+                username: data.claims.sub,
+                expires_at: data.claims.exp,
+            }),
+            Ok(_) => Err(TokenError::Invalid),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
             Err(_) => Err(TokenError::Invalid),
         }
@@ -170,7 +190,9 @@ mod tests {
     fn a_token_round_trips() {
         let t = tokens(60);
         let (token, exp) = t.issue("ann");
-        assert_eq!(t.verify(&token), Ok("ann".to_owned()));
+        let verified = t.verify(&token).unwrap();
+        assert_eq!(verified.username, "ann");
+        assert_eq!(verified.expires_at * 1000, exp);
         assert!(exp > unix_now().as_millis() as u64);
     }
 
@@ -198,7 +220,7 @@ mod tests {
                 sub: "ann".into(),
                 iss: ISSUER.into(),
                 aud: AUDIENCE.into(),
-                iat: 0,
+                iat: Some(0),
                 exp: 1,
             },
             &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
@@ -212,13 +234,53 @@ mod tests {
                 sub: "ann".into(),
                 iss: ISSUER.into(),
                 aud: "else".into(),
-                iat: 0,
+                iat: Some(0),
                 exp,
             },
             &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
         )
         .unwrap();
         assert_eq!(t.verify(&wrong_aud), Err(TokenError::Invalid));
+    }
+
+    fn signed(sub: &str, iat: Option<u64>) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: sub.into(),
+                iss: ISSUER.into(),
+                aud: AUDIENCE.into(),
+                iat,
+                exp: unix_now().as_secs() + 60,
+            },
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sub_outside_the_name_rules_is_refused() {
+        let t = tokens(60);
+        for bad in ["", "ann\0", "a b", "~ann", &"x".repeat(10_000)] {
+            assert_eq!(
+                t.verify(&signed(bad, Some(0))),
+                Err(TokenError::Invalid),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(t.verify(&signed("ann", Some(0))).unwrap().username, "ann");
+    }
+
+    #[test]
+    fn iat_is_optional() {
+        let t = tokens(60);
+        let token = signed("ann", None);
+        let body = token.split('.').nth(1).unwrap();
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .unwrap();
+        assert!(!String::from_utf8(claims).unwrap().contains("iat"));
+        assert_eq!(t.verify(&token).unwrap().username, "ann");
     }
 
     #[test]

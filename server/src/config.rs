@@ -7,8 +7,7 @@ use std::path::PathBuf;
 #[derive(clap::Parser, Clone)]
 #[command(name = "chatseal-server", version, about)]
 pub struct Config {
-    /// Address to listen on. Loopback by default; the /encrypt and /decrypt
-    /// endpoints need a service token on any other address.
+    /// Address to listen on. Loopback by default.
     #[arg(long, env = "CHATSEAL_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
@@ -26,8 +25,8 @@ pub struct Config {
     #[arg(long, default_value = "CHATSEAL_KEYRING")]
     pub keyring_env: String,
 
-    /// Bearer token that /encrypt and /decrypt require. Without one they
-    /// are open only when listening on loopback.
+    /// Bearer token that /encrypt and /decrypt require, on every address.
+    /// Default: a random one kept in <data-dir>/service-token (mode 0600).
     #[arg(long, env = "CHATSEAL_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<String>,
 

@@ -213,7 +213,12 @@ mod tests {
         let wrong = Zeroizing::new("wrong horse".to_owned());
         assert!(!hasher.verify(wrong, Some(theirs)).await.unwrap());
         assert!(!hasher.verify(pw(), None).await.unwrap());
-        assert!(!hasher.verify(pw(), Some("not a hash".into())).await.unwrap());
+        assert!(
+            !hasher
+                .verify(pw(), Some("not a hash".into()))
+                .await
+                .unwrap()
+        );
         // One slot: one buffer, reused.
         assert_eq!(hasher.buffers.lock().unwrap().len(), 1);
     }

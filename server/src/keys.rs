@@ -75,53 +75,112 @@ pub async fn reload_blocking(
     }
 }
 
-/// The secret that signs session tokens: from the configuration (32 bytes
-/// or more), or `<data-dir>/jwt-secret`, made on first start with mode 0600.
+/// The secret that signs session tokens: `CHATSEAL_JWT_SECRET`, or
+/// `<data-dir>/jwt-secret`, made on first start with mode 0600. Both hold
+/// the same thing, standard base64 of 32 bytes or more, so the file's
+/// content copied into the variable of a second server signs the same
+/// tokens; anything else is refused at start rather than read differently.
 pub fn jwt_secret(config: &Config) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     if let Some(secret) = &config.jwt_secret {
-        anyhow::ensure!(
-            secret.len() >= 32,
-            "CHATSEAL_JWT_SECRET must be at least 32 bytes"
-        );
-        return Ok(Zeroizing::new(secret.as_bytes().to_vec()));
+        return decode_jwt_secret(secret, "CHATSEAL_JWT_SECRET");
     }
     let path = config.data_dir.join("jwt-secret");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let text = Zeroizing::new(text);
             check_private(&path)?;
-            let secret = Zeroizing::new(
-                b64.decode(text.trim())
-                    .map_err(|_| anyhow::anyhow!("{} is not base64", path.display()))?,
-            );
-            anyhow::ensure!(
-                secret.len() >= 32,
-                "{} holds under 32 bytes",
-                path.display()
-            );
-            Ok(secret)
+            decode_jwt_secret(&text, &path.display().to_string())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use rand_core::{OsRng, TryRngCore as _};
-            use std::io::Write as _;
-            use std::os::unix::fs::OpenOptionsExt as _;
             let mut secret = Zeroizing::new(vec![0u8; 32]);
             OsRng.try_fill_bytes(&mut secret)?;
-            crate::files::private_dir(&config.data_dir)?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)?;
-            file.write_all(Zeroizing::new(b64.encode(&*secret)).as_bytes())?;
-            file.sync_all()?;
+            write_private(&path, &Zeroizing::new(b64.encode(&*secret)))?;
             tracing::info!(path = %path.display(), "created a token-signing secret");
             Ok(secret)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The bearer token `/encrypt` and `/decrypt` require, and where it comes
+/// from: `CHATSEAL_SERVICE_TOKEN`, or `<data-dir>/service-token`, made on
+/// first start with mode 0600 (32 random bytes, base64url). There is always
+/// one: the listen address says nothing about who is calling (a reverse
+/// proxy on the same host is a loopback client).
+pub fn service_token(config: &Config) -> anyhow::Result<(Zeroizing<String>, String)> {
+    use base64::Engine as _;
+    if let Some(token) = &config.service_token {
+        anyhow::ensure!(
+            !token.trim().is_empty(),
+            "CHATSEAL_SERVICE_TOKEN is empty; unset it to use <data-dir>/service-token"
+        );
+        return Ok((
+            Zeroizing::new(token.trim().to_owned()),
+            "CHATSEAL_SERVICE_TOKEN".to_owned(),
+        ));
+    }
+    let path = config.data_dir.join("service-token");
+    let source = path.display().to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            check_private(&path)?;
+            anyhow::ensure!(!text.trim().is_empty(), "{source} is empty");
+            Ok((Zeroizing::new(text.trim().to_owned()), source))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use rand_core::{OsRng, TryRngCore as _};
+            let mut bytes = Zeroizing::new([0u8; 32]);
+            OsRng.try_fill_bytes(&mut *bytes)?;
+            let token =
+                Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*bytes));
+            write_private(&path, &token)?;
+            tracing::info!(path = %source, "created a service token for /encrypt and /decrypt");
+            Ok((token, source))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates `path` (and its directory) holding `text`, mode 0600; fails if
+/// it exists.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent() {
+        crate::files::private_dir(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn decode_jwt_secret(text: &str, source: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    use base64::Engine as _;
+    let secret = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{source} is not standard base64: it holds base64 of 32+ random bytes \
+                     (`openssl rand -base64 32`, or the content of a server's data/jwt-secret)"
+                )
+            })?,
+    );
+    anyhow::ensure!(
+        secret.len() >= 32,
+        "{source} decodes to {} bytes; it needs 32 or more",
+        secret.len()
+    );
+    Ok(secret)
 }
 
 fn check_private(path: &std::path::Path) -> anyhow::Result<()> {
@@ -134,4 +193,53 @@ fn check_private(path: &std::path::Path) -> anyhow::Result<()> {
         mode & 0o777
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    /// A fresh directory of its own under the system's temp dir.
+    fn tempdir(label: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "chatseal-keys-{label}-{}-{}",
+            std::process::id(),
+            crate::auth::unix_now().as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn config(dir: &std::path::Path, secret: Option<&str>) -> Config {
+        let mut config =
+            Config::parse_from(["chatseal-server", "--data-dir", dir.to_str().unwrap()]);
+        config.jwt_secret = secret.map(str::to_owned);
+        config
+    }
+
+    #[test]
+    fn the_generated_file_and_the_variable_read_alike() {
+        let dir = tempdir("file");
+        let generated = jwt_secret(&config(&dir, None)).unwrap();
+        let text = std::fs::read_to_string(dir.join("jwt-secret")).unwrap();
+        // A second server given the file's content signs the same tokens.
+        let other = tempdir("env");
+        let from_env = jwt_secret(&config(&other, Some(&text))).unwrap();
+        assert_eq!(*generated, *from_env);
+        assert_eq!(generated.len(), 32);
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(other);
+    }
+
+    #[test]
+    fn a_secret_that_is_not_base64_of_32_bytes_is_refused() {
+        let dir = tempdir("bad");
+        for bad in ["conformance-suite-secret-0123456789abcdef!", "c2hvcnQ=", ""] {
+            let err = jwt_secret(&config(&dir, Some(bad))).unwrap_err();
+            assert!(err.to_string().starts_with("CHATSEAL_JWT_SECRET"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

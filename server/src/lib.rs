@@ -64,10 +64,8 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// the store (connected and migrated), the token secret.
 pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     let keyring = keys::load(config)?;
-    let service_auth = service::ServiceAuth::new(
-        config.service_token.clone(),
-        config.listen.ip().is_loopback(),
-    );
+    let (service_token, source) = keys::service_token(config)?;
+    let service_auth = service::ServiceAuth::new(service_token, source);
     let url = match &config.database_url {
         Some(url) => url.clone(),
         None => {

@@ -81,7 +81,13 @@ impl LoginLimit {
         self.sweep();
         let clock = DefaultClock::default();
         let wait = |not_until: governor::NotUntil<_>| {
-            RetryAfter(not_until.wait_time_from(clock.now()).as_secs_f64().ceil().max(1.0) as u64)
+            RetryAfter(
+                not_until
+                    .wait_time_from(clock.now())
+                    .as_secs_f64()
+                    .ceil()
+                    .max(1.0) as u64,
+            )
         };
         self.by_ip.check_key(&ip).map_err(wait)?;
         if let Some(name) = account {

@@ -61,6 +61,10 @@ pub fn delivered(n: u64) {
     metrics::counter!("chatseal_deliveries_total").increment(n);
 }
 
+pub fn session_expired() {
+    metrics::counter!("chatseal_sessions_expired_total").increment(1);
+}
+
 pub fn slow_reader() {
     metrics::counter!("chatseal_slow_readers_disconnected_total").increment(1);
 }

@@ -36,8 +36,16 @@ impl PerIp {
     pub fn new(what: &'static str, max_total: usize, max_per_ip: usize) -> Arc<PerIp> {
         Arc::new(PerIp {
             what,
-            max_total: if max_total == 0 { usize::MAX } else { max_total },
-            max_per_ip: if max_per_ip == 0 { usize::MAX } else { max_per_ip },
+            max_total: if max_total == 0 {
+                usize::MAX
+            } else {
+                max_total
+            },
+            max_per_ip: if max_per_ip == 0 {
+                usize::MAX
+            } else {
+                max_per_ip
+            },
             counts: Mutex::new(Counts::default()),
         })
     }

@@ -109,7 +109,10 @@ struct Guarded {
 }
 
 fn disconnected() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionAborted, "disconnected by the server")
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "disconnected by the server",
+    )
 }
 
 impl AsyncRead for Guarded {
@@ -208,19 +211,21 @@ pub async fn serve(
             off: off.clone(),
             _slot: slot,
         };
-        let service = app
-            .clone()
-            .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req.extensions_mut().insert(off.clone());
-                req
-            });
+        let service =
+            app.clone()
+                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req.extensions_mut().insert(off.clone());
+                    req
+                });
         let mut stop = stop_rx.clone();
         let open = open_rx.clone();
         let timeout = limits.header_timeout;
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(timeout);
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout);
             let conn = builder
                 .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
                 .with_upgrades();
@@ -259,7 +264,10 @@ impl Backoff {
     async fn wait(&mut self, e: &io::Error) {
         use io::ErrorKind::*;
         // A peer that gave up before accept: not the server's problem.
-        if matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused) {
+        if matches!(
+            e.kind(),
+            ConnectionAborted | ConnectionReset | ConnectionRefused
+        ) {
             return;
         }
         let delay = match self.delay {
@@ -285,7 +293,10 @@ struct RefusalLog {
 impl RefusalLog {
     fn note(&mut self, full: &crate::per_ip::Full) {
         self.since += 1;
-        if self.last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
             tracing::warn!(refused = self.since, reason = %full, "refusing connections");
             self.last = Some(std::time::Instant::now());
             self.since = 0;

@@ -3,7 +3,9 @@
 //! given, the caller's `context` string as context).
 //!
 //! These endpoints are a decryption oracle for anyone who can reach them, so
-//! they need a service token unless the server listens only on loopback.
+//! they always need the service token (`Authorization: Bearer …`): the
+//! listen address says nothing about who calls (a reverse proxy on the same
+//! host is a loopback client). See [`crate::keys::service_token`].
 
 use axum::Json;
 use axum::extract::State;
@@ -15,72 +17,55 @@ use serde::{Deserialize, Serialize};
 use crate::app::AppState;
 use crate::error::{ApiError, Code, JsonBody};
 
-/// Who may call the service endpoints.
+/// The service token `/encrypt` and `/decrypt` require, and where it was
+/// read from (for the start-up log; never the token itself).
 #[derive(Clone)]
-pub enum ServiceAuth {
-    /// Loopback-only listener and no token configured: anyone local.
-    Loopback,
-    /// `Authorization: Bearer <token>` required.
-    Token(String),
-    /// Listening beyond loopback without a token: refused.
-    Disabled,
+pub struct ServiceAuth {
+    token: Zeroizing<String>,
+    source: String,
 }
 
 impl ServiceAuth {
-    pub fn new(token: Option<String>, loopback_only: bool) -> Self {
-        match token.filter(|t| !t.is_empty()) {
-            Some(token) => Self::Token(token),
-            None if loopback_only => Self::Loopback,
-            None => Self::Disabled,
+    /// `token` must not be empty (an empty bearer would match an empty header).
+    pub fn new(token: Zeroizing<String>, source: impl Into<String>) -> Self {
+        assert!(!token.is_empty(), "the service token is empty");
+        ServiceAuth {
+            token,
+            source: source.into(),
         }
     }
 
     /// One sentence for the start-up log.
-    pub fn describe(&self) -> &'static str {
-        match self {
-            Self::Loopback => {
-                "/encrypt and /decrypt are open to loopback clients (no service token set)"
-            }
-            Self::Token(_) => "/encrypt and /decrypt require the service token",
-            Self::Disabled => {
-                "/encrypt and /decrypt are disabled: listening beyond loopback without CHATSEAL_SERVICE_TOKEN"
-            }
-        }
+    pub fn describe(&self) -> String {
+        format!(
+            "/encrypt and /decrypt require the service token (Authorization: Bearer …) from {}",
+            self.source
+        )
     }
 
     fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        match self {
-            Self::Loopback => Ok(()),
-            Self::Disabled => Err(ApiError::new(
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if constant_time_eq::constant_time_eq(given.as_bytes(), self.token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
                 Code::Unauthorized,
-                "service endpoints need CHATSEAL_SERVICE_TOKEN when not loopback-only",
-            )),
-            Self::Token(expected) => {
-                let given = headers
-                    .get(axum::http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .unwrap_or("");
-                if constant_time_eq::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-                    Ok(())
-                } else {
-                    Err(ApiError::new(
-                        Code::Unauthorized,
-                        "missing or wrong service token",
-                    ))
-                }
-            }
+                "missing or wrong service token",
+            ))
         }
     }
 }
 
 impl std::fmt::Debug for ServiceAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Loopback => "Loopback",
-            Self::Token(_) => "Token(<redacted>)",
-            Self::Disabled => "Disabled",
-        })
+        f.debug_struct("ServiceAuth")
+            .field("token", &"<redacted>")
+            .field("source", &self.source)
+            .finish()
     }
 }
 

@@ -95,19 +95,43 @@ fn first_start_creates_a_private_keyring_and_serves() {
         "{:#?}",
         server.log
     );
-    assert!(
-        server
-            .log
-            .iter()
-            .any(|l| l.contains("open to loopback clients"))
-    );
     let keyring = dir.join("keyring.json");
     assert_eq!(
         std::fs::metadata(&keyring).unwrap().permissions().mode() & 0o777,
         0o600
     );
 
-    let reply = post(&server.addr, "/encrypt", r#"{"message":"persisted"}"#);
+    // Loopback is no credential: /encrypt and /decrypt need the service
+    // token, generated into the data dir (0600), and the log says where.
+    let token_file = dir.join("service-token");
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|l| l.contains("require the service token")
+                && l.contains(&*token_file.to_string_lossy())),
+        "{:#?}",
+        server.log
+    );
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert!(token.trim().len() >= 32);
+    assert!(!server.log.iter().any(|l| l.contains(token.trim())));
+    for path in ["/encrypt", "/decrypt"] {
+        let reply = post(&server.addr, path, r#"{"message":"x","encrypted":"AQE="}"#);
+        assert!(reply.starts_with("HTTP/1.1 401"), "{path}: {reply}");
+    }
+
+    let reply = request(
+        &server.addr,
+        "POST",
+        "/encrypt",
+        r#"{"message":"persisted"}"#,
+        Some(token.trim()),
+    );
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let body = reply.split("\r\n\r\n").nth(1).unwrap();
     let encrypted: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -116,7 +140,13 @@ fn first_start_creates_a_private_keyring_and_serves() {
     // A restart loads the same keyring, so earlier envelopes still open.
     let server = start(&dir);
     assert!(!server.log.iter().any(|l| l.contains("created a new")));
-    let reply = post(&server.addr, "/decrypt", &encrypted.to_string());
+    let reply = request(
+        &server.addr,
+        "POST",
+        "/decrypt",
+        &encrypted.to_string(),
+        Some(token.trim()),
+    );
     assert!(reply.contains(r#""message":"persisted""#), "{reply}");
     drop(server);
 

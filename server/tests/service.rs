@@ -20,7 +20,11 @@ const LIMITS: Limits = Limits {
     max_payload_bytes: 4096,
 };
 
-async fn make_app(auth: ServiceAuth) -> (axum::Router, Arc<Shared>) {
+/// The service token every app here is made with.
+const TOKEN: &str = "s3cret";
+
+async fn make_app() -> (axum::Router, Arc<Shared>) {
+    let auth = ServiceAuth::new(Zeroizing::new(TOKEN.to_owned()), "the test");
     // Each test its own SQLite file; the service endpoints never touch it.
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -36,7 +40,12 @@ async fn make_app(auth: ServiceAuth) -> (axum::Router, Arc<Shared>) {
     (router(Arc::clone(&shared)), shared)
 }
 
-async fn call(
+/// A request with the service token.
+async fn call(app: &axum::Router, path: &str, body: &str) -> (StatusCode, Value) {
+    call_as(app, path, body, Some(TOKEN)).await
+}
+
+async fn call_as(
     app: &axum::Router,
     path: &str,
     body: &str,
@@ -68,12 +77,11 @@ fn code(v: &Value) -> (&str, Option<&str>) {
 
 #[tokio::test]
 async fn encrypt_then_decrypt_round_trips_with_room_and_context() {
-    let (app, shared) = make_app(ServiceAuth::Loopback).await;
+    let (app, shared) = make_app().await;
     let (s, v) = call(
         &app,
         "/encrypt",
         r#"{"message":"héllo","room":"ops","context":"42"}"#,
-        None,
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -85,11 +93,11 @@ async fn encrypt_then_decrypt_round_trips_with_room_and_context() {
     );
 
     let body = json!({"encrypted": encrypted, "room": "ops", "context": "42"}).to_string();
-    let (s, v) = call(&app, "/decrypt", &body, None).await;
+    let (s, v) = call(&app, "/decrypt", &body).await;
     assert_eq!((s, v["message"].as_str()), (StatusCode::OK, Some("héllo")));
 
     let wrong = json!({"encrypted": encrypted, "room": "ops", "context": "43"}).to_string();
-    let (s, v) = call(&app, "/decrypt", &wrong, None).await;
+    let (s, v) = call(&app, "/decrypt", &wrong).await;
     assert_eq!(
         (s, code(&v)),
         (StatusCode::BAD_REQUEST, ("BAD_REQUEST", Some("BAD_TAG")))
@@ -99,8 +107,8 @@ async fn encrypt_then_decrypt_round_trips_with_room_and_context() {
 
 #[tokio::test]
 async fn the_tutorial_payload_works_unchanged() {
-    let (app, shared) = make_app(ServiceAuth::Loopback).await;
-    let (s, v) = call(&app, "/encrypt", r#"{"message":"hi"}"#, None).await;
+    let (app, shared) = make_app().await;
+    let (s, v) = call(&app, "/encrypt", r#"{"message":"hi"}"#).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         &*shared
@@ -113,7 +121,7 @@ async fn the_tutorial_payload_works_unchanged() {
 
 #[tokio::test]
 async fn bad_input_gets_a_code_and_the_server_keeps_serving() {
-    let (app, _) = make_app(ServiceAuth::Loopback).await;
+    let (app, _) = make_app().await;
     let cases: [(&str, &str, StatusCode, &str, Option<&str>); 8] = [
         (
             "/encrypt",
@@ -173,28 +181,28 @@ async fn bad_input_gets_a_code_and_the_server_keeps_serving() {
         ),
     ];
     for (path, body, status, want, reason) in cases {
-        let (s, v) = call(&app, path, body, None).await;
+        let (s, v) = call(&app, path, body).await;
         assert_eq!(
             (s, code(&v)),
             (status, (want, reason)),
             "{path} {body}: {v}"
         );
     }
-    let (s, _) = call(&app, "/encrypt", r#"{"message":"still here"}"#, None).await;
+    let (s, _) = call(&app, "/encrypt", r#"{"message":"still here"}"#).await;
     assert_eq!(s, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn limits_answer_too_large() {
-    let (app, _) = make_app(ServiceAuth::Loopback).await;
+    let (app, _) = make_app().await;
     let over_message = json!({"message": "x".repeat(1025)}).to_string();
-    let (s, v) = call(&app, "/encrypt", &over_message, None).await;
+    let (s, v) = call(&app, "/encrypt", &over_message).await;
     assert_eq!(
         (s, code(&v).0),
         (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE")
     );
     let over_body = json!({"message": "x", "pad": "y".repeat(5000)}).to_string();
-    let (s, v) = call(&app, "/encrypt", &over_body, None).await;
+    let (s, v) = call(&app, "/encrypt", &over_body).await;
     assert_eq!(
         (s, code(&v).0),
         (StatusCode::PAYLOAD_TOO_LARGE, "TOO_LARGE")
@@ -203,42 +211,33 @@ async fn limits_answer_too_large() {
 
 #[tokio::test]
 async fn service_token_rules() {
-    let (app, _) = make_app(ServiceAuth::Token("s3cret".into())).await;
-    for token in [None, Some("wrong"), Some("s3cre"), Some("")] {
-        let (s, v) = call(&app, "/encrypt", r#"{"message":"x"}"#, token).await;
-        assert_eq!(
-            (s, code(&v).0),
-            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
-            "{token:?}"
-        );
+    // There is no "trusted" caller: without the token, or with a wrong one,
+    // both endpoints refuse, whatever the address the request came from.
+    let (app, _) = make_app().await;
+    for path in ["/encrypt", "/decrypt"] {
+        for token in [
+            None,
+            Some("wrong"),
+            Some("s3cre"),
+            Some("s3crett"),
+            Some(""),
+        ] {
+            let (s, v) = call_as(&app, path, r#"{"message":"x","encrypted":"AQE="}"#, token).await;
+            assert_eq!(
+                (s, code(&v).0),
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+                "{path} {token:?}"
+            );
+        }
     }
-    let (s, _) = call(&app, "/encrypt", r#"{"message":"x"}"#, Some("s3cret")).await;
+    let (s, _) = call_as(&app, "/encrypt", r#"{"message":"x"}"#, Some(TOKEN)).await;
     assert_eq!(s, StatusCode::OK);
-
-    // Beyond loopback with no token configured, the oracle is shut.
-    let auth = ServiceAuth::new(None, false);
-    let (app, _) = make_app(auth).await;
-    let (s, _) = call(
-        &app,
-        "/decrypt",
-        r#"{"encrypted":"AQE="}"#,
-        Some("anything"),
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    assert!(matches!(
-        ServiceAuth::new(None, true),
-        ServiceAuth::Loopback
-    ));
-    assert!(matches!(
-        ServiceAuth::new(Some(String::new()), false),
-        ServiceAuth::Disabled
-    ));
+    assert!(!format!("{:?}", ServiceAuth::new(Zeroizing::new(TOKEN.into()), "x")).contains(TOKEN));
 }
 
 #[tokio::test]
 async fn healthz_and_unknown_routes() {
-    let (app, _) = make_app(ServiceAuth::Loopback).await;
+    let (app, _) = make_app().await;
     let resp = app
         .clone()
         .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())

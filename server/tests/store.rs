@@ -198,9 +198,12 @@ async fn batches_number_in_order_and_dedup(store: &Store) {
         owned("b-1", "batch-a", "ann", None),
         owned("b-2", "batch-b", "bob", Some("k1")),
         owned("b-3", "batch-a", "ann", Some("seen")), // stored before the batch
-        owned("b-4", "batch-a", "bob", Some("k1")),   // bob's k1 again, in the batch
+        owned("b-4", "batch-b", "bob", Some("k1")),   // bob's k1 again, in the batch
         owned("b-5", "batch-b", "ann", Some("k1")),   // another sender's k1: new
         owned("b-6", "batch-a", "ann", None),
+        // bob's k1 in another room: a new message, never answered with b-2
+        owned("b-7", "batch-a", "bob", Some("k1")),
+        owned("b-8", "batch-b", "ann", Some("seen")), // ann's "seen" of batch-a: new
     ];
     let out = store.append_batch(&batch).await.unwrap();
     let summary: Vec<(bool, String, i64)> = out
@@ -219,6 +222,8 @@ async fn batches_number_in_order_and_dedup(store: &Store) {
             (false, "b-2".to_owned(), 1),
             (true, "b-5".to_owned(), 2),
             (true, "b-6".to_owned(), 3),
+            (true, "b-7".to_owned(), 4),
+            (true, "b-8".to_owned(), 3),
         ]
     );
     let a: Vec<(i64, String)> = store
@@ -233,14 +238,15 @@ async fn batches_number_in_order_and_dedup(store: &Store) {
         [
             (1, "AQEAAAAH".to_owned()),
             (2, "env-b-1".to_owned()),
-            (3, "env-b-6".to_owned())
+            (3, "env-b-6".to_owned()),
+            (4, "env-b-7".to_owned())
         ]
     );
-    assert_eq!(store.latest_seq("batch-b").await.unwrap(), 2);
+    assert_eq!(store.latest_seq("batch-b").await.unwrap(), 3);
     // A whole batch of resends stores nothing.
     let again = store.append_batch(&batch[1..2]).await.unwrap();
     assert!(matches!(&again[0], Appended::Duplicate(m) if m.id == "b-2"));
-    assert_eq!(store.latest_seq("batch-b").await.unwrap(), 2);
+    assert_eq!(store.latest_seq("batch-b").await.unwrap(), 3);
     // The largest batch goes in one statement.
     let big: Vec<OwnedMessage> = (0..MAX_BATCH)
         .map(|i| owned(&format!("big-{i}"), "big", "ann", Some(&format!("big-{i}"))))

@@ -6,6 +6,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { start, http, connect, ask, until } = require('./lib')
+const { serviceToken } = require('../conformance/lib/servers')
 
 const TARGET = process.env.CHATSEAL_TARGET || 'rust'
 const MAX = 64 * 1024
@@ -28,7 +29,10 @@ test(`${TARGET}: every message the message limit admits is acked, however it esc
       s.close()
     }
     // The HTTP API takes the same messages.
-    const sealed = await http(server.url, 'POST', '/encrypt', { body: { message: '\u0001'.repeat(MAX) } })
+    const sealed = await http(server.url, 'POST', '/encrypt', {
+      body: { message: '\u0001'.repeat(MAX) },
+      headers: { authorization: `Bearer ${serviceToken(server)}` },
+    })
     assert.equal(sealed.status, 200, JSON.stringify(sealed.body).slice(0, 200))
   } finally {
     await server.stop()

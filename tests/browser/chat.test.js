@@ -69,19 +69,20 @@ test('two pages chat and each reads the other, decrypted in the browser', { time
   const bob = await signIn('bob')
 
   await say(ann.page, 'hello from ann')
-  await bob.page.waitForSelector(line('ann', 'hello from ann'), { timeout: 10000 })
+  // Guests show as ~name: a guest can never pass for the account of that name.
+  await bob.page.waitForSelector(line('~ann', 'hello from ann'), { timeout: 10000 })
   await say(bob.page, 'hi ann, bob here')
-  await ann.page.waitForSelector(line('bob', 'hi ann, bob here'), { timeout: 10000 })
+  await ann.page.waitForSelector(line('~bob', 'hi ann, bob here'), { timeout: 10000 })
 
   // What came over the wire was sealed: the plaintext exists in the page only.
   const wire = bob.frames.join('\n')
-  assert.ok(wire.includes('"sender":"ann"'), 'bob received ann\'s message frame')
+  assert.ok(wire.includes('"sender":"~ann"'), 'bob received ann\'s message frame')
   assert.ok(!wire.includes('hello from ann'), 'no plaintext on the wire')
 
   // A third page joining later gets the history on join.
   const carol = await signIn('carol')
-  await carol.page.waitForSelector(line('ann', 'hello from ann'), { timeout: 10000 })
-  await carol.page.waitForSelector(line('bob', 'hi ann, bob here'), { timeout: 10000 })
+  await carol.page.waitForSelector(line('~ann', 'hello from ann'), { timeout: 10000 })
+  await carol.page.waitForSelector(line('~bob', 'hi ann, bob here'), { timeout: 10000 })
 
   fs.mkdirSync(ARTIFACTS, { recursive: true })
   const shot = path.join(ARTIFACTS, 'browser-chat.png')
@@ -96,14 +97,14 @@ test('another room, and a bad room name shows the server\'s code', { timeout: 60
   await dave.page.click('#join-form button')
   await dave.page.waitForSelector('#rooms li:text-is("room two")')
   await say(dave.page, 'in room two')
-  await dave.page.waitForSelector(line('dave', 'in room two'))
+  await dave.page.waitForSelector(line('~dave', 'in room two'))
   // Bad input shows the server's code, and the page keeps working.
   await dave.page.evaluate(() => document.getElementById('room-name').removeAttribute('maxlength'))
   await dave.page.fill('#room-name', 'x'.repeat(65))
   await dave.page.click('#join-form button')
   await dave.page.waitForSelector('#chat-error:has-text("BAD_REQUEST")')
   await say(dave.page, 'still working')
-  await dave.page.waitForSelector(line('dave', 'still working'))
+  await dave.page.waitForSelector(line('~dave', 'still working'))
 })
 
 test('an account registers and logs in from the page; others see its name', { timeout: 60000 }, async () => {
@@ -129,7 +130,7 @@ test('an account registers and logs in from the page; others see its name', { ti
 test('after the server restarts, the page reconnects and catches up with since', { timeout: 90000 }, async () => {
   const gina = await signIn('gina')
   await say(gina.page, 'before the restart')
-  await gina.page.waitForSelector(line('gina', 'before the restart'))
+  await gina.page.waitForSelector(line('~gina', 'before the restart'))
 
   const address = new URL(server.url).host
   await server.stop('SIGKILL')
@@ -141,8 +142,8 @@ test('after the server restarts, the page reconnects and catches up with since',
   const ack = await hank.timeout(5000).emitWithAck('chat message', { message: 'while you were away' })
   assert.equal(ack.ok, true)
   await gina.page.waitForSelector('#status[data-state="online"]', { timeout: 30000 })
-  await gina.page.waitForSelector(line('hank', 'while you were away'), { timeout: 10000 })
+  await gina.page.waitForSelector(line('~hank', 'while you were away'), { timeout: 10000 })
   // Nothing is shown twice after the catch-up.
-  assert.equal(await gina.page.locator(line('gina', 'before the restart')).count(), 1)
+  assert.equal(await gina.page.locator(line('~gina', 'before the restart')).count(), 1)
   hank.close()
 })

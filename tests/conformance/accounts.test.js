@@ -79,8 +79,47 @@ test('a token connects as its account; the account name is the sender', async ()
   const ack = await request(ann, 'chat message', { message: 'signed in' })
   await until(() => ann.received.some((m) => m.id === ack.id))
   assert.equal(ann.received.find((m) => m.id === ack.id).sender, 'ann')
-  // A guest may not take an account's name.
+  // A guest may not take an account's name, in any case.
   await assert.rejects(connect(server.url, { name: 'ann' }), (e) => e.message.startsWith('FORBIDDEN'))
+  await assert.rejects(connect(server.url, { name: 'ANN' }), (e) => e.message.startsWith('FORBIDDEN'))
+})
+
+test('guests and accounts never share a name: a guest is ~name, dedup is per sender', async () => {
+  const name = `dave${process.pid}`
+  // A guest takes the name while no account has it.
+  const guestDave = await connect(server.url, { name })
+  sockets.push(guestDave)
+  const room = `names-${process.pid}`
+  await request(guestDave, 'join', { room })
+  const byGuest = await request(guestDave, 'chat message', { message: 'I am the guest', room, clientId: 'same-id' })
+  assert.equal(byGuest.ok, true)
+  // Then the account registers; the guest keeps posting, visibly a guest.
+  const dave = await as(await account(name))
+  await request(dave, 'join', { room })
+  const again = await request(guestDave, 'chat message', { message: 'still the guest', room })
+  // The account's message with the guest's clientId is its own message.
+  const byAccount = await request(dave, 'chat message', { message: 'I am the account', room, clientId: 'same-id' })
+  assert.equal(byAccount.ok, true)
+  assert.notEqual(byAccount.id, byGuest.id)
+  assert.equal(byAccount.seq, again.seq + 1)
+  await until(() => [byGuest.id, again.id, byAccount.id].every((id) => dave.received.some((m) => m.id === id) || id === byGuest.id))
+  const sender = (id) => dave.received.find((m) => m.id === id).sender
+  assert.equal(sender(again.id), `~${name}`)
+  assert.equal(sender(byAccount.id), name)
+  // New guests may not take the account's name, in any case.
+  for (const n of [name, name.toUpperCase(), `D${name.slice(1)}`]) {
+    await assert.rejects(connect(server.url, { name: n }), (e) => e.message.startsWith('FORBIDDEN'), n)
+  }
+})
+
+test('usernames are unique in any case: ann, Ann and ANN are one name', async () => {
+  const name = `case${process.pid}`
+  assert.equal((await api('POST', '/api/register', { username: name, password: 'long enough pw' })).status, 201)
+  for (const other of [name.toUpperCase(), `C${name.slice(1)}`]) {
+    const r = await api('POST', '/api/register', { username: other, password: 'long enough pw' })
+    assert.equal(r.status, 400, other)
+    assert.equal(r.body.error.code, 'BAD_REQUEST')
+  }
 })
 
 test('expired, forged, alg:none and wrong-audience tokens are refused', async () => {
@@ -101,12 +140,90 @@ test('expired, forged, alg:none and wrong-audience tokens are refused', async ()
   assert.equal((await request(good, 'join', { room: 'tokens' })).ok, true)
 })
 
+test('a token is only as good as its sub: outside the name rules or no such account is refused', async () => {
+  await account('ann')
+  const sign = (extra) => jwt({ alg: 'HS256', typ: 'JWT' }, claims(extra))
+  for (const sub of ['', 'ann\u0000', 'a b', '~ann', 'x'.repeat(10000), `nobody-${process.pid}`]) {
+    await assert.rejects(
+      connect(server.url, { token: sign({ sub }) }),
+      (e) => e.message.startsWith('UNAUTHORIZED'),
+      `sub ${JSON.stringify(sub.slice(0, 20))}`,
+    )
+    const r = await api('POST', '/api/rooms', { name: `subcheck-${process.pid}` }, sign({ sub }))
+    assert.equal(r.status, 401, `HTTP with sub ${JSON.stringify(sub.slice(0, 20))}`)
+  }
+})
+
+test('iat is optional: a token with sub, iss, aud and exp connects', async () => {
+  await account('ann')
+  const { iat, ...rest } = claims()
+  assert.ok(iat)
+  const s = await as(jwt({ alg: 'HS256', typ: 'JWT' }, rest))
+  assert.equal((await request(s, 'join', { room: 'no-iat' })).ok, true)
+})
+
+// A token for `sub` that expires `secs` from now (JWT exp is in seconds).
+const shortToken = (sub, secs) => {
+  const exp = now() + secs
+  return { token: jwt({ alg: 'HS256', typ: 'JWT' }, claims({ sub, exp })), exp }
+}
+const expired = (socket) =>
+  new Promise((resolve, reject) => {
+    const seen = {}
+    const timer = setTimeout(() => reject(new Error('the session outlived its token by 10 s')), 12000)
+    socket.once('session expired', (why) => (seen.event = why))
+    socket.once('disconnect', (reason) => {
+      clearTimeout(timer)
+      resolve({ ...seen, reason })
+    })
+  })
+
+test('a session ends at its token\'s exp: "session expired", then the socket is closed', async () => {
+  await account('ann')
+  const { token, exp } = shortToken('ann', 2)
+  const s = await as(token)
+  const ended = expired(s)
+  assert.equal((await request(s, 'join', { room: 'expiring' })).ok, true)
+  const got = await ended
+  assert.deepEqual(got.event, { code: 'UNAUTHORIZED', message: 'token expired' })
+  assert.equal(got.reason, 'io server disconnect')
+  assert.ok(Date.now() >= exp * 1000, 'not before exp')
+  // And that token connects no more.
+  await assert.rejects(connect(server.url, { token }), (e) => e.message.startsWith('UNAUTHORIZED'))
+})
+
+test('refresh with a newer token of the same account keeps the session; others are refused', async () => {
+  await account('ann')
+  await account('bob')
+  const { token } = shortToken('ann', 2)
+  const s = await as(token)
+  let ended = false
+  s.once('session expired', () => (ended = true))
+  const fresh = shortToken('ann', 600)
+  // Refused: bad payloads, another account's token, an expired or forged token.
+  assert.equal((await request(s, 'refresh', {})).error.code, 'BAD_REQUEST')
+  assert.equal((await request(s, 'refresh', [fresh.token])).error.code, 'BAD_REQUEST')
+  for (const bad of [shortToken('bob', 600).token, shortToken('ann', -10).token, jwt({ alg: 'HS256', typ: 'JWT' }, claims(), 'another secret, long enough.....')]) {
+    const ack = await request(s, 'refresh', { token: bad })
+    assert.equal(ack.ok, false)
+    assert.equal(ack.error.code, 'UNAUTHORIZED')
+  }
+  const ack = await request(s, 'refresh', { token: fresh.token })
+  assert.deepEqual(ack, { ok: true, expiresAt: fresh.exp * 1000 })
+  await new Promise((r) => setTimeout(r, 3000)) // past the first token's exp
+  assert.equal(ended, false)
+  assert.equal(s.connected, true)
+  assert.equal((await request(s, 'chat message', { message: 'still in' })).ok, true)
+})
+
 test('private rooms: the owner invites; others, and guests, are refused', async () => {
   const [ownerTok, bobTok, carolTok] = [await account('owner'), await account('bob'), await account('carol')]
   const room = `private-${process.pid}`
   assert.equal((await api('POST', '/api/rooms', { name: room, private: true })).status, 401)
   assert.equal((await api('POST', '/api/rooms', { name: room, private: true }, ownerTok)).status, 201)
-  assert.equal((await api('POST', '/api/rooms', { name: room }, bobTok)).status, 400)
+  const taken = await api('POST', '/api/rooms', { name: room }, bobTok)
+  assert.equal(taken.status, 409)
+  assert.equal(taken.body.error.code, 'CONFLICT')
   const byCarol = await api('POST', `/api/rooms/${room}/members`, { username: 'carol' }, carolTok)
   assert.equal(byCarol.status, 403)
   assert.equal(byCarol.body.error.code, 'FORBIDDEN')
@@ -130,6 +247,53 @@ test('private rooms: the owner invites; others, and guests, are refused', async 
   await until(() => bob.received.some((m) => m.id === ack.id))
   assert.equal(await openMessage(keys, bob.received.find((m) => m.id === ack.id)), 'members only')
   assert.equal(carol.received.filter((m) => m.room === room).length, 0)
+})
+
+test('a room someone is in cannot be made private around them', async () => {
+  const ownerTok = await account('late-owner')
+  const eve = await as(await account('eve'))
+  const guest = await connect(server.url, { name: 'lurker' })
+  sockets.push(guest)
+  // Joined only (no message yet), and joined and posted to.
+  const joined = `joined-${process.pid}`
+  const posted = `posted-${process.pid}`
+  for (const room of [joined, posted]) {
+    assert.equal((await request(eve, 'join', { room })).ok, true)
+    assert.equal((await request(guest, 'join', { room })).ok, true)
+  }
+  assert.equal((await request(eve, 'chat message', { message: 'first', room: posted })).ok, true)
+  for (const room of [joined, posted]) {
+    const r = await api('POST', '/api/rooms', { name: room, private: true }, ownerTok)
+    assert.equal(r.status, 409, room)
+    assert.equal(r.body.error.code, 'CONFLICT')
+    assert.match(r.body.error.message, /cannot become private/)
+    // The room stays what it was: public, and those inside keep posting.
+    const ack = await request(eve, 'chat message', { message: 'still public', room })
+    assert.equal(ack.ok, true)
+    await until(() => guest.received.some((m) => m.id === ack.id), 5000, 'delivery to the earlier joiner')
+  }
+  // A fresh name becomes private, and then nobody else is in it.
+  const fresh = `fresh-private-${process.pid}`
+  assert.equal((await api('POST', '/api/rooms', { name: fresh, private: true }, ownerTok)).status, 201)
+  assert.equal((await request(eve, 'join', { room: fresh })).error.code, 'FORBIDDEN')
+  assert.equal((await request(guest, 'join', { room: fresh })).error.code, 'FORBIDDEN')
+  assert.equal((await request(eve, 'chat message', { message: 'in?', room: fresh })).error.code, 'FORBIDDEN')
+})
+
+test('lobby is reserved: nobody can create it, private or not', async () => {
+  const tok = await account('squatter')
+  for (const body of [{ name: 'lobby', private: true }, { name: 'lobby' }]) {
+    const r = await api('POST', '/api/rooms', body, tok)
+    assert.equal(r.status, 403, JSON.stringify(body))
+    assert.equal(r.body.error.code, 'FORBIDDEN')
+  }
+  // Everyone still chats there.
+  const a = await as(tok)
+  const b = await connect(server.url, { name: 'lobbyist' })
+  sockets.push(b)
+  const ack = await request(b, 'chat message', { message: 'open to all' })
+  assert.equal(ack.ok, true)
+  await until(() => a.received.some((m) => m.id === ack.id), 5000, 'lobby delivery')
 })
 
 test('history: members read envelopes by seq; others are refused', async () => {

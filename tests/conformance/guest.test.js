@@ -3,7 +3,7 @@
 // CHATSEAL_TARGET=rust|node picks the server; run.js runs it for each.
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { start, LIMITS } = require('./lib/servers')
+const { start, serviceToken, LIMITS } = require('./lib/servers')
 const { connect, request, until, sleep, openMessage } = require('./lib/client')
 
 const TARGET = process.env.CHATSEAL_TARGET || 'rust'
@@ -62,7 +62,8 @@ test('a message is acked, broadcast to the room only, and opens with the room ke
   assert.deepEqual(Object.keys(msg).sort(), ['id', 'keyId', 'message', 'room', 'sender', 'seq', 'ts'])
   assert.equal(msg.room, room)
   assert.equal(msg.seq, 1)
-  assert.equal(msg.sender, 'ann')
+  // A guest's sender is marked with `~`: no account name has it.
+  assert.equal(msg.sender, '~ann')
   assert.equal(msg.ts, ack.ts)
   assert.equal(await openMessage(keys, msg), 'hello bob')
   assert.ok(!msg.message.includes('hello'))
@@ -73,6 +74,35 @@ test('a message is acked, broadcast to the room only, and opens with the room ke
   assert.equal(eve.received.filter((m) => m.room === room).length, 0)
 })
 
+test('the sender gets its ack before its own copy, and matches the copy by the ack\'s id', async () => {
+  const room = freshRoom('ackfirst')
+  const ann = await guest('ann')
+  await request(ann, 'join', { room })
+  const events = []
+  ann.on('chat message', (m) => events.push(`copy ${m.id}`))
+  const n = 20
+  // An ack callback runs as its packet is read (a promise's .then would run
+  // later, after packets read in the same tick), so `events` is wire order.
+  const acks = await Promise.all(
+    Array.from(
+      { length: n },
+      (_, i) =>
+        new Promise((resolve, reject) =>
+          ann.timeout(5000).emit('chat message', { message: `m${i}`, room, clientId: `ack-first-${i}` }, (err, ack) => {
+            if (err) return reject(err)
+            events.push(`ack ${ack.id}`)
+            resolve(ack)
+          }),
+        ),
+    ),
+  )
+  await until(() => acks.every((a) => events.includes(`copy ${a.id}`)), 5000, 'every copy')
+  for (const a of acks) {
+    assert.equal(a.ok, true)
+    assert.ok(events.indexOf(`ack ${a.id}`) < events.indexOf(`copy ${a.id}`), `ack of seq ${a.seq} came after its copy`)
+  }
+})
+
 test('the context binds a message to its room, id and sender', async () => {
   const room = freshRoom('ctx')
   const ann = await guest('ann')
@@ -81,7 +111,8 @@ test('the context binds a message to its room, id and sender', async () => {
   await until(() => ann.received.some((m) => m.id === ack.id))
   const msg = ann.received.find((m) => m.id === ack.id)
   assert.equal(await openMessage(keys, msg), 'bound')
-  for (const forged of [{ ...msg, sender: 'bob' }, { ...msg, id: 'other' }, { ...msg, room: 'lobby' }]) {
+  // Re-attributed to another guest, or to the account of the same name, it does not open.
+  for (const forged of [{ ...msg, sender: '~bob' }, { ...msg, sender: 'ann' }, { ...msg, id: 'other' }, { ...msg, room: 'lobby' }]) {
     await assert.rejects(openMessage(keys, forged))
   }
 })
@@ -130,6 +161,29 @@ test('a resend with the same clientId returns the first ack and is not broadcast
   await until(() => bob.received.some((m) => m.id === other.id))
   await sleep(100)
   assert.equal(bob.received.filter((m) => m.id === first.id).length, 1)
+})
+
+test('dedup is per room and sender: a clientId reused elsewhere is a new message, never another\'s ack', async () => {
+  const [roomA, roomB] = [freshRoom('scope-a'), freshRoom('scope-b')]
+  const ann = await guest('ann')
+  const bob = await guest('bob')
+  for (const s of [ann, bob]) {
+    await request(s, 'join', { room: roomA })
+    await request(s, 'join', { room: roomB })
+  }
+  const inA = await request(ann, 'chat message', { message: 'in a', room: roomA, clientId: 'shared-id' })
+  const inB = await request(ann, 'chat message', { message: 'in b', room: roomB, clientId: 'shared-id' })
+  const byBob = await request(bob, 'chat message', { message: 'bob in a', room: roomA, clientId: 'shared-id' })
+  assert.ok(inA.ok && inB.ok && byBob.ok)
+  assert.equal(new Set([inA.id, inB.id, byBob.id]).size, 3, 'three messages, three ids')
+  assert.equal(inB.seq, 1)
+  assert.equal(byBob.seq, 2)
+  await until(() => [inB.id, byBob.id].every((id) => ann.received.some((m) => m.id === id)), 5000, 'both delivered')
+  const got = (id) => ann.received.find((m) => m.id === id)
+  assert.deepEqual([got(inB.id).room, got(inB.id).sender], [roomB, '~ann'])
+  assert.deepEqual([got(byBob.id).room, got(byBob.id).sender], [roomA, '~bob'])
+  // A real resend (same room, same sender) still gets the first ack.
+  assert.deepEqual(await request(ann, 'chat message', { message: 'in b', room: roomB, clientId: 'shared-id' }), inB)
 })
 
 test('join with since returns what a reader missed, and a reconnect catches up', async () => {
@@ -193,11 +247,17 @@ test('bad payloads get an error ack with the right code, and the server keeps se
     ['join', { room: 42 }, 'BAD_REQUEST'],
     ['join', { room: 'r', since: -1 }, 'BAD_REQUEST'],
     ['join', 'lobby', 'BAD_REQUEST'],
+    // A JSON array is not an object, even where its items would fit the fields.
+    ['join', ['lobby'], 'BAD_REQUEST'],
+    ['join', ['lobby', 0], 'BAD_REQUEST'],
+    ['leave', ['lobby'], 'BAD_REQUEST'],
     ['leave', {}, 'BAD_REQUEST'],
     ['chat message', { message: 5 }, 'BAD_REQUEST'],
     ['chat message', {}, 'BAD_REQUEST'],
     ['chat message', null, 'BAD_REQUEST'],
     ['chat message', [1, 2], 'BAD_REQUEST'],
+    ['chat message', ['hi'], 'BAD_REQUEST'],
+    ['chat message', ['hi', 'lobby', 'c-array'], 'BAD_REQUEST'],
     ['chat message', { message: 'x', sender: 'bob' }, 'BAD_REQUEST'],
     ['chat message', { message: 'x', room: 'never-joined' }, 'FORBIDDEN'],
     ['chat message', { message: 'x', clientId: '' }, 'BAD_REQUEST'],
@@ -211,6 +271,15 @@ test('bad payloads get an error ack with the right code, and the server keeps se
   // A message of exactly the limit is fine (multi-byte characters count as bytes).
   const big = 'é'.repeat(LIMITS.maxMessageBytes / 2)
   assert.equal((await request(ann, 'chat message', { message: big })).ok, true)
+  assert.equal((await request(ann, 'chat message', { message: 'still here' })).ok, true)
+})
+
+test('refresh: a guest has no session token to refresh (UNAUTHORIZED), and stays connected', async () => {
+  const ann = await guest('ann')
+  for (const payload of [{ token: 'x.y.z' }, {}, 'nope']) {
+    const ack = await request(ann, 'refresh', payload)
+    assertError(ack, 'UNAUTHORIZED')
+  }
   assert.equal((await request(ann, 'chat message', { message: 'still here' })).ok, true)
 })
 
@@ -263,13 +332,12 @@ test('a refused handshake gets connect_error with the code first', async () => {
   assert.equal(ack.ok, true)
 })
 
-test('/encrypt and /decrypt: the tutorial service API, open on loopback', async () => {
-  const post = async (path, body) => {
-    const res = await fetch(server.url + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    })
+test('/encrypt and /decrypt: the tutorial service API, behind the service token', async () => {
+  const token = serviceToken(server)
+  const post = async (path, body, auth = token) => {
+    const headers = { 'content-type': 'application/json' }
+    if (auth !== null) headers.authorization = `Bearer ${auth}`
+    const res = await fetch(server.url + path, { method: 'POST', headers, body: JSON.stringify(body) })
     return { status: res.status, body: await res.json() }
   }
   const sealed = await post('/encrypt', { message: 'hello service', room: 'svc', context: 'ctx' })
@@ -287,6 +355,21 @@ test('/encrypt and /decrypt: the tutorial service API, open on loopback', async 
   const bad = await post('/encrypt', { nope: 1 })
   assert.equal(bad.status, 400)
   assert.equal(bad.body.error.code, 'BAD_REQUEST')
+
+  // Loopback is no credential: without the token, or with another, both
+  // endpoints refuse (a reverse proxy on this host would otherwise publish
+  // a decryption oracle).
+  for (const auth of [null, '', 'wrong', token.slice(1)]) {
+    const noDecrypt = await post('/decrypt', { encrypted: sealed.body.encrypted, room: 'svc', context: 'ctx' }, auth)
+    assert.equal(noDecrypt.status, 401, `decrypt with ${JSON.stringify(auth)}`)
+    assert.equal(noDecrypt.body.error.code, 'UNAUTHORIZED')
+    assert.ok(!JSON.stringify(noDecrypt.body).includes('hello service'))
+    const noEncrypt = await post('/encrypt', { message: 'x' }, auth)
+    assert.equal(noEncrypt.status, 401, `encrypt with ${JSON.stringify(auth)}`)
+  }
+  // The generated token file is private.
+  const file = require('node:path').join(server.dataDir, 'service-token')
+  assert.equal(require('node:fs').statSync(file).mode & 0o777, 0o600)
 })
 
 test('/healthz answers', async () => {

@@ -20,6 +20,7 @@ use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
 
+use super::expiry::Expiry;
 use super::identity::Identity;
 use super::session;
 use crate::app::AppState;
@@ -30,6 +31,7 @@ pub enum EventKind {
     Join,
     Leave,
     Send,
+    Refresh,
 }
 
 /// One event waiting for its turn. Its payload may hold plaintext, so
@@ -75,6 +77,8 @@ impl std::fmt::Debug for Job {
 /// are most connections, so they should cost nothing but this struct.
 pub struct Connection {
     pub identity: Identity,
+    /// When the session ends (an account's token `exp`), and its watch.
+    pub expiry: Arc<Expiry>,
     state: AppState,
     next_ticket: AtomicU64,
     limiter: DefaultDirectRateLimiter,
@@ -108,9 +112,10 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     /// The connection to keep in the socket's extensions.
-    pub fn new(state: AppState, identity: Identity) -> Arc<Connection> {
+    pub fn new(state: AppState, identity: Identity, expiry: Arc<Expiry>) -> Arc<Connection> {
         Arc::new(Connection {
             identity,
+            expiry,
             limiter: rate_limiter(state.rate_per_sec, state.rate_burst),
             joins: rate_limiter(state.guards.join.per_sec, state.guards.join.burst),
             catch_ups: rate_limiter(state.guards.catch_up.per_sec, state.guards.catch_up.burst),
@@ -166,6 +171,7 @@ impl Connection {
     /// Called on disconnect: events already here are handled, later ones dropped.
     pub fn close(&self) {
         self.line().closed = true;
+        self.expiry.close();
     }
 
     /// The next event in line, or None (and no task running) if it has not come.
@@ -248,6 +254,7 @@ async fn drain(socket: SocketRef, conn: Arc<Connection>) {
             &socket,
             &conn.identity,
             &conn.limiter,
+            &conn.expiry,
             *job,
         ))
         .await;

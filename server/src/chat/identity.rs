@@ -11,7 +11,13 @@ use crate::app::Shared;
 use crate::auth::{self, TokenError};
 use crate::error::Code;
 
-/// The sender name other clients see, and whether it is an account.
+/// Marks a guest's sender name: `~` is no account name's character, so a
+/// guest `dave` (sender `~dave`) and the account `dave` never collide, in
+/// `Message.sender`, in the envelope's context or in dedup.
+pub const GUEST_MARK: char = '~';
+
+/// Who a socket speaks for. The string is the sender name other clients
+/// see: the account's name, or `~` and the guest's chosen name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
     Account(String),
@@ -19,6 +25,12 @@ pub enum Identity {
 }
 
 impl Identity {
+    /// A guest that chose `name` (already checked against the name rules).
+    pub fn guest(name: &str) -> Identity {
+        Identity::Guest(format!("{GUEST_MARK}{name}"))
+    }
+
+    /// The sender name: what `Message.sender` and the context carry.
     pub fn name(&self) -> &str {
         match self {
             Identity::Account(n) | Identity::Guest(n) => n,
@@ -45,8 +57,12 @@ fn refuse(code: Code, message: impl Into<String>) -> Refused {
     }
 }
 
-/// Settles the identity of a connecting client from its `auth` payload.
-pub async fn authenticate(state: &Shared, auth: Option<Value>) -> Result<Identity, Refused> {
+/// Settles the identity of a connecting client from its `auth` payload,
+/// and when its session ends (a token's `exp`; `None` for guests).
+pub async fn authenticate(
+    state: &Shared,
+    auth: Option<Value>,
+) -> Result<(Identity, Option<u64>), Refused> {
     let auth = match auth {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(map)) => map,
@@ -56,12 +72,9 @@ pub async fn authenticate(state: &Shared, auth: Option<Value>) -> Result<Identit
         let token = token
             .as_str()
             .ok_or_else(|| refuse(Code::BadRequest, "auth.token must be a string"))?;
-        return match state.tokens.verify(token) {
-            Ok(name) => Ok(Identity::Account(name)),
-            Err(e @ (TokenError::Expired | TokenError::Invalid)) => {
-                Err(refuse(Code::Unauthorized, e.to_string()))
-            }
-        };
+        return account_of(state, token)
+            .await
+            .map(|v| (Identity::Account(v.username), Some(v.expires_at)));
     }
     if !state.allow_guests {
         return Err(refuse(
@@ -77,15 +90,33 @@ pub async fn authenticate(state: &Shared, auth: Option<Value>) -> Result<Identit
         }
         Some(_) => return Err(refuse(Code::BadRequest, "auth.name must be a string")),
     };
-    // A guest may not speak under an account's name.
-    match state.store.password_hash(&name).await {
-        Ok(None) => Ok(Identity::Guest(name)),
-        Ok(Some(_)) => Err(refuse(
+    // Guests are marked apart, so names cannot collide; still, a guest may
+    // not choose an account's name in any case, which would look like it.
+    match state.store.account_name_taken(&name).await {
+        Ok(false) => Ok((Identity::guest(&name), None)),
+        Ok(true) => Err(refuse(
             Code::Forbidden,
             "that name belongs to an account: log in instead",
         )),
         Err(e) => {
             tracing::warn!(error = %e, "handshake: store unavailable");
+            Err(refuse(Code::Unavailable, "try again shortly"))
+        }
+    }
+}
+
+/// The account a token speaks for: a valid signature, a `sub` within the
+/// name rules (checked by [`auth::Tokens::verify`]) and an account that
+/// exists. Used by the handshake, `refresh` and the HTTP API.
+pub async fn account_of(state: &Shared, token: &str) -> Result<auth::Verified, Refused> {
+    let verified = state.tokens.verify(token).map_err(|e| match e {
+        TokenError::Expired | TokenError::Invalid => refuse(Code::Unauthorized, e.to_string()),
+    })?;
+    match state.store.password_hash(&verified.username).await {
+        Ok(Some(_)) => Ok(verified),
+        Ok(None) => Err(refuse(Code::Unauthorized, "no such account")),
+        Err(e) => {
+            tracing::warn!(error = %e, "token check: store unavailable");
             Err(refuse(Code::Unavailable, "try again shortly"))
         }
     }

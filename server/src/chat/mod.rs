@@ -3,6 +3,7 @@
 //! * [`detach`]: copies a Socket.IO request's head out of hyper's read buffer.
 //! * [`identity`]: the handshake (`auth` → account, guest, or `connect_error`).
 //! * [`connection`]: a connection's events, handled one at a time in order.
+//! * [`expiry`]: an account's session ends at its token's `exp` unless refreshed.
 //! * [`session`]: `join`, `leave` and `chat message`.
 //! * [`writer`]: stores messages in batches, then broadcasts them in order.
 //! * [`rooms`]: access rules, per-room order, broadcast.
@@ -11,6 +12,7 @@
 pub mod catch_up;
 pub mod connection;
 pub mod detach;
+pub mod expiry;
 pub mod identity;
 pub mod protocol;
 pub mod rooms;
@@ -67,15 +69,19 @@ async fn authenticate(
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
 ) -> Result<(), Refused> {
-    let identity = identity::authenticate(&state, auth.ok())
+    let (identity, exp) = identity::authenticate(&state, auth.ok())
         .await
         .inspect_err(|r| {
             metrics::refused(r.code);
             tracing::debug!(code = r.code.as_str(), "handshake refused");
         })?;
     sessions::connected(&socket.req_parts().extensions);
-    let conn = Connection::new(Arc::clone(&state), identity);
+    let expiry = Arc::new(expiry::Expiry::new(exp));
+    let conn = Connection::new(Arc::clone(&state), identity, Arc::clone(&expiry));
     socket.extensions.insert(conn);
+    if exp.is_some() {
+        tokio::spawn(expiry::watch(socket.clone(), expiry));
+    }
     // Everything a client may rely on as soon as it is connected is set up
     // here, before socketioxide sends the connect packet: the connect
     // handler runs as its own task *after* that packet, so an event the
@@ -84,6 +90,7 @@ async fn authenticate(
     socket.on("join", on_join);
     socket.on("leave", on_leave);
     socket.on("chat message", on_send);
+    socket.on("refresh", on_refresh);
     socket.on_fallback(on_unknown);
     socket.on_disconnect(on_disconnect);
     Ok(())
@@ -114,6 +121,10 @@ async fn on_leave(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
 
 async fn on_send(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
     t.enqueue(job(EventKind::Send, data, ack));
+}
+
+async fn on_refresh(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
+    t.enqueue(job(EventKind::Refresh, data, ack));
 }
 
 async fn on_unknown(Event(event): Event, ack: AckSender) {

@@ -72,18 +72,47 @@ pub fn check_room(room: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::new(Code::BadRequest, e.to_string()))
 }
 
+/// A JSON object, or `BAD_REQUEST`: serde would also fill a struct from an
+/// array (`["lobby"]` as `{ room }`), which the Node server refuses.
+fn object(value: Value, shape: &str) -> Result<Value, Failure> {
+    match value {
+        Value::Object(_) => Ok(value),
+        _ => Err(Failure::new(
+            Code::BadRequest,
+            format!("expected {shape}: the payload is not an object"),
+        )),
+    }
+}
+
 /// The one payload of an event, or `BAD_REQUEST`.
 fn payload(data: Result<Value, String>) -> Result<Value, Failure> {
     data.map_err(|e| Failure::new(Code::BadRequest, format!("unreadable payload: {e}")))
 }
 
+/// `refresh`: `{ token }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    token: chatseal_core::Zeroizing<String>,
+}
+
+/// The token of a `refresh`, or `BAD_REQUEST`.
+pub fn parse_refresh_request(
+    data: Result<Value, String>,
+) -> Result<chatseal_core::Zeroizing<String>, Failure> {
+    let req: RefreshRequest = serde_json::from_value(object(payload(data)?, "{ token }")?)
+        .map_err(|_| Failure::new(Code::BadRequest, "expected { token }: a string"))?;
+    Ok(req.token)
+}
+
 pub fn parse_room_request(data: Result<Value, String>) -> Result<RoomRequest, Failure> {
-    let req: RoomRequest = serde_json::from_value(payload(data)?).map_err(|e| {
-        Failure::new(
-            Code::BadRequest,
-            format!("expected {{ room, since? }}: {e}"),
-        )
-    })?;
+    let req: RoomRequest = serde_json::from_value(object(payload(data)?, "{ room, since? }")?)
+        .map_err(|e| {
+            Failure::new(
+                Code::BadRequest,
+                format!("expected {{ room, since? }}: {e}"),
+            )
+        })?;
     check_room(&req.room)?;
     if req.since.is_some_and(|s| s < 0) {
         return Err(Failure::new(Code::BadRequest, "since is a seq, 0 or more"));
@@ -102,6 +131,7 @@ pub fn parse_send_request(
             client_id: None,
         },
         other => {
+            let other = object(other, "{ message, room?, clientId? }")?;
             let obj: SendObject = serde_json::from_value(other).map_err(|e| {
                 Failure::new(
                     Code::BadRequest,
@@ -153,9 +183,9 @@ pub struct JoinAck {
 
 /// The ack of a stored `chat message`.
 #[derive(Debug, Serialize)]
-pub struct SendAck {
+pub struct SendAck<'a> {
     pub ok: bool,
-    pub id: String,
+    pub id: &'a str,
     pub seq: i64,
     pub ts: i64,
 }
@@ -198,6 +228,9 @@ mod tests {
             ),
             (json!(null), Code::BadRequest),
             (json!([1, 2]), Code::BadRequest),
+            // serde fills a struct from an array; the protocol does not.
+            (json!(["hi"]), Code::BadRequest),
+            (json!(["hi", "r", "c1"]), Code::BadRequest),
         ];
         for (payload, code) in cases {
             assert_eq!(
@@ -227,6 +260,8 @@ mod tests {
             json!({"room": "r", "since": -1}),
             json!({"room": "x".repeat(65)}),
             json!("r"),
+            json!(["r"]),
+            json!(["r", 3]),
         ] {
             assert!(parse_room_request(Ok(bad.clone())).is_err(), "{bad}");
         }

@@ -20,12 +20,28 @@ pub const RECENT_ON_JOIN: i64 = 50;
 
 /// Whether `identity` may join `room`: public rooms are open to everyone,
 /// private ones to their members (never to guests).
+///
+/// A room unknown to the store gets its (public) row first: a name someone
+/// has joined is taken, so no one can later create it as a private room
+/// around sockets already inside (they would keep receiving, opening with
+/// their room key and posting). The row is the one atomic fact every server
+/// of a cluster shares: either the join's insert wins, and the private
+/// creation is refused `CONFLICT`, or the creation wins, and the join reads
+/// a private room. Privacy never changes after creation and members are
+/// never removed, so a socket in a room was admitted under the rules that
+/// hold now, and `chat message` only checks that the socket is in the room.
 pub async fn check_access(
     state: &AppState,
     identity: &Identity,
     room: &str,
 ) -> Result<(), Failure> {
-    let info = state.store.room(room).await.map_err(store_down)?;
+    let info = match state.store.room(room).await.map_err(store_down)? {
+        Some(info) => Some(info),
+        None => {
+            state.store.ensure_room(room).await.map_err(store_down)?;
+            state.store.room(room).await.map_err(store_down)?
+        }
+    };
     match info {
         Some(info) if info.private => match identity {
             Identity::Guest(_) => Err(Failure::new(
@@ -183,7 +199,11 @@ pub fn evict(socket: &socketioxide::extract::SocketRef) {
     metrics::slow_reader();
     tracing::warn!("reader too slow: disconnecting it (it catches up with since)");
     socket.leave_all();
-    if let Some(off) = socket.req_parts().extensions.get::<crate::serve::Disconnect>() {
+    if let Some(off) = socket
+        .req_parts()
+        .extensions
+        .get::<crate::serve::Disconnect>()
+    {
         off.now();
     }
     let socket = socket.clone();

@@ -4,13 +4,13 @@ use chatseal_core::{Header, chat_context};
 use governor::DefaultDirectRateLimiter;
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
-use tokio::sync::oneshot;
 
 use super::connection::{EventKind, Job};
-use super::identity::Identity;
+use super::expiry::Expiry;
+use super::identity::{self, Identity};
 use super::protocol::{self, Failure, JoinAck, KeyOut, SendAck};
 use super::rooms;
-use super::writer::Unavailable;
+use super::writer::{Reply, Unavailable, Writer};
 use crate::app::AppState;
 use crate::error::Code;
 use crate::metrics;
@@ -24,27 +24,32 @@ pub async fn handle(
     socket: &SocketRef,
     identity: &Identity,
     limiter: &DefaultDirectRateLimiter,
+    expiry: &Expiry,
     job: Job,
 ) {
     let outcome = match job.kind {
+        EventKind::Refresh => refresh(state, identity, expiry, job.data).await,
         EventKind::Join => join(state, socket, identity, job.data).await.map(ack_value),
         EventKind::Leave => leave(socket, job.data).map(ack_value),
         EventKind::Send => match send(state, socket, identity, limiter, job.data).await {
-            Ok(stored) => {
+            Ok((writer, message)) => {
                 let (ack, busy) = (job.ack, job.busy);
-                tokio::spawn(async move {
-                    let reply = match stored.await {
-                        Ok(Ok(Appended::New(m) | Appended::Duplicate(m))) => ack_value(SendAck {
+                // Called by the writer once the message is stored (or refused),
+                // before it is broadcast: ack, then broadcast.
+                let reply: Reply = Box::new(move |outcome| {
+                    let reply = match outcome {
+                        Ok(Appended::New(m) | Appended::Duplicate(m)) => ack_value(SendAck {
                             ok: true,
-                            id: m.id,
+                            id: &m.id,
                             seq: m.seq,
                             ts: m.ts,
                         }),
-                        _ => refused(unavailable()),
+                        Err(Unavailable) => refused(unavailable()),
                     };
                     let _ = ack.send(&reply);
                     drop(busy);
                 });
+                writer.submit(message, reply).await;
                 return;
             }
             Err(failure) => Err(failure),
@@ -76,7 +81,10 @@ async fn join(
     data: Result<serde_json::Value, String>,
 ) -> Result<JoinAck, Failure> {
     let req = protocol::parse_room_request(data)?;
-    if let Some(conn) = socket.extensions.get::<std::sync::Arc<super::connection::Connection>>() {
+    if let Some(conn) = socket
+        .extensions
+        .get::<std::sync::Arc<super::connection::Connection>>()
+    {
         conn.admit_join(req.since.is_some())?;
     }
     let max_rooms = state.guards.max_rooms_per_socket;
@@ -106,7 +114,9 @@ async fn join(
     let max_bytes = state.guards.max_ack_bytes;
     let read = async {
         let missed = match req.since {
-            Some(since) => super::catch_up::after(state, &req.room, since, limit, max_bytes).await?,
+            Some(since) => {
+                super::catch_up::after(state, &req.room, since, limit, max_bytes).await?
+            }
             None => {
                 let recent = rooms::RECENT_ON_JOIN.min(limit);
                 super::catch_up::latest(state, &req.room, recent, max_bytes).await?
@@ -132,6 +142,34 @@ async fn join(
     })
 }
 
+/// `refresh { token }`: a newer token for the same account moves the end of
+/// the session to its `exp`.
+async fn refresh(
+    state: &AppState,
+    identity: &Identity,
+    expiry: &Expiry,
+    data: Result<serde_json::Value, String>,
+) -> Result<serde_json::Value, Failure> {
+    let Identity::Account(name) = identity else {
+        return Err(Failure::new(
+            Code::Unauthorized,
+            "a guest has no session token to refresh",
+        ));
+    };
+    let token = protocol::parse_refresh_request(data)?;
+    let verified = identity::account_of(state, &token)
+        .await
+        .map_err(|r| Failure::new(r.code, r.message))?;
+    if verified.username != *name {
+        return Err(Failure::new(
+            Code::Unauthorized,
+            "that token is for another account",
+        ));
+    }
+    let expires_at = expiry.extend(verified.expires_at);
+    Ok(serde_json::json!({ "ok": true, "expiresAt": expires_at }))
+}
+
 fn leave(
     socket: &SocketRef,
     data: Result<serde_json::Value, String>,
@@ -141,15 +179,14 @@ fn leave(
     Ok(serde_json::json!({ "ok": true }))
 }
 
-/// Checks, seals and queues a message; the receiver yields the stored
-/// message (or the first one, for a resent clientId) once committed.
-async fn send(
-    state: &AppState,
+/// Checks and seals a message, ready for the writer.
+async fn send<'s>(
+    state: &'s AppState,
     socket: &SocketRef,
     identity: &Identity,
     limiter: &DefaultDirectRateLimiter,
     data: Result<serde_json::Value, String>,
-) -> Result<oneshot::Receiver<Result<Appended, Unavailable>>, Failure> {
+) -> Result<(&'s Writer, OwnedMessage), Failure> {
     let req = protocol::parse_send_request(data, state.limits.max_message_bytes)?;
     if limiter.check().is_err() {
         return Err(Failure::new(
@@ -190,7 +227,7 @@ async fn send(
         envelope: chatseal_core::encode_text(&sealed),
         client_id: req.client_id,
     };
-    Ok(writer.submit(message).await)
+    Ok((writer, message))
 }
 
 fn unavailable() -> Failure {

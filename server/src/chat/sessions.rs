@@ -62,7 +62,11 @@ struct Slots {
 /// The socket connected to Socket.IO: it is no longer pending.
 pub fn connected(extensions: &axum::http::Extensions) {
     if let Some(SessionSlots(slots)) = extensions.get::<SessionSlots>() {
-        slots.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+        slots
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 
@@ -90,8 +94,7 @@ pub async fn admit(
     });
     match slots {
         Ok(slots) => {
-            req.extensions_mut()
-                .insert(SessionSlots(Arc::new(slots)));
+            req.extensions_mut().insert(SessionSlots(Arc::new(slots)));
             next.run(req).await
         }
         Err(full) => {

@@ -1,6 +1,9 @@
 //! The message writer: one task per server stores messages in batches
-//! (group commit); a second broadcasts each batch in `seq` order after it
-//! commits, and acknowledges it, while the next batch is being stored.
+//! (group commit); a second acknowledges each batch after it commits, then
+//! broadcasts it in `seq` order, while the next batch is being stored.
+//! Acks go first (docs/protocol.md): a sender's ack is queued on its socket
+//! before its own copy of the message, so it knows the message's id when
+//! the copy arrives.
 //!
 //! Connections hand over sealed messages in the order their clients sent
 //! them and get the outcome later, so a client with several messages in
@@ -13,7 +16,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::rooms;
 use crate::app::Shared;
@@ -28,7 +31,9 @@ const QUEUE: usize = 8192;
 #[derive(Debug, Clone, Copy)]
 pub struct Unavailable;
 
-type Reply = oneshot::Sender<Result<Appended, Unavailable>>;
+/// What to do with a message's outcome: acknowledge it. Called by the
+/// broadcaster, before the batch is broadcast; it must not block.
+pub type Reply = Box<dyn FnOnce(Result<&Appended, Unavailable>) + Send>;
 
 /// The handle connections submit to.
 #[derive(Debug)]
@@ -44,16 +49,13 @@ impl Writer {
         Writer { tx }
     }
 
-    /// Queues `msg`; the receiver yields its outcome once its batch commits.
-    pub async fn submit(
-        &self,
-        msg: OwnedMessage,
-    ) -> oneshot::Receiver<Result<Appended, Unavailable>> {
-        let (reply, outcome) = oneshot::channel();
-        // A send fails only if the writer is gone; the dropped reply then
-        // reads as Unavailable.
-        let _ = self.tx.send((msg, reply)).await;
-        outcome
+    /// Queues `msg`; `reply` gets its outcome once its batch commits (or
+    /// is refused), before the batch is broadcast.
+    pub async fn submit(&self, msg: OwnedMessage, reply: Reply) {
+        if let Err(mpsc::error::SendError((_, reply))) = self.tx.send((msg, reply)).await {
+            // The writer is gone (shutting down): nothing was stored.
+            reply(Err(Unavailable));
+        }
     }
 }
 
@@ -116,8 +118,8 @@ async fn store(state: &Arc<Shared>, batch: &[OwnedMessage], replies: Vec<Reply>)
     }
 }
 
-/// Broadcasts stored batches in the order they were stored, then
-/// acknowledges them; a refused batch is only answered.
+/// Acknowledges stored batches in the order they were stored, then
+/// broadcasts them; a refused batch is only answered.
 async fn broadcast(state: Weak<Shared>, mut rx: mpsc::Receiver<Stored>) {
     while let Some(stored) = rx.recv().await {
         let Some(state) = state.upgrade() else { return };
@@ -130,15 +132,17 @@ async fn broadcast(state: Weak<Shared>, mut rx: mpsc::Receiver<Stored>) {
                         Appended::Duplicate(_) => None,
                     })
                     .collect();
+                // Acks first: each is queued on its sender's socket ahead of
+                // the sender's own copy of the message.
+                for (result, reply) in appended.iter().zip(stored.replies) {
+                    reply(Ok(result));
+                }
                 rooms::broadcast(&state, &fresh);
                 metrics::messages_stored(fresh.len() as u64);
-                for (result, reply) in appended.into_iter().zip(stored.replies) {
-                    let _ = reply.send(Ok(result));
-                }
             }
             Err(Unavailable) => {
                 for reply in stored.replies {
-                    let _ = reply.send(Err(Unavailable));
+                    reply(Err(Unavailable));
                 }
             }
         }

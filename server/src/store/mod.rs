@@ -24,7 +24,7 @@ pub struct StoreError(#[from] sqlx::Error);
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 impl StoreError {
-    /// Another writer stored the same `(sender, clientId)` first.
+    /// Another writer stored the same `(room, sender, clientId)` first.
     fn is_unique_violation(&self) -> bool {
         matches!(&self.0, sqlx::Error::Database(e) if e.is_unique_violation())
     }
@@ -323,7 +323,7 @@ impl Store {
     }
 
     /// Stores one message, numbering it in its room; a repeated
-    /// `(sender, clientId)` returns the first message instead. A batch of
+    /// `(room, sender, clientId)` returns the first message instead. A batch of
     /// one: there is a single numbering path.
     pub async fn append(&self, msg: &NewMessage<'_>) -> Result<Appended> {
         let owned = OwnedMessage::from(msg);
@@ -334,7 +334,7 @@ impl Store {
     /// Stores a batch of messages in one transaction (group commit): each
     /// room's counter moves once, the rows go in one INSERT. Outcomes come
     /// back in input order; within a room, messages are numbered in input
-    /// order. A `(sender, clientId)` seen before — in the database or earlier
+    /// order. A `(room, sender, clientId)` seen before — in the database or earlier
     /// in the batch — gets the first message back. If another server stored
     /// the same clientId meanwhile, the batch is redone one message at a time.
     pub async fn append_batch(&self, batch: &[OwnedMessage]) -> Result<Vec<Appended>> {
@@ -422,19 +422,17 @@ impl Store {
     ) -> Result<Vec<Appended>> {
         use std::collections::HashMap;
         let earlier = self.existing_client_ids(&mut tx, batch).await?;
-        let mut first_in_batch: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut first_in_batch: HashMap<(&str, &str, &str), usize> = HashMap::new();
         let mut per_room: Vec<(&str, i64)> = Vec::new();
         // The messages to insert: not seen before, in the database or the batch.
         let mut rows: Vec<usize> = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
             if let Some(cid) = m.client_id.as_deref() {
-                if earlier.contains_key(&(m.sender.clone(), cid.to_owned())) {
+                let key = (m.room.as_str(), m.sender.as_str(), cid);
+                if earlier.contains_key(&owned(key)) || first_in_batch.contains_key(&key) {
                     continue;
                 }
-                if first_in_batch.contains_key(&(m.sender.as_str(), cid)) {
-                    continue;
-                }
-                first_in_batch.insert((m.sender.as_str(), cid), i);
+                first_in_batch.insert(key, i);
             }
             rows.push(i);
             match per_room.iter_mut().find(|(r, _)| *r == m.room) {
@@ -505,10 +503,11 @@ impl Store {
                 continue;
             }
             let cid = m.client_id.as_deref().unwrap_or_default();
-            let first = match earlier.get(&(m.sender.clone(), cid.to_owned())) {
+            let key = (m.room.as_str(), m.sender.as_str(), cid);
+            let first = match earlier.get(&owned(key)) {
                 Some(first) => first.clone(),
                 None => {
-                    let j = first_in_batch[&(m.sender.as_str(), cid)];
+                    let j = first_in_batch[&key];
                     match &out[j] {
                         Appended::New(s) | Appended::Duplicate(s) => s.clone(),
                     }
@@ -519,12 +518,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The stored messages of the batch's `(sender, clientId)` pairs.
+    /// The stored messages of the batch's `(room, sender, clientId)`: a
+    /// resend is one in the same room by the same sender, so it can never
+    /// be answered with another sender's or another room's message.
     async fn existing_client_ids(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         batch: &[OwnedMessage],
-    ) -> Result<std::collections::HashMap<(String, String), StoredMessage>> {
+    ) -> Result<std::collections::HashMap<DedupKey, StoredMessage>> {
         let keyed: Vec<&OwnedMessage> = batch.iter().filter(|m| m.client_id.is_some()).collect();
         let mut found = std::collections::HashMap::new();
         if keyed.is_empty() {
@@ -535,20 +536,25 @@ impl Store {
             if k > 0 {
                 sql.push_str(" OR ");
             }
-            sql.push_str("(sender = ");
-            self.push_param(&mut sql, 2 * k + 1);
+            sql.push_str("(room = ");
+            self.push_param(&mut sql, 3 * k + 1);
+            sql.push_str(" AND sender = ");
+            self.push_param(&mut sql, 3 * k + 2);
             sql.push_str(" AND client_id = ");
-            self.push_param(&mut sql, 2 * k + 2);
+            self.push_param(&mut sql, 3 * k + 3);
             sql.push(')');
         }
         let mut query = sqlx::query(&sql);
         for m in &keyed {
-            query = query.bind(m.sender.as_str()).bind(m.client_id.as_deref());
+            query = query
+                .bind(m.room.as_str())
+                .bind(m.sender.as_str())
+                .bind(m.client_id.as_deref());
         }
         for row in query.fetch_all(&mut **tx).await? {
             let cid: String = row.try_get("client_id")?;
             let msg = message_of(&row)?;
-            found.insert((msg.sender.clone(), cid), msg);
+            found.insert((msg.room.clone(), msg.sender.clone(), cid), msg);
         }
         Ok(found)
     }
@@ -625,8 +631,23 @@ impl Store {
         .transpose()
     }
 
+    /// Makes the row of a public room, ownerless, unless one exists: a
+    /// room's first `join` does this (its first message would too), so a
+    /// name anyone has been in is taken and [`create_room`](Self::create_room)
+    /// cannot make it private under those already inside.
+    pub async fn ensure_room(&self, name: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, 0, 0) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Creates a room owned by `owner`; `false` if the name is taken (a
-    /// public room that has messages counts as taken).
+    /// room anyone has joined or posted to counts as taken).
     pub async fn create_room(&self, name: &str, owner: &str, private: bool) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let created = sqlx::query(
@@ -686,6 +707,17 @@ impl Store {
         Ok(created == 1)
     }
 
+    /// Whether an account has this name in any case (`ann`, `Ann`, `ANN`
+    /// are one name): a guest may not speak under it.
+    pub async fn account_name_taken(&self, username: &str) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM chat_users WHERE lower(username) = lower($1)")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// The stored password hash of an account.
     pub async fn password_hash(&self, username: &str) -> Result<Option<String>> {
         sqlx::query_scalar("SELECT password_hash FROM chat_users WHERE username = $1")
@@ -740,6 +772,13 @@ async fn add_member(
 }
 
 const COLUMNS: &str = "id, room, seq, sender, ts, key_id, envelope";
+
+/// What makes two messages one for dedup: room, sender, clientId.
+type DedupKey = (String, String, String);
+
+fn owned((room, sender, cid): (&str, &str, &str)) -> DedupKey {
+    (room.to_owned(), sender.to_owned(), cid.to_owned())
+}
 
 fn message_of(row: &sqlx::any::AnyRow) -> Result<StoredMessage> {
     let key_id: i64 = row.try_get("key_id")?;

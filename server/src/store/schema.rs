@@ -5,7 +5,8 @@
 use sqlx::AnyPool;
 
 /// The schema version this build writes and reads.
-pub const VERSION: i64 = 1;
+/// 2: dedup per (room, sender, clientId); usernames unique in any case.
+pub const VERSION: i64 = 2;
 
 const STATEMENTS: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS chat_schema (version BIGINT NOT NULL)",
@@ -38,8 +39,16 @@ const STATEMENTS: &[&str] = &[
         client_id TEXT,
         PRIMARY KEY (room, seq)
     )",
-    // Dedup of resends: NULL client ids never collide.
-    "CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_client ON chat_messages (sender, client_id)",
+    // Dedup of resends, per room and sender: NULL client ids never collide.
+    // (Version 1 had it per sender only, so a clientId reused in another
+    // room was answered with the first room's message.)
+    "DROP INDEX IF EXISTS chat_messages_client",
+    "CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_room_client \
+     ON chat_messages (room, sender, client_id)",
+    // `ann`, `Ann` and `ANN` are one name (names are ASCII, which lower()
+    // folds alike in SQLite and PostgreSQL). A version-1 database holding
+    // two such accounts stops here at start: rename one by hand.
+    "CREATE UNIQUE INDEX IF NOT EXISTS chat_users_name_folded ON chat_users (lower(username))",
 ];
 
 /// Creates what is missing and refuses a database written by a newer build.
@@ -61,6 +70,13 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
             return Err(sqlx::Error::Protocol(format!(
                 "the database has schema version {v}; this server understands up to {VERSION}"
             )));
+        }
+        Some(v) if v < VERSION => {
+            // The statements above brought it up to date.
+            sqlx::query("INSERT INTO chat_schema (version) VALUES ($1)")
+                .bind(VERSION)
+                .execute(pool)
+                .await?;
         }
         Some(_) => {}
     }

@@ -13,7 +13,9 @@ const ROOT = path.resolve(__dirname, '..', '..', '..')
 
 // The limits the suite checks, set the same way on both servers.
 const LIMITS = { ratePerSec: 20, rateBurst: 30, maxMessageBytes: 64 * 1024 }
-const JWT_SECRET = 'conformance-suite-secret-0123456789abcdef'
+// The token-signing secret's bytes; servers take it as base64 (the form of
+// data/jwt-secret), tests sign with the bytes.
+const JWT_SECRET = Buffer.from('conformance-suite-secret-0123456789abcdef')
 
 function rustCommand(dataDir, extra, limits, listen, guests) {
   const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target')
@@ -27,7 +29,7 @@ function rustCommand(dataDir, extra, limits, listen, guests) {
     ...extra,
   ]
   const env = {
-    CHATSEAL_JWT_SECRET: JWT_SECRET,
+    CHATSEAL_JWT_SECRET: JWT_SECRET.toString('base64'),
     RUST_LOG: 'warn,chatseal_server=info',
     NO_COLOR: '1',
     // The suite registers and logs in many accounts from one address; the
@@ -53,6 +55,11 @@ function nodeCommand(dataDir, extra, limits, listen, guests) {
   }
 }
 
+/** The token /encrypt and /decrypt of `server` require: generated into its data dir. */
+function serviceToken(server) {
+  return fs.readFileSync(path.join(server.dataDir, 'service-token'), 'utf8').trim()
+}
+
 /**
  * 'node-remote': js/server.js sealing through a Rust server's /encrypt over
  * HTTP (the tutorial's architecture). Both share one keyring file, so the
@@ -66,6 +73,7 @@ async function startRemote(options) {
       env: {
         ...options.env,
         CHATSEAL_ENCRYPTION_URL: service.url,
+        CHATSEAL_ENCRYPTION_TOKEN: serviceToken(service),
         CHATSEAL_KEYRING_FILE: path.join(service.dataDir, 'keyring.json'),
       },
     })
@@ -198,4 +206,4 @@ async function launch(target, spec, env = {}, wrap) {
   }
 }
 
-module.exports = { start, LIMITS, JWT_SECRET, ROOT }
+module.exports = { start, serviceToken, LIMITS, JWT_SECRET, ROOT }
