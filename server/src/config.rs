@@ -8,7 +8,8 @@ use std::path::PathBuf;
 #[command(name = "chatseal-server", version, about)]
 pub struct Config {
     /// Address to listen on. Loopback by default.
-    #[arg(long, env = "CHATSEAL_LISTEN", default_value = "127.0.0.1:3000")]
+    /// A host name (`localhost:3000`) is resolved once, at start.
+    #[arg(long, env = "CHATSEAL_LISTEN", default_value = "127.0.0.1:3000", value_parser = resolve_listen)]
     pub listen: SocketAddr,
 
     /// Directory for the embedded database and the generated dev keyring.
@@ -179,6 +180,57 @@ pub struct Config {
     /// Log filter (RUST_LOG syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log lines as text for people or JSON objects for log pipelines.
+    #[arg(long, env = "CHATSEAL_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
+}
+
+/// `ip:port`, or `host:port` resolved now (IPv4 first: a container often
+/// has no IPv6 loopback to bind).
+fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {text:?} as host:port: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+impl Config {
+    /// What can be checked without touching anything, so a flag that cannot
+    /// work exits before the data directory, keyring or database is made.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(secret) = &self.jwt_secret {
+            crate::keys::check_jwt_secret(secret)?;
+        }
+        if self.redis_url.is_some() {
+            let postgres = self
+                .database_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("postgres:") || url.starts_with("postgresql:"));
+            anyhow::ensure!(
+                postgres,
+                "REDIS_URL needs DATABASE_URL=postgres://…: servers of a cluster share one database"
+            );
+        }
+        if let Some(dir) = &self.client_dir {
+            anyhow::ensure!(
+                dir.join("index.html").is_file(),
+                "--client-dir {}: no index.html there (build it with `npm run build:client` in js/)",
+                dir.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Config {

@@ -5,6 +5,7 @@
 //! quick start needs no set-up. A generated keyring is announced in the log,
 //! because a keyring nobody backs up is history nobody can read.
 
+use anyhow::Context as _;
 use chatseal_core::{Keyring, Zeroizing};
 
 use crate::config::Config;
@@ -16,12 +17,14 @@ pub fn load(config: &Config) -> anyhow::Result<Keyring> {
         return Ok(keyring);
     }
     if let Some(path) = &config.keyring_file {
-        let keyring = Keyring::load_file(path)?;
+        let keyring =
+            Keyring::load_file(path).with_context(|| format!("keyring file {}", path.display()))?;
         tracing::info!(source = %path.display(), primary = keyring.primary(), "keyring loaded");
         return Ok(keyring);
     }
     let path = config.data_dir.join("keyring.json");
-    let (keyring, created) = Keyring::load_or_generate(&path)?;
+    let (keyring, created) = Keyring::load_or_generate(&path)
+        .with_context(|| format!("keyring file {}", path.display()))?;
     if created {
         tracing::warn!(
             path = %path.display(),
@@ -151,7 +154,8 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     if let Some(dir) = path.parent() {
-        crate::files::private_dir(dir)?;
+        crate::files::private_dir(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -161,6 +165,12 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     Ok(())
+}
+
+/// Checks a configured `CHATSEAL_JWT_SECRET` without touching anything
+/// ([`crate::config::Config::validate`]).
+pub fn check_jwt_secret(text: &str) -> anyhow::Result<()> {
+    decode_jwt_secret(text, "CHATSEAL_JWT_SECRET").map(drop)
 }
 
 fn decode_jwt_secret(text: &str, source: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {

@@ -24,6 +24,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod fatal;
 pub mod files;
 pub mod guards;
 pub mod hashing;
@@ -39,6 +40,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use chatseal_core::Sealer;
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -63,20 +65,29 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// Builds the shared state from `config`: the keyring (loaded or created),
 /// the store (connected and migrated), the token secret.
 pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
+    config.validate()?;
     let keyring = keys::load(config)?;
     let (service_token, source) = keys::service_token(config)?;
     let service_auth = service::ServiceAuth::new(service_token, source);
     let url = match &config.database_url {
         Some(url) => url.clone(),
         None => {
-            files::private_dir(&config.data_dir)?;
+            files::private_dir(&config.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    config.data_dir.display()
+                )
+            })?;
             let db = config.data_dir.join("chatseal.db");
-            files::private_database(&db)?;
+            files::private_database(&db)
+                .with_context(|| format!("cannot create the database {}", db.display()))?;
             format!("sqlite://{}?mode=rwc", db.display())
         }
     };
     let timeout = std::time::Duration::from_millis(config.store_timeout_ms);
-    let store = store::Store::connect_with(&url, timeout).await?;
+    let store = store::Store::connect_with(&url, timeout)
+        .await
+        .with_context(|| format!("cannot open the database {}", store::display_url(&url)))?;
     let backend = store.backend();
     tracing::info!(?backend, "store ready");
     let secret = keys::jwt_secret(config)?;
@@ -94,10 +105,6 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     shared.client_dir = config.client_dir.clone().or_else(client::default_dir);
     shared.guards = guards::Guards::from_config(config);
     if let Some(url) = &config.redis_url {
-        anyhow::ensure!(
-            backend == store::Backend::Postgres,
-            "REDIS_URL needs DATABASE_URL=postgres://…: servers of a cluster share one database"
-        );
         shared.cluster = Some(Arc::new(cluster::Cluster::new(url, &config.redis_channel)?));
         tracing::info!(channel = %config.redis_channel, "cluster mode: fan-out over Redis");
     }
@@ -131,7 +138,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::info!("no browser client built (npm run build:client in js/); / answers 404")
         }
     }
-    let listener = bind(config.listen)?;
+    let listener =
+        bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     spawn_reloader(Arc::clone(&state), config.clone());

@@ -6,6 +6,11 @@
 //! socketioxide and engineioxide: the session id, a bearer credential).
 //! Every filter the server builds caps them ([`CAPPED`]), so no `RUST_LOG`
 //! setting prints those.
+//!
+//! Text for people (coloured only on a terminal, and never with `NO_COLOR`),
+//! or one JSON object a line for log pipelines (`--log-format json`).
+
+use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -39,17 +44,40 @@ pub fn caps() -> Targets {
         .with_targets(CAPPED.iter().copied())
 }
 
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-01-01T00:00:00Z  INFO message key=value`
+    #[default]
+    Text,
+    /// `{"timestamp":…,"level":"INFO","fields":{"message":…,…}}`
+    Json,
+}
+
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax
 /// (`info`, `chatseal_server=debug`, …); [`caps`] applies on top of it.
-pub fn init(filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(caps())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_writer(std::io::stderr),
-        )
-        .try_init();
+pub fn init(filter: &str, format: LogFormat) {
+    let mut env_filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL NOTICEs ("relation … already exists, skipping" on every
+    // start) arrive through sqlx at INFO; they are not news to an operator.
+    // A filter that names sqlx itself decides for itself.
+    if !filter.contains("sqlx") {
+        env_filter = env_filter.add_directive(
+            "sqlx::postgres::notice=warn"
+                .parse()
+                .expect("a valid directive"),
+        );
+    }
+    let registry = tracing_subscriber::registry().with(env_filter).with(caps());
+    let text = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => registry
+            .with(text.with_ansi(
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            ))
+            .try_init(),
+        LogFormat::Json => registry.with(text.json().with_ansi(false)).try_init(),
+    };
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Connection as _, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Row};
 
 /// Why a store call failed. Callers answer `UNAVAILABLE`: the client may
 /// retry (with the same `clientId`, so nothing is stored twice).
@@ -27,6 +27,22 @@ impl StoreError {
     /// Another writer stored the same `(room, sender, clientId)` first.
     fn is_unique_violation(&self) -> bool {
         matches!(&self.0, sqlx::Error::Database(e) if e.is_unique_violation())
+    }
+}
+
+/// `url` without its password, to name a database in errors and logs.
+pub fn display_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // The userinfo ends at the last '@' before the path.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{}", &rest[at + 1..])
+        }
+        None => url.to_string(),
     }
 }
 
@@ -182,6 +198,24 @@ impl Store {
             Backend::Sqlite
         };
         let options: AnyConnectOptions = url.parse()?;
+        // The pool retries a failing connect until its acquire timeout and
+        // then says only "pool timed out"; one direct attempt first reports
+        // why (refused, unknown host, password, no such database).
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            AnyConnection::connect_with(&options),
+        )
+        .await
+        {
+            Ok(probe) => probe?.close().await?,
+            Err(_) => {
+                return Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer within 10 s",
+                ))
+                .into());
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time either way; a few readers beside it.
