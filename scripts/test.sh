@@ -48,7 +48,7 @@ quiet() {
 
 rust_tests() {
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast --hide-progress-bar 2>&1
+    cargo nextest run --workspace --locked --no-fail-fast --show-progress none 2>&1
   else
     cargo test --workspace --locked --no-fail-fast 2>&1
   fi

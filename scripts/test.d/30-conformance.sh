@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -p chatseal-server --locked
-(cd tests/conformance && npm ci --no-audit --no-fund)
+(cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
 # The cluster tests need PostgreSQL and Redis (scripts/services.sh, run by
 # scripts/test.sh, provides them when the machine has none).
 if ! (exec 3<>/dev/tcp/127.0.0.1/${CHATSEAL_TEST_REDIS_PORT:-6379}) 2>/dev/null; then

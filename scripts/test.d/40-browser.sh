@@ -17,8 +17,8 @@ if ! command -v chromium >/dev/null; then
 fi
 [ -f js/client/dist/index.html ] || (cd js && npm run build:client)
 cargo build -p chatseal-server --locked
-(cd tests/browser && npm ci --no-audit --no-fund)
-(cd tests/sdk && npm ci --no-audit --no-fund)
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/browser && node --test --test-force-exit)
 # The page as the Node server serves it (js/server.js, guests): the outage race.
 (cd tests/browser && CHATSEAL_TARGET=node node --test --test-force-exit outage.test.js)
