@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every chatseal test, doing its own set-up on a fresh machine.
-# This is the README's test command and what CI (.ci/run) calls.
+# This is the README's test command; CI (.ci/run) runs it in a fresh clone of HEAD.
 #
 # Every suite runs even when an earlier one fails; the run ends with one
 # table (suite, result, passed, failed, seconds) and exits non-zero if any
