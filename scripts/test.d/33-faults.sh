@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -p chatseal-server --locked
-(cd tests/conformance && npm ci --no-audit --no-fund)
+(cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
 if ! unshare --user --map-root-user --mount true 2>/dev/null; then
   echo "error: the disk-full test needs user namespaces (unshare --user --map-root-user --mount)" >&2
   exit 1

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -p chatseal-server --locked
-(cd tests/sdk && npm ci --no-audit --no-fund)
+(cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
 node tests/sdk/run.js rust node cluster

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 cargo build -p chatseal-server --locked
 # The suite uses the conformance suite's helpers and socket.io-client.
 # The cluster test needs PostgreSQL and Redis on 127.0.0.1, as 30-conformance.sh.
-[ -d tests/conformance/node_modules ] || (cd tests/conformance && npm ci --no-audit --no-fund)
+[ -d tests/conformance/node_modules ] || (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
 RUST=(login floods rooms secrets packet cluster)
 for name in "${RUST[@]}"; do
   echo "== abuse: $name.test.js against rust =="
