@@ -19,9 +19,9 @@ const native = (() => {
     if (built) throw err
     throw new Error(
       `chatseal: the native addon is not built (no chatseal.*.node in ${__dirname}). ` +
-        'Its install script builds it with Rust (cargo); npm 11 runs it only when allowed: ' +
-        '`npm install-scripts approve chatseal && npm rebuild chatseal` ' +
-        '(or install with --allow-scripts=chatseal). In a clone: `cd js && npm run build`.',
+        'Its install script builds it with Rust (cargo) when installed from a clone; npm 11 runs it ' +
+        'for a tarball only once approved: `npm install-scripts approve chatseal && npm rebuild chatseal`. ' +
+        'In a clone: `cd js && npm run build`.',
       { cause: err },
     )
   }

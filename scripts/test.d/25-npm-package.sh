@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The npm package as a user gets it: `npm pack` (after 20-node.sh built the
 # addon), installed into a scratch project, then `require`, `import` and
-# `tsc --strict` with no other flags. Then the install script's other paths:
-# building from the Rust sources beside a clone (cargo stubbed to hand back
-# the addon already built, so no second compile), and the one-line failures
+# `tsc --strict` with no other flags. Then `npm install` from a path laid out
+# as a clone: the install script builds from the Rust sources beside it
+# (cargo stubbed to hand back the addon already built, so no second
+# compile). Then the one-line failures
 # without sources or without cargo, and the loader's message without an addon.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,11 +45,13 @@ echo "\$*" >"$scratch/cargo-args"
 echo '{"reason":"compiler-artifact","target":{"name":"chatseal_node"},"filenames":["$scratch/libchatseal_node.so"]}'
 STUB
 chmod +x "$scratch/cargo"
-(cd "$clone/js" && CARGO="$scratch/cargo" INIT_CWD="$scratch/app" node scripts/install.js)
+mkdir "$scratch/app2"
+(cd "$scratch/app2" && npm init -y >/dev/null &&
+  CARGO="$scratch/cargo" npm install --no-audit --no-fund --prefer-offline --loglevel=error "$clone/js")
 grep -q -- "build --release --locked --manifest-path $clone/node-binding/Cargo.toml" "$scratch/cargo-args" ||
-  fail "install.js did not build node-binding: $(cat "$scratch/cargo-args")"
-(cd "$scratch/app" && node -e "require('$clone/js').Keyring.generate()") || fail "the addon install.js placed does not load"
-echo "install.js from a clone: builds with cargo and places $addon"
+  fail "installing from a clone did not build node-binding: $(cat "$scratch/cargo-args" 2>/dev/null)"
+(cd "$scratch/app2" && node -e "require('chatseal').Keyring.generate()") || fail "the addon install.js placed does not load"
+echo "npm install from a clone: the install script builds with cargo and places $addon"
 
 # 3. The failures say what is missing, in one line.
 rm "$clone/js/$addon"
