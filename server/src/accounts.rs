@@ -154,17 +154,20 @@ pub(crate) async fn create_room(
         .create_room(&room.name, &caller, room.private)
         .await?
     {
-        // Someone has joined or posted to it (see chat::rooms::check_access).
-        // Making it private now would leave them inside with a room key
-        // that still fits; until rooms have key epochs, a used name stays
-        // what it is.
+        // Someone has posted to it (or created it). Its history is sealed
+        // under a room key earlier readers hold; until rooms have key
+        // epochs, a name with history stays what it is.
         let message = if room.private {
-            "that room name has been used: it cannot become private (those already in it \
+            "that room name has been used: it cannot become private (those who read it \
              keep its key); choose a new name"
         } else {
             "that room exists already"
         };
         return Err(ApiError::new(Code::Conflict, message));
+    }
+    if room.private {
+        // A silent name may have sockets in it (joins write nothing).
+        crate::chat::rooms::put_out_non_members(&state, &room.name, &caller).await;
     }
     Ok((
         StatusCode::CREATED,

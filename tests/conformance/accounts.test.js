@@ -249,8 +249,9 @@ test('private rooms: the owner invites; others, and guests, are refused', async 
   assert.equal(carol.received.filter((m) => m.room === room).length, 0)
 })
 
-test('a room someone is in cannot be made private around them', async () => {
+test('a name with history cannot become private; a silent one can, and its non-members are put out', async () => {
   const ownerTok = await account('late-owner')
+  const owner = await as(ownerTok)
   const eve = await as(await account('eve'))
   const guest = await connect(server.url, { name: 'lurker' })
   sockets.push(guest)
@@ -262,16 +263,33 @@ test('a room someone is in cannot be made private around them', async () => {
     assert.equal((await request(guest, 'join', { room })).ok, true)
   }
   assert.equal((await request(eve, 'chat message', { message: 'first', room: posted })).ok, true)
-  for (const room of [joined, posted]) {
-    const r = await api('POST', '/api/rooms', { name: room, private: true }, ownerTok)
-    assert.equal(r.status, 409, room)
-    assert.equal(r.body.error.code, 'CONFLICT')
-    assert.match(r.body.error.message, /cannot become private/)
-    // The room stays what it was: public, and those inside keep posting.
-    const ack = await request(eve, 'chat message', { message: 'still public', room })
-    assert.equal(ack.ok, true)
-    await until(() => guest.received.some((m) => m.id === ack.id), 5000, 'delivery to the earlier joiner')
+  // A name with stored messages stays what it is: public, and those inside
+  // keep posting (its history was sealed under a key they hold).
+  const r = await api('POST', '/api/rooms', { name: posted, private: true }, ownerTok)
+  assert.equal(r.status, 409)
+  assert.equal(r.body.error.code, 'CONFLICT')
+  assert.match(r.body.error.message, /cannot become private/)
+  const ack = await request(eve, 'chat message', { message: 'still public', room: posted })
+  assert.equal(ack.ok, true)
+  await until(() => guest.received.some((m) => m.id === ack.id), 5000, 'delivery to the earlier joiner')
+
+  // A joined but silent name becomes private: no earlier joiner is left
+  // inside, to receive or to post.
+  assert.equal((await api('POST', '/api/rooms', { name: joined, private: true }, ownerTok)).status, 201)
+  assert.equal((await request(owner, 'join', { room: joined })).ok, true)
+  for (const s of [eve, guest]) {
+    assert.equal((await request(s, 'chat message', { message: 'still in?', room: joined })).error.code, 'FORBIDDEN')
+    assert.equal((await request(s, 'join', { room: joined })).error.code, 'FORBIDDEN')
   }
+  const secret = await request(owner, 'chat message', { message: 'members only', room: joined })
+  assert.equal(secret.ok, true)
+  // A later message to a public room both are in shows delivery has
+  // caught up past the secret one; neither got it.
+  const marker = await request(eve, 'chat message', { message: 'marker', room: posted })
+  await until(() => guest.received.some((m) => m.id === marker.id), 5000, 'marker')
+  await until(() => eve.received.some((m) => m.id === marker.id), 5000, 'marker')
+  for (const s of [eve, guest]) assert.equal(s.received.filter((m) => m.room === joined).length, 0)
+
   // A fresh name becomes private, and then nobody else is in it.
   const fresh = `fresh-private-${process.pid}`
   assert.equal((await api('POST', '/api/rooms', { name: fresh, private: true }, ownerTok)).status, 201)

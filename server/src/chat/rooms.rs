@@ -21,28 +21,22 @@ pub const RECENT_ON_JOIN: i64 = 50;
 /// Whether `identity` may join `room`: public rooms are open to everyone,
 /// private ones to their members (never to guests).
 ///
-/// A room unknown to the store gets its (public) row first: a name someone
-/// has joined is taken, so no one can later create it as a private room
-/// around sockets already inside (they would keep receiving, opening with
-/// their room key and posting). The row is the one atomic fact every server
-/// of a cluster shares: either the join's insert wins, and the private
-/// creation is refused `CONFLICT`, or the creation wins, and the join reads
-/// a private room. Privacy never changes after creation and members are
-/// never removed, so a socket in a room was admitted under the rules that
-/// hold now, and `chat message` only checks that the socket is in the room.
+/// A join writes nothing: a room unknown to the store is public, and stays
+/// unrecorded until its first message is stored (a row per joined name
+/// would let any guest grow the database without bound, and squat names so
+/// they could never become private). A silent name can therefore be created
+/// private around sockets already in it; the creation puts them out
+/// ([`put_out_non_members`]), and `join` checks access under the room's
+/// lock, so no join slips in between. Privacy never changes after creation
+/// and members are never removed, so a socket in a room was admitted under
+/// the rules that hold now, and `chat message` only checks that the socket
+/// is in the room.
 pub async fn check_access(
     state: &AppState,
     identity: &Identity,
     room: &str,
 ) -> Result<(), Failure> {
-    let info = match state.store.room(room).await.map_err(store_down)? {
-        Some(info) => Some(info),
-        None => {
-            state.store.ensure_room(room).await.map_err(store_down)?;
-            state.store.room(room).await.map_err(store_down)?
-        }
-    };
-    match info {
+    match state.store.room(room).await.map_err(store_down)? {
         Some(info) if info.private => match identity {
             Identity::Guest(_) => Err(Failure::new(
                 Code::Forbidden,
@@ -58,6 +52,37 @@ pub async fn check_access(
             },
         },
         _ => Ok(()),
+    }
+}
+
+/// After `room` was just created private with `owner` as its only member:
+/// every socket of this server in it but the owner's leaves it, so no one
+/// who joined the name while it was public and silent keeps receiving its
+/// messages or posting to it (`chat message` answers `FORBIDDEN` to a
+/// socket not in the room; a new `join` is refused). Taken under the
+/// room's lock, which `join` holds from its access check until the socket
+/// is in: a join that read the room as public is in before this runs, one
+/// after it reads the room as private.
+///
+/// In a cluster only this server's sockets are put out: those that joined
+/// the silent name on another server stay in until they leave (see
+/// docs/protocol.md, "Private rooms").
+pub async fn put_out_non_members(state: &AppState, room: &str, owner: &str) {
+    let Some(io) = state.io.get() else { return };
+    let _turn = state.room_locks.exclusive(room).await;
+    let mut put_out = 0usize;
+    for socket in io.to(room.to_owned()).sockets() {
+        let is_owner = socket
+            .extensions
+            .get::<Arc<super::connection::Connection>>()
+            .is_some_and(|conn| matches!(&conn.identity, Identity::Account(n) if n == owner));
+        if !is_owner {
+            socket.leave(room.to_owned());
+            put_out += 1;
+        }
+    }
+    if put_out > 0 {
+        tracing::info!(put_out, "room created private: earlier joiners put out");
     }
 }
 

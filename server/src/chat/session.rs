@@ -95,6 +95,12 @@ async fn join(
             format!("a connection may be in {max_rooms} rooms at most: leave one first"),
         ));
     }
+    // Access is checked, and the socket joined and caught up, under the
+    // room's lock: no message falls between the catch-up and the live
+    // stream, none comes in both, and a private creation of this name
+    // (which puts earlier joiners out under the same lock) cannot fall
+    // between the check and the join.
+    let _turn = state.room_locks.exclusive(&req.room).await;
     rooms::check_access(state, identity, &req.room).await?;
     let keys = state
         .sealer
@@ -106,9 +112,6 @@ async fn join(
             key: String::from(rk.key.to_base64().as_str()),
         })
         .collect();
-    // Joined and read under the room's lock, so no message falls between
-    // the catch-up and the live stream, and none comes in both.
-    let _turn = state.room_locks.exclusive(&req.room).await;
     socket.join(req.room.clone());
     let limit = i64::from(state.history_limit);
     let max_bytes = state.guards.max_ack_bytes;

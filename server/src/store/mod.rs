@@ -665,23 +665,9 @@ impl Store {
         .transpose()
     }
 
-    /// Makes the row of a public room, ownerless, unless one exists: a
-    /// room's first `join` does this (its first message would too), so a
-    /// name anyone has been in is taken and [`create_room`](Self::create_room)
-    /// cannot make it private under those already inside.
-    pub async fn ensure_room(&self, name: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, 0, 0) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Creates a room owned by `owner`; `false` if the name is taken (a
-    /// room anyone has joined or posted to counts as taken).
+    /// room with a stored message counts as taken: its first message makes
+    /// its row; a join makes none).
     pub async fn create_room(&self, name: &str, owner: &str, private: bool) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let created = sqlx::query(
@@ -748,6 +734,7 @@ impl Store {
             sqlx::query_scalar("SELECT 1 FROM chat_users WHERE lower(username) = lower($1)")
                 .bind(username)
                 .fetch_optional(&self.pool)
+                .within(self.timeout)
                 .await?;
         Ok(found.is_some())
     }
