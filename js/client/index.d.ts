@@ -98,6 +98,8 @@ export declare class ChatError extends Error {
   /** A protocol code, or one of the SDK's: TIMEOUT, OFFLINE, QUEUE_FULL, NOT_JOINED, LEFT, DISCARDED, CLOSED. */
   readonly code: string
   readonly reason: string
+  /** A server's retry hint, in milliseconds, when its error carried one. */
+  readonly retryAfterMs?: number
   constructor(code: string, message: string)
 }
 

@@ -81,7 +81,11 @@ async function fakeServer() {
     })
     const joined = new Set()
     socket.onAny((event, payload) => state.events.push({ event, payload, sid: socket.id }))
-    socket.on('join', (req, ack) => {
+    socket.on('join', async (req, ack) => {
+      if (state.beforeJoin) {
+        const error = await state.beforeJoin(req)
+        if (error) return ack({ ok: false, error })
+      }
       const list = history(req.room)
       joined.add(req.room)
       socket.join(req.room)
@@ -389,6 +393,37 @@ test('RATE_LIMITED and UNAVAILABLE are retried with the same clientId: stored on
   const m2 = server.events.filter((e) => e.event === 'chat message' && e.payload.message === 'm2')
   assert.equal(m2.length, 2)
   assert.equal(m2[0].payload.clientId, m2[1].payload.clientId, 'the same clientId again')
+})
+
+test('catch-ups: at most 4 in flight; RATE_LIMITED waits the hint and joins again; no room is lost', async () => {
+  const server = await fakeServer()
+  let inFlight = 0
+  let most = 0
+  const refusedAt = new Map()
+  const retriedAfter = []
+  server.beforeJoin = async (req) => {
+    if (req.since === undefined) return null
+    inFlight++
+    most = Math.max(most, inFlight)
+    await new Promise((r) => setTimeout(r, 30))
+    inFlight--
+    if (!refusedAt.has(req.room)) {
+      refusedAt.set(req.room, Date.now())
+      return { code: 'RATE_LIMITED', message: 'too many catch-ups', retryAfterMs: 200 }
+    }
+    retriedAfter.push(Date.now() - refusedAt.get(req.room))
+    return null
+  }
+  const ann = client(server.url)
+  const failed = []
+  ann.on('room error', (e) => failed.push(e))
+  const rooms = Array.from({ length: 12 }, (_, i) => `r${i}`)
+  await Promise.all(rooms.map((r) => ann.join(r, { since: 0 })))
+  assert.deepEqual(failed, [])
+  assert.deepEqual(ann.joinedRooms().sort(), [...rooms].sort())
+  assert.ok(most <= 4, `${most} catch-ups in flight at once`)
+  assert.equal(retriedAfter.length, 12, 'each room joined again once')
+  assert.ok(retriedAfter.every((ms) => ms >= 190), `retried after the hint: ${retriedAfter.join(' ')}`)
 })
 
 test('leave: no more messages from the room, its waiting sends fail with LEFT, sending again needs a join', async () => {

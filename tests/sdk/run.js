@@ -8,7 +8,7 @@ const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 
 const FILES = {
-  rust: ['sdk.test.js', 'restart.test.js', 'accounts.test.js', 'expiry.test.js', 'readme.test.js'],
+  rust: ['sdk.test.js', 'ratelimit.test.js', 'restart.test.js', 'accounts.test.js', 'expiry.test.js', 'readme.test.js'],
   node: ['sdk.test.js'],
   cluster: ['cluster.test.js'],
 }

@@ -19,6 +19,7 @@ const { RoomKeys } = require('./envelope')
 const { Room } = require('./room')
 const { Outbox } = require('./outbox')
 const token = require('./token')
+const { CATCH_UP_CONCURRENCY, backoffDelay, Slots } = require('./backoff')
 
 const DEFAULTS = {
   ackTimeout: 10000,
@@ -31,6 +32,11 @@ const ROOM_MAX = 64
 /** Join acks page by at most this many (the servers' history limit is 500). */
 const HISTORY_PAGE_MAX = 500
 const OWN_IDS_MAX = 10000
+/** Answers to a `join` that mean "not now": waited out on the same connection, never a room failure. */
+const JOIN_TRANSIENT = new Set(['RATE_LIMITED', 'INTERNAL'])
+/** RATE_LIMITED answers one `join` request is retried through before its caller sees the error. */
+const JOIN_RETRIES = 8
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 class Client extends Emitter {
   constructor(options) {
@@ -50,6 +56,8 @@ class Client extends Emitter {
     this.rooms = new Map()
     this.outbox = new Outbox(this, this.options.outboxLimit)
     this.ownIds = new Set()
+    // Catch-ups in flight on this connection (see backoff.js).
+    this.catchUps = new Slots(CATCH_UP_CONCURRENCY)
     this.generation = 0
     this.status = { state: 'connecting', reason: 'starting', code: null }
     this.closed = false
@@ -132,6 +140,8 @@ class Client extends Emitter {
   async onConnect() {
     const gen = ++this.generation
     this.expiredByServer = false
+    // A new connection has fresh limits: slots held on the old one do not count.
+    this.catchUps = new Slots(CATCH_UP_CONCURRENCY)
     this.setStatus('connecting', 'joining rooms')
     const rooms = [...this.rooms.values()]
     await Promise.all(rooms.map((room) => this.rejoin(room, gen)))
@@ -141,17 +151,46 @@ class Client extends Emitter {
   }
 
   async rejoin(room, gen) {
-    try {
-      await room.catchUp(gen)
-      this.outbox.pump(room.name)
-    } catch (err) {
-      if (gen !== this.generation || !this.socket.connected) return
-      if (err.code === 'TIMEOUT' || err.code === 'UNAVAILABLE') {
-        // The server did not answer: start over on a fresh connection.
-        this.socket.disconnect()
-        this.retryLater(1000)
-      } else {
-        this.roomFailed(room, err)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await room.catchUp(gen)
+        this.outbox.pump(room.name)
+        return
+      } catch (err) {
+        if (gen !== this.generation || !this.socket.connected || this.rooms.get(room.name) !== room) return
+        if (err.code === 'TIMEOUT' || err.code === 'UNAVAILABLE') {
+          // The server did not answer: start over on a fresh connection.
+          this.socket.disconnect()
+          this.retryLater(1000)
+          return
+        }
+        if (!JOIN_TRANSIENT.has(err.code)) {
+          this.roomFailed(room, err)
+          return
+        }
+        // Over the join limits (or a passing server fault): the room and its
+        // pending sends stay; join it again after a while on this connection.
+        await sleep(backoffDelay(attempt, err.retryAfterMs))
+        if (gen !== this.generation || !this.socket.connected || this.rooms.get(room.name) !== room) return
+      }
+    }
+  }
+
+  /**
+   * A `join`, paced for the servers' per-connection limits: catch-ups
+   * (with `since`) take one of a few slots, and RATE_LIMITED is waited out
+   * (the server's hint, else jittered exponential backoff) and asked again,
+   * up to JOIN_RETRIES times, while connection `gen` lasts.
+   */
+  async joinRequest(payload, gen = this.generation) {
+    const once = () => this.request('join', payload)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await (payload.since === undefined ? once() : this.catchUps.run(once))
+      } catch (err) {
+        if (err.code !== 'RATE_LIMITED' || attempt >= JOIN_RETRIES) throw err
+        await sleep(backoffDelay(attempt, err.retryAfterMs))
+        if (this.closed || gen !== this.generation || !this.socket.connected) throw err
       }
     }
   }
@@ -435,7 +474,7 @@ class Client extends Emitter {
     const out = []
     let since = Math.max(0, before - 1 - limit)
     for (;;) {
-      const ack = await this.request('join', { room, since })
+      const ack = await this.joinRequest({ room, since })
       await this.keys.add(room, ack.keys)
       const missed = Array.isArray(ack.missed) ? ack.missed : []
       for (const m of missed) if (m.seq > since && m.seq < before) out.push(m)

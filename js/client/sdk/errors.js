@@ -15,7 +15,11 @@ class ChatError extends Error {
 /** From an ack's `{ code, message }`. */
 function fromAck(error) {
   if (!error || typeof error.code !== 'string') return new ChatError('INTERNAL', 'malformed error from the server')
-  return new ChatError(error.code, String(error.message || ''))
+  const err = new ChatError(error.code, String(error.message || ''))
+  // A retry hint, when the server gives one (milliseconds or seconds).
+  const hint = Number.isFinite(error.retryAfterMs) ? error.retryAfterMs : Number.isFinite(error.retryAfter) ? error.retryAfter * 1000 : null
+  if (hint !== null && hint > 0) err.retryAfterMs = hint
+  return err
 }
 
 /** From a refused handshake: its message is `CODE: reason` (protocol §1). */

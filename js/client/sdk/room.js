@@ -53,7 +53,7 @@ class Room {
         for (let page = 0; page < 100000; page++) {
           this.again = false
           const payload = this.lastSeq === null ? { room: this.name } : { room: this.name, since: this.lastSeq }
-          const ack = await this.client.request('join', payload)
+          const ack = await this.client.joinRequest(payload, gen)
           if (gen !== this.client.generation || this.client.rooms.get(this.name) !== this) return
           await this.enqueue(() => this.applyJoin(ack))
           this.joinedGen = gen
