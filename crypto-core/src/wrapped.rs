@@ -63,6 +63,26 @@ fn header_key_id(kek_id: &[u8; KEK_ID_LEN]) -> u32 {
     u32::from_be_bytes(kek_id[..4].try_into().expect("4 bytes"))
 }
 
+/// Seals `plaintext` (a keyring's JSON form) as a wrapped keyring.
+pub(crate) fn seal_under(kek: &Kek, nonce: &[u8; NONCE_LEN], plaintext: &[u8]) -> Vec<u8> {
+    let id = kek.id();
+    let header = Header {
+        key_id: header_key_id(&id),
+        nonce: *nonce,
+    }
+    .to_bytes();
+    let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + envelope::OVERHEAD);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(plaintext);
+    let mut aad = header.to_vec();
+    aad.extend_from_slice(&keyring_context(&id));
+    let tag = Aes256Gcm::new(&kek.wrapping_key())
+        .seal_in_place(nonce, &aad, &mut out[HEADER_LEN..])
+        .expect("a keyring of at most 1 MiB is within AES-GCM's limit");
+    out.extend_from_slice(&tag);
+    out
+}
+
 fn wrong_kek(expected: &[u8; KEK_ID_LEN], got: &[u8; KEK_ID_LEN]) -> Error {
     Error::WrongKek {
         expected: kek_id_hex(expected),
@@ -81,23 +101,7 @@ impl Keyring {
     /// As [`Keyring::wrap`] with a chosen nonce; only tests and vectors may
     /// choose one.
     pub(crate) fn wrap_with_nonce(&self, kek: &Kek, nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
-        let id = kek.id();
-        let header = Header {
-            key_id: header_key_id(&id),
-            nonce: *nonce,
-        }
-        .to_bytes();
-        let json = self.to_json();
-        let mut out = Vec::with_capacity(HEADER_LEN + json.len() + envelope::OVERHEAD);
-        out.extend_from_slice(&header);
-        out.extend_from_slice(json.as_bytes());
-        let mut aad = header.to_vec();
-        aad.extend_from_slice(&keyring_context(&id));
-        let tag = Aes256Gcm::new(&kek.wrapping_key())
-            .seal_in_place(nonce, &aad, &mut out[HEADER_LEN..])
-            .expect("a keyring of at most 1 MiB is within AES-GCM's limit");
-        out.extend_from_slice(&tag);
-        out
+        seal_under(kek, nonce, self.to_json().as_bytes())
     }
 
     /// Opens the binary sealed form. `WRONG_KEK` if the header names
