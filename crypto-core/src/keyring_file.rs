@@ -79,8 +79,15 @@ impl Keyring {
         if json.len() > MAX_KEYRING_JSON {
             return Err(Error::InvalidKeyring("larger than 1 MiB".into()));
         }
-        let parsed: KeyringJson =
-            serde_json::from_str(json).map_err(|e| Error::InvalidKeyring(redact_serde(&e)))?;
+        let parsed: KeyringJson = serde_json::from_str(json).map_err(|e| {
+            if crate::wrapped::looks_wrapped(json) {
+                return Error::InvalidKeyring(
+                    "this is a wrapped keyring (docs/format.md §8): open it with its KEK or passphrase"
+                        .into(),
+                );
+            }
+            Error::InvalidKeyring(redact_serde(&e))
+        })?;
         let lowest = parsed.keys.iter().map(|k| k.id).min().unwrap_or(0);
         let keys = parsed.keys.into_iter().map(|k| (k.id, k.key.0));
         Keyring::from_parts(keys, parsed.primary, parsed.min_decrypt.unwrap_or(lowest))

@@ -50,6 +50,18 @@ pub const WRAPPED_VERSION: u32 = 1;
 /// room for the other fields.
 pub const MAX_WRAPPED_JSON: usize = MAX_KEYRING_JSON / 3 * 4 + 8192;
 
+/// Whether `json` is a wrapped keyring file (its `format` field says so),
+/// so a plain-keyring reader can say what it was given.
+pub(crate) fn looks_wrapped(json: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Format<'a> {
+        #[serde(borrow)]
+        format: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Format<'_>>(json)
+        .is_ok_and(|f| f.format.as_deref() == Some(WRAPPED_FORMAT))
+}
+
 /// The associated data's context of a keyring wrapped under `kek_id`.
 pub fn keyring_context(kek_id: &[u8; KEK_ID_LEN]) -> Vec<u8> {
     let mut out = Vec::with_capacity(KEYRING_CONTEXT_LABEL.len() + 1 + KEK_ID_LEN);
@@ -413,9 +425,11 @@ mod tests {
     fn plain_and_wrapped_json_are_never_confused() {
         let kr = Keyring::generate();
         let wrapped = WrappedKeyring::seal(&kr, &Kek::generate(), None).to_json();
-        assert_eq!(
-            Keyring::from_json(&wrapped).unwrap_err().kind(),
-            ErrorKind::InvalidKeyring
+        let err = Keyring::from_json(&wrapped).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidKeyring);
+        assert!(
+            err.to_string().contains("this is a wrapped keyring"),
+            "{err}"
         );
         assert_eq!(
             WrappedKeyring::from_json(&kr.to_json()).unwrap_err().kind(),
