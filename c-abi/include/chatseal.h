@@ -79,6 +79,8 @@ enum chatseal_result
   CHATSEAL_INVALID_ARGUMENT = 16,
   // chatseal panicked (a bug); the call had no effect.
   CHATSEAL_PANIC = 17,
+  // A wrapped keyring is sealed under another key-encryption key (or passphrase).
+  CHATSEAL_WRONG_KEK = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -95,7 +97,7 @@ typedef struct chatseal_keyring chatseal_keyring;
 typedef struct chatseal_sealer chatseal_sealer;
 
 // Every code, in value order.
-#define chatseal_result_ALL { CHATSEAL_OK, CHATSEAL_NULL_ARGUMENT, CHATSEAL_INVALID_UTF8, CHATSEAL_BUFFER_TOO_SMALL, CHATSEAL_MALFORMED, CHATSEAL_BAD_ENCODING, CHATSEAL_UNSUPPORTED_VERSION, CHATSEAL_UNSUPPORTED_ALGORITHM, CHATSEAL_UNKNOWN_KEY, CHATSEAL_RETIRED_KEY, CHATSEAL_BAD_TAG, CHATSEAL_INVALID_ROOM, CHATSEAL_INVALID_KEYRING, CHATSEAL_INSECURE_KEY_FILE, CHATSEAL_IO, CHATSEAL_TOO_LARGE, CHATSEAL_INVALID_ARGUMENT, CHATSEAL_PANIC, }
+#define chatseal_result_ALL { CHATSEAL_OK, CHATSEAL_NULL_ARGUMENT, CHATSEAL_INVALID_UTF8, CHATSEAL_BUFFER_TOO_SMALL, CHATSEAL_MALFORMED, CHATSEAL_BAD_ENCODING, CHATSEAL_UNSUPPORTED_VERSION, CHATSEAL_UNSUPPORTED_ALGORITHM, CHATSEAL_UNKNOWN_KEY, CHATSEAL_RETIRED_KEY, CHATSEAL_BAD_TAG, CHATSEAL_INVALID_ROOM, CHATSEAL_INVALID_KEYRING, CHATSEAL_INSECURE_KEY_FILE, CHATSEAL_IO, CHATSEAL_TOO_LARGE, CHATSEAL_INVALID_ARGUMENT, CHATSEAL_PANIC, CHATSEAL_WRONG_KEK, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -197,6 +199,30 @@ chatseal_result chatseal_rewrap(const chatseal_sealer *sealer, const char *room,
 // On success *out_len is the new text's length including the NUL, or 0
 // when the envelope is already under the primary key (nothing written).
 chatseal_result chatseal_rewrap_text(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const char *text_in, size_t text_len, char *out, size_t out_cap, size_t *out_len);
+
+// Wraps `keyring` under the key-encryption key `kek` (`kek_len` must be
+// 32, else CHATSEAL_INVALID_ARGUMENT) into the wrapped keyring file text,
+// NUL-terminated, in `out` (size query with out = NULL; *out_len is the
+// length including the NUL). The text holds no secret.
+chatseal_result chatseal_keyring_wrap(const chatseal_keyring *keyring, const uint8_t *kek, size_t kek_len, char *out, size_t out_cap, size_t *out_len);
+
+// As chatseal_keyring_wrap, under a KEK derived from the passphrase
+// (`passphrase_len` bytes, any bytes) with argon2id at the default
+// parameters (64 MiB, 3 passes) and a fresh salt, stored in the file. The
+// size query does not run argon2id.
+chatseal_result chatseal_keyring_wrap_passphrase(const chatseal_keyring *keyring, const uint8_t *passphrase, size_t passphrase_len, char *out, size_t out_cap, size_t *out_len);
+
+// Opens a wrapped keyring file text (`wrapped`, `wrapped_len` bytes, need
+// not be NUL-terminated) with the 32-byte `kek` into a new keyring.
+// CHATSEAL_WRONG_KEK if it is wrapped under another KEK; the other codes
+// as docs/format.md §8 lists them. *out is written only on success.
+chatseal_result chatseal_keyring_unwrap(const char *wrapped, size_t wrapped_len, const uint8_t *kek, size_t kek_len, chatseal_keyring **out);
+
+// As chatseal_keyring_unwrap, deriving the KEK from the passphrase with
+// the file's argon2id parameters (bounded: at most 1 GiB, 16 passes).
+// CHATSEAL_WRONG_KEK for a wrong passphrase; CHATSEAL_INVALID_KEYRING if
+// the file has no passphrase parameters.
+chatseal_result chatseal_keyring_unwrap_passphrase(const char *wrapped, size_t wrapped_len, const uint8_t *passphrase, size_t passphrase_len, chatseal_keyring **out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -39,6 +39,8 @@ inline const uint8_t* bytes(std::string_view s) { return reinterpret_cast<const 
 }  // namespace detail
 
 using room_key = std::array<uint8_t, CHATSEAL_KEY_LEN>;
+// A key-encryption key: 32 bytes kept apart from the wrapped keyring.
+using kek = std::array<uint8_t, CHATSEAL_KEY_LEN>;
 
 class keyring {
  public:
@@ -74,9 +76,43 @@ class keyring {
     detail::check(chatseal_keyring_room_key(get(), key_id, room.data(), room.size(), key.data()));
     return key;
   }
+  // The wrapped keyring file text (docs/format.md §8) under a 32-byte
+  // key-encryption key, or under a passphrase (argon2id, 64 MiB, 3 passes).
+  std::string wrap(const kek& key) const {
+    return wrapped_text([&](char* out, size_t cap, size_t* len) {
+      return chatseal_keyring_wrap(get(), key.data(), key.size(), out, cap, len);
+    });
+  }
+  std::string wrap_passphrase(std::string_view passphrase) const {
+    return wrapped_text([&](char* out, size_t cap, size_t* len) {
+      return chatseal_keyring_wrap_passphrase(get(), detail::bytes(passphrase), passphrase.size(), out, cap, len);
+    });
+  }
+  // Opens a wrapped keyring file text; chatseal::error with
+  // CHATSEAL_WRONG_KEK for another KEK or passphrase.
+  static keyring unwrap(std::string_view wrapped, const kek& key) {
+    chatseal_keyring* k = nullptr;
+    detail::check(chatseal_keyring_unwrap(wrapped.data(), wrapped.size(), key.data(), key.size(), &k));
+    return keyring(k);
+  }
+  static keyring unwrap_passphrase(std::string_view wrapped, std::string_view passphrase) {
+    chatseal_keyring* k = nullptr;
+    detail::check(chatseal_keyring_unwrap_passphrase(wrapped.data(), wrapped.size(), detail::bytes(passphrase),
+                                                     passphrase.size(), &k));
+    return keyring(k);
+  }
   const chatseal_keyring* get() const noexcept { return handle_.get(); }
 
  private:
+  template <class F>
+  static std::string wrapped_text(F&& call) {
+    size_t need = 0;
+    detail::check(call(nullptr, 0, &need));
+    std::string out(need, '\0');
+    detail::check(call(out.data(), out.size(), &need));
+    out.resize(need - 1);  // drop the NUL
+    return out;
+  }
   explicit keyring(chatseal_keyring* k) : handle_(k) {}
   std::unique_ptr<chatseal_keyring, detail::keyring_deleter> handle_;
 };

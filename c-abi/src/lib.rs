@@ -11,6 +11,7 @@
 
 mod guard;
 mod result;
+mod wrapped;
 
 use std::ffi::c_char;
 

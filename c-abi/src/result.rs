@@ -44,13 +44,15 @@ pub enum chatseal_result {
     CHATSEAL_INVALID_ARGUMENT = 16,
     /// chatseal panicked (a bug); the call had no effect.
     CHATSEAL_PANIC = 17,
+    /// A wrapped keyring is sealed under another key-encryption key (or passphrase).
+    CHATSEAL_WRONG_KEK = 18,
 }
 
 use chatseal_result::*;
 
 impl chatseal_result {
     /// Every code, in value order.
-    pub const ALL: [chatseal_result; 18] = [
+    pub const ALL: [chatseal_result; 19] = [
         CHATSEAL_OK,
         CHATSEAL_NULL_ARGUMENT,
         CHATSEAL_INVALID_UTF8,
@@ -69,6 +71,7 @@ impl chatseal_result {
         CHATSEAL_TOO_LARGE,
         CHATSEAL_INVALID_ARGUMENT,
         CHATSEAL_PANIC,
+        CHATSEAL_WRONG_KEK,
     ];
 
     /// The stable name, shared with the engine's error codes where one exists.
@@ -92,6 +95,7 @@ impl chatseal_result {
             CHATSEAL_TOO_LARGE => c"TOO_LARGE",
             CHATSEAL_INVALID_ARGUMENT => c"INVALID_ARGUMENT",
             CHATSEAL_PANIC => c"PANIC",
+            CHATSEAL_WRONG_KEK => c"WRONG_KEK",
         }
     }
 
@@ -124,6 +128,9 @@ impl chatseal_result {
             CHATSEAL_TOO_LARGE => c"an input is too large",
             CHATSEAL_INVALID_ARGUMENT => c"an argument is out of range",
             CHATSEAL_PANIC => c"internal error (panic); the call had no effect",
+            CHATSEAL_WRONG_KEK => {
+                c"the keyring is wrapped under another key-encryption key or passphrase"
+            }
         }
     }
 }
@@ -151,6 +158,7 @@ impl chatseal_result {
             ErrorKind::Io => CHATSEAL_IO,
             ErrorKind::TooLarge => CHATSEAL_TOO_LARGE,
             ErrorKind::BufferTooSmall => CHATSEAL_BUFFER_TOO_SMALL,
+            ErrorKind::WrongKek => CHATSEAL_WRONG_KEK,
             _ => CHATSEAL_INVALID_ARGUMENT,
         }
     }

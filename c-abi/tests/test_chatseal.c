@@ -1,5 +1,6 @@
 /* C tests of libchatseal: the shared envelope vectors, every bad input, and a
- * multi-threaded seal/open stress. Usage: test_chatseal VECTORS.tsv
+ * multi-threaded seal/open stress, and the wrapped keyring vectors.
+ * Usage: test_chatseal VECTORS.tsv WRAP_VECTORS.tsv
  * Prints "N passed, M failed" and exits non-zero on any failure. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -430,12 +431,128 @@ static void stress(void) {
   chatseal_keyring_free(kr);
 }
 
+/* The keyring's JSON form, as a new NUL-terminated string (free it). */
+static char *keyring_json(const chatseal_keyring *kr) {
+  size_t need = 0;
+  if (chatseal_keyring_to_json(kr, NULL, 0, &need) != CHATSEAL_OK) return NULL;
+  char *out = malloc(need);
+  if (chatseal_keyring_to_json(kr, out, need, &need) != CHATSEAL_OK) { free(out); return NULL; }
+  return out;
+}
+
+/* A wrapped keyring vector: the file opens with the KEK to exactly the
+ * keyring that was sealed. With the passphrase it is opened too, but only at
+ * OWASP's minimum argon2id parameters: the 64 MiB default under valgrind
+ * would take most of a minute, and its derived KEK is checked by the KEK
+ * open (it is that case's `kek`) and by the Rust tests. */
+static void wrap_valid_case(char **f) {
+  size_t kek_len, pass_len, file_len, json_len;
+  uint8_t *kek = unhex(f[2], &kek_len), *pass = unhex(f[3], &pass_len);
+  uint8_t *file = unhex(f[5], &file_len), *json = unhex(f[6], &json_len);
+  unsigned long m_cost = strtoul(f[4], NULL, 10);
+  chatseal_keyring *kr = NULL;
+  RC(chatseal_keyring_unwrap((const char *)file, file_len, kek, kek_len, &kr), CHATSEAL_OK);
+  char *got = kr ? keyring_json(kr) : NULL;
+  CHECK(got && strlen(got) == json_len && memcmp(got, json, json_len) == 0, "%s: keyring differs", f[1]);
+  free(got);
+  chatseal_keyring_free(kr);
+  if (pass_len > 0 && m_cost == 19456) {
+    kr = NULL;
+    RC(chatseal_keyring_unwrap_passphrase((const char *)file, file_len, pass, pass_len, &kr), CHATSEAL_OK);
+    got = kr ? keyring_json(kr) : NULL;
+    CHECK(got && strlen(got) == json_len && memcmp(got, json, json_len) == 0, "%s: passphrase keyring differs", f[1]);
+    free(got);
+    chatseal_keyring_free(kr);
+  }
+  free(kek); free(pass); free(file); free(json);
+}
+
+static void wrap_invalid_case(char **f) {
+  size_t kek_len, pass_len, file_len;
+  uint8_t *kek = unhex(f[2], &kek_len), *pass = unhex(f[3], &pass_len);
+  uint8_t *file = unhex(f[4], &file_len);
+  chatseal_keyring *kr = NULL;
+  uint32_t rc = strcmp(f[3], "-") != 0
+                    ? chatseal_keyring_unwrap_passphrase((const char *)file, file_len, pass, pass_len, &kr)
+                    : chatseal_keyring_unwrap((const char *)file, file_len, kek, kek_len, &kr);
+  CHECK(strcmp(chatseal_result_name(rc), f[5]) == 0, "%s: got %s, want %s", f[1], chatseal_result_name(rc), f[5]);
+  CHECK(kr == NULL, "%s: keyring written on failure", f[1]);
+  chatseal_keyring_free(kr);
+  free(kek); free(pass); free(file);
+}
+
+static void run_wrap_vectors(const char *path) {
+  FILE *fp = fopen(path, "r");
+  CHECK(fp != NULL, "cannot open %s", path);
+  if (!fp) return;
+  char *line = NULL;
+  size_t cap = 0;
+  int valid = 0, invalid = 0;
+  while (getline(&line, &cap, fp) > 0) {
+    char *f[8] = {0};
+    int nf = 0;
+    for (char *tok = strtok(line, " \n"); tok && nf < 8; tok = strtok(NULL, " \n")) f[nf++] = tok;
+    if (nf == 7 && f[0][0] == 'W') { wrap_valid_case(f); valid++; }
+    else if (nf == 6 && f[0][0] == 'X') { wrap_invalid_case(f); invalid++; }
+    else CHECK(0, "bad wrap vector line with %d fields", nf);
+  }
+  free(line);
+  fclose(fp);
+  CHECK(valid >= 5 && invalid >= 20, "only %d valid and %d invalid wrap vectors", valid, invalid);
+}
+
+/* Wrap and unwrap through the C API: size query, too small a buffer, a
+ * round trip under a KEK and a passphrase, and the wrong secret refused. */
+static void wrap_round_trip(void) {
+  chatseal_keyring *kr = NULL, *back = NULL;
+  RC(chatseal_keyring_generate(&kr), CHATSEAL_OK);
+  uint8_t kek[32], other[32];
+  memset(kek, 0x11, sizeof kek);
+  memset(other, 0x22, sizeof other);
+  size_t need = 0, len = 0;
+  RC(chatseal_keyring_wrap(kr, kek, 32, NULL, 0, &need), CHATSEAL_OK);
+  CHECK(need > 100, "size %zu", need);
+  char *buf = malloc(need);
+  RC(chatseal_keyring_wrap(kr, kek, 32, buf, need - 1, &len), CHATSEAL_BUFFER_TOO_SMALL);
+  CHECK(len == need, "needed %zu, told %zu", need, len);
+  RC(chatseal_keyring_wrap(kr, kek, 31, buf, need, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_keyring_wrap(kr, kek, 32, buf, need, &len), CHATSEAL_OK);
+  CHECK(len == need && buf[len - 1] == 0 && strlen(buf) == len - 1, "length %zu of %zu", len, need);
+  RC(chatseal_keyring_unwrap(buf, len - 1, other, 32, &back), CHATSEAL_WRONG_KEK);
+  CHECK(back == NULL, "keyring written on failure");
+  RC(chatseal_keyring_unwrap(buf, len - 1, kek, 32, &back), CHATSEAL_OK);
+  char *a = keyring_json(kr), *b = back ? keyring_json(back) : NULL;
+  CHECK(a && b && strcmp(a, b) == 0, "round trip changed the keyring");
+  free(b);
+  chatseal_keyring_free(back);
+  back = NULL;
+  RC(chatseal_keyring_unwrap(NULL, 10, kek, 32, &back), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_keyring_unwrap(buf, len - 1, kek, 32, NULL), CHATSEAL_NULL_ARGUMENT);
+  free(buf);
+
+  const uint8_t *pass = (const uint8_t *)"tr0ub4dor&3";
+  RC(chatseal_keyring_wrap_passphrase(kr, pass, 11, NULL, 0, &need), CHATSEAL_OK);
+  buf = malloc(need);
+  RC(chatseal_keyring_wrap_passphrase(kr, pass, 11, buf, need, &len), CHATSEAL_OK);
+  CHECK(len == need && strstr(buf, "\"argon2id\"") != NULL, "passphrase file");
+  RC(chatseal_keyring_unwrap_passphrase(buf, len - 1, (const uint8_t *)"tr0ub4dor&4", 11, &back),
+     CHATSEAL_WRONG_KEK);
+  RC(chatseal_keyring_unwrap_passphrase(buf, len - 1, pass, 11, &back), CHATSEAL_OK);
+  b = back ? keyring_json(back) : NULL;
+  CHECK(a && b && strcmp(a, b) == 0, "passphrase round trip changed the keyring");
+  free(a); free(b); free(buf);
+  chatseal_keyring_free(back);
+  chatseal_keyring_free(kr);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s VECTORS.tsv\n", argv[0]);
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s VECTORS.tsv WRAP_VECTORS.tsv\n", argv[0]);
     return 2;
   }
   run_vectors(argv[1]);
+  run_wrap_vectors(argv[2]);
+  wrap_round_trip();
   bad_inputs();
   overlapping_buffers();
   stress();

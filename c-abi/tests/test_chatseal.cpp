@@ -57,6 +57,23 @@ int main(int argc, char** argv) {
   CHECK(rewrapped_text && s.open_text("lobby", "", *rewrapped_text) == std::string("bin\0ary", 7), "rewrapped text opens");
   CHECK(rewrapped_text && !s.rewrap_text("lobby", "", *rewrapped_text), "rewrap_text under the primary");
 
+  // Wrapped keyrings: a round trip under a KEK and a passphrase keeps the
+  // keys (the room keys they derive), and the wrong secret is WRONG_KEK.
+  chatseal::kek key{}, other{};
+  key.fill(0x11);
+  other.fill(0x22);
+  auto wrapped = kr.wrap(key);
+  CHECK(wrapped.find("\"chatseal wrapped keyring\"") != std::string::npos, "wrapped file text");
+  auto back = chatseal::keyring::unwrap(wrapped, key);
+  CHECK(back.primary() == 2 && back.derive_room_key(1, "lobby") == old_key, "unwrap keeps the keys");
+  CHECK(code_of([&] { chatseal::keyring::unwrap(wrapped, other); }) == "WRONG_KEK", "wrong KEK");
+  auto by_pass = kr.wrap_passphrase("tr0ub4dor&3");
+  CHECK(chatseal::keyring::unwrap_passphrase(by_pass, "tr0ub4dor&3").derive_room_key(2, "lobby") ==
+            kr.derive_room_key(2, "lobby"),
+        "passphrase round trip");
+  CHECK(code_of([&] { chatseal::keyring::unwrap_passphrase(by_pass, "tr0ub4dor&4"); }) == "WRONG_KEK",
+        "wrong passphrase");
+
   std::ifstream in(argv[1]);
   std::string line;
   int vectors = 0;

@@ -39,6 +39,9 @@ pub enum ErrorKind {
     TooLarge,
     /// A caller-provided output buffer is too small.
     BufferTooSmall,
+    /// A wrapped keyring was sealed under another key-encryption key (or,
+    /// for a passphrase, another passphrase).
+    WrongKek,
 }
 
 impl ErrorKind {
@@ -58,11 +61,12 @@ impl ErrorKind {
             Self::Io => "IO",
             Self::TooLarge => "TOO_LARGE",
             Self::BufferTooSmall => "BUFFER_TOO_SMALL",
+            Self::WrongKek => "WRONG_KEK",
         }
     }
 
     /// Every kind, in code order (for bindings that publish the list).
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         Self::Malformed,
         Self::BadEncoding,
         Self::UnsupportedVersion,
@@ -76,6 +80,7 @@ impl ErrorKind {
         Self::Io,
         Self::TooLarge,
         Self::BufferTooSmall,
+        Self::WrongKek,
     ];
 }
 
@@ -125,6 +130,11 @@ pub enum Error {
     TooLarge(&'static str),
     #[error("output buffer too small: {needed} bytes needed")]
     BufferTooSmall { needed: usize },
+    /// The ids are fingerprints of the keys (docs/format.md §8), not the keys.
+    #[error(
+        "wrong key-encryption key: the keyring is wrapped under KEK {expected}, this one is {got}"
+    )]
+    WrongKek { expected: String, got: String },
 }
 
 impl Error {
@@ -146,6 +156,7 @@ impl Error {
             Self::Io { .. } => ErrorKind::Io,
             Self::TooLarge(_) => ErrorKind::TooLarge,
             Self::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
+            Self::WrongKek { .. } => ErrorKind::WrongKek,
         }
     }
 }

@@ -79,8 +79,15 @@ impl Keyring {
         if json.len() > MAX_KEYRING_JSON {
             return Err(Error::InvalidKeyring("larger than 1 MiB".into()));
         }
-        let parsed: KeyringJson =
-            serde_json::from_str(json).map_err(|e| Error::InvalidKeyring(redact_serde(&e)))?;
+        let parsed: KeyringJson = serde_json::from_str(json).map_err(|e| {
+            if crate::wrapped::looks_wrapped(json) {
+                return Error::InvalidKeyring(
+                    "this is a wrapped keyring (docs/format.md §8): open it with its KEK or passphrase"
+                        .into(),
+                );
+            }
+            Error::InvalidKeyring(redact_serde(&e))
+        })?;
         let lowest = parsed.keys.iter().map(|k| k.id).min().unwrap_or(0);
         let keys = parsed.keys.into_iter().map(|k| (k.id, k.key.0));
         Keyring::from_parts(keys, parsed.primary, parsed.min_decrypt.unwrap_or(lowest))
@@ -108,23 +115,7 @@ impl Keyring {
 
     /// Loads a keyring file, refusing one that group or others can access.
     pub fn load_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
-        check_private(path, &meta)?;
-        if meta.len() > MAX_KEYRING_JSON as u64 {
-            return Err(Error::InvalidKeyring(format!(
-                "{} is larger than 1 MiB",
-                path.display()
-            )));
-        }
-        let mut text = Zeroizing::new(String::with_capacity(meta.len() as usize + 1));
-        file.read_to_string(&mut text).map_err(io)?;
-        Self::from_json(&text)
+        Self::from_json(&read_private(path.as_ref(), MAX_KEYRING_JSON)?)
     }
 
     /// Reads a keyring from the environment variable `var`: the JSON form, or
@@ -153,28 +144,7 @@ impl Keyring {
     /// Writes the keyring to `path` atomically with mode 0600, replacing any
     /// existing file.
     pub fn save_file(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("keyring"),
-            std::process::id()
-        ));
-        let outcome = write_private(&tmp, self.to_json().as_bytes())
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .and_then(|()| sync_dir(dir));
-        if outcome.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        outcome.map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        save_private(path.as_ref(), self.to_json().as_bytes())
     }
 
     /// Loads the keyring at `path`, or, if there is no file there, generates
@@ -207,9 +177,57 @@ impl Keyring {
     }
 }
 
+/// Reads a key file (a keyring, wrapped or not) of at most `max` bytes,
+/// refusing one that group or others can access or another user could
+/// replace. The text is in a buffer wiped on drop.
+pub(crate) fn read_private(path: &Path, max: usize) -> Result<Zeroizing<String>> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    check_private(path, &meta)?;
+    if meta.len() > max as u64 {
+        return Err(Error::InvalidKeyring(format!(
+            "{} is larger than {max} bytes",
+            path.display()
+        )));
+    }
+    let mut text = Zeroizing::new(String::with_capacity(meta.len() as usize + 1));
+    file.read_to_string(&mut text).map_err(io)?;
+    Ok(text)
+}
+
+/// Writes a key file atomically with mode 0600 (temporary file, fsync,
+/// rename, fsync of the directory), replacing any existing file.
+pub(crate) fn save_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("keyring"),
+        std::process::id()
+    ));
+    let outcome = write_private(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .and_then(|()| sync_dir(dir));
+    if outcome.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    outcome.map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// serde_json's messages can quote input; keep only line and column, and the
 /// name of an unknown or missing field when it cannot be key material.
-fn redact_serde(e: &serde_json::Error) -> String {
+pub(crate) fn redact_serde(e: &serde_json::Error) -> String {
     let detail = e.to_string();
     let what = match e.classify() {
         serde_json::error::Category::Io => "could not be read".to_string(),

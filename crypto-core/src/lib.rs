@@ -25,12 +25,14 @@ mod cache;
 pub mod context;
 pub mod envelope;
 pub mod error;
+pub mod kek;
 pub mod keyring;
 mod keyring_file;
 pub mod nonce;
 pub mod room;
 pub mod sealer;
 pub mod secret;
+pub mod wrapped;
 
 #[cfg(test)]
 mod vectors;
@@ -39,6 +41,7 @@ pub use cache::DEFAULT_CAPACITY as DEFAULT_ROOM_CACHE_CAPACITY;
 pub use context::chat_context;
 pub use envelope::{Header, OVERHEAD, decode_text, encode_text, opened_len, sealed_len};
 pub use error::{Error, ErrorKind, Result};
+pub use kek::{KdfParams, Kek};
 pub use keyring::Keyring;
 pub use keyring_file::MAX_KEYRING_JSON;
 pub use room::{MAX_ROOM_CHARS, derive_room_key, validate_chat_room, validate_room};
@@ -46,4 +49,5 @@ pub use sealer::{
     OpenRequest, RewrapRequest, Rewrapped, RoomKey, SEAL_BUDGET_PER_KEY, SealRequest, Sealer,
 };
 pub use secret::{KEY_LEN, SecretKey};
+pub use wrapped::WrappedKeyring;
 pub use zeroize::Zeroizing;

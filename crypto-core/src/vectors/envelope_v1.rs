@@ -18,7 +18,7 @@ use crate::secret::SecretKey;
 const FILE: &str = "tests/vectors/envelope-v1.json";
 
 /// `len` deterministic bytes for `label` (SHA-256 in counter mode).
-fn det(label: &str, len: usize) -> Vec<u8> {
+pub(super) fn det(label: &str, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 32);
     let mut counter = 0u32;
     while out.len() < len {

@@ -8,6 +8,7 @@
 //!   the format shows up as a diff. `CHATSEAL_WRITE_VECTORS=1` rewrites it.
 
 mod envelope_v1;
+mod keyring_wrap_v1;
 mod nist_cavp;
 mod wycheproof;
 
