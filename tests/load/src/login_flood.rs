@@ -34,10 +34,31 @@ fn authority(url: &str) -> String {
         .to_owned()
 }
 
-/// Starts the flood; it runs until `stop` is set.
+/// Starts the flood on a thread and runtime of its own (so the chatting
+/// clients' latency is not the flooders' scheduling delay); it runs until
+/// `stop` is set.
 pub fn start(url: &str, parallel: usize, stop: Arc<AtomicBool>) -> Arc<Counts> {
     let counts = Arc::new(Counts::default());
     let addr = authority(url);
+    let (shared, done) = (Arc::clone(&counts), Arc::clone(&stop));
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            flood(addr, parallel, Arc::clone(&done), shared);
+            while !done.load(Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        });
+    });
+    counts
+}
+
+fn flood(addr: String, parallel: usize, stop: Arc<AtomicBool>, counts: Arc<Counts>) {
     for worker in 0..parallel {
         let (addr, stop, counts) = (addr.clone(), Arc::clone(&stop), Arc::clone(&counts));
         tokio::spawn(async move {
@@ -58,7 +79,6 @@ pub fn start(url: &str, parallel: usize, stop: Arc<AtomicBool>) -> Arc<Counts> {
             }
         });
     }
-    counts
 }
 
 async fn login(addr: &str, name: &str) -> Option<u16> {
