@@ -15,6 +15,9 @@
 //! * [`client`]: the browser client's files; [`metrics`]: Prometheus.
 //! * [`error`]: the one error type and its JSON form; [`files`]: the data
 //!   directory's modes.
+//! * [`serve`]: the accept loop (header timeout, connection caps);
+//!   [`guards`], [`hashing`], [`login_limit`], [`per_ip`]: the limits
+//!   against floods (docs/operations.md, "Limits").
 
 pub mod accounts;
 pub mod app;

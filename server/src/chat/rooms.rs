@@ -207,10 +207,13 @@ fn deliver(io: &SocketIo, room: &str, raws: &[Box<RawValue>]) {
 
 /// A reader whose send queue is full: out of every room at once (so nothing
 /// more is queued for it), its connection closed, counted and logged once.
-/// A WebSocket's TCP connection is ended through its [`Disconnect`]; a
-/// polling session gets the disconnect packet as soon as its next poll
-/// makes room for it. Either way the client reconnects and catches up with
-/// `join { since }`. Never logs the socket id: it is a bearer credential.
+/// A session opened as a WebSocket (the browser client's and the load
+/// tool's way) has its TCP connection ended through its [`Disconnect`]; a
+/// polling or upgraded session (whose handshake connection may since carry
+/// other requests, through a proxy) gets the disconnect packet as soon as
+/// its queue has room, or ends at its ping timeout. Either way the client
+/// reconnects and catches up with `join { since }`. Never logs the socket
+/// id: it is a bearer credential.
 ///
 /// [`Disconnect`]: crate::serve::Disconnect
 pub fn evict(socket: &socketioxide::extract::SocketRef) {
@@ -224,11 +227,12 @@ pub fn evict(socket: &socketioxide::extract::SocketRef) {
     metrics::slow_reader();
     tracing::warn!("reader too slow: disconnecting it (it catches up with since)");
     socket.leave_all();
-    if let Some(off) = socket
-        .req_parts()
-        .extensions
-        .get::<crate::serve::Disconnect>()
-    {
+    let parts = socket.req_parts();
+    let opened_as_websocket = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "transport=websocket"));
+    if opened_as_websocket && let Some(off) = parts.extensions.get::<crate::serve::Disconnect>() {
         off.now();
     }
     let socket = socket.clone();

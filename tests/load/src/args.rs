@@ -60,6 +60,10 @@ pub struct ChatArgs {
     /// or any acknowledged message never reached a reader.
     #[arg(long)]
     pub fail_on_error: bool,
+    /// While chatting, this many connections flood `POST /api/login` with
+    /// made-up names (0: no flood).
+    #[arg(long, default_value_t = 0)]
+    pub login_flood: usize,
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,6 +8,7 @@ mod args;
 mod engineio;
 mod envelope;
 mod idle;
+mod login_flood;
 mod proc_stats;
 mod report;
 mod run;

@@ -40,6 +40,18 @@ pub fn print(r: &ChatResult, json: bool) {
         "  server CPU {:.1} s ({:.0} %), peak RSS {:.1} MiB",
         r.server_cpu_seconds, r.server_cpu_percent, r.server_peak_rss_mib
     );
+    if r.login_flood > 0 {
+        println!(
+            "  login flood: {} connections, {} logins ({:.0}/s): 401 {}, 429 {}, 503 {}, failed {}",
+            r.login_flood,
+            r.logins,
+            r.logins_per_sec,
+            r.logins_unauthorized,
+            r.logins_limited,
+            r.logins_unavailable,
+            r.logins_failed
+        );
+    }
 }
 
 #[allow(clippy::print_stdout)]

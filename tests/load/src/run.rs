@@ -60,6 +60,14 @@ pub struct ChatResult {
     pub server_cpu_percent: f64,
     pub server_peak_rss_mib: f64,
     pub encrypted: bool,
+    /// Parallel login flooders (0: none) and their answers.
+    pub login_flood: usize,
+    pub logins: u64,
+    pub logins_per_sec: f64,
+    pub logins_unauthorized: u64,
+    pub logins_limited: u64,
+    pub logins_unavailable: u64,
+    pub logins_failed: u64,
 }
 
 struct Client {
@@ -137,6 +145,8 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
 
     let totals = Arc::new(Totals::default());
     let stop_sending = Arc::new(AtomicBool::new(false));
+    let flood = (opts.login_flood > 0)
+        .then(|| crate::login_flood::start(&args.url, opts.login_flood, Arc::clone(&stop_sending)));
     let cpu_before = proc_stats::total_cpu(&args.pids);
     let epoch = Instant::now();
     let per_room = Arc::new(per_room);
@@ -192,6 +202,8 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let elapsed = send_window.as_secs_f64();
+    let flood_counts = |f: fn(&crate::login_flood::Counts) -> u64| flood.as_deref().map_or(0, f);
+    let logins = flood_counts(|c| c.total());
     let cpu = proc_stats::total_cpu(&args.pids).saturating_sub(cpu_before);
     let peak_rss = proc_stats::total_peak_rss(&args.pids);
 
@@ -240,6 +252,13 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
         server_cpu_percent: 100.0 * cpu.as_secs_f64() / elapsed,
         server_peak_rss_mib: peak_rss as f64 / 1024.0,
         encrypted,
+        login_flood: opts.login_flood,
+        logins,
+        logins_per_sec: logins as f64 / elapsed,
+        logins_unauthorized: flood_counts(|c| c.unauthorized.load(Ordering::Relaxed)),
+        logins_limited: flood_counts(|c| c.limited.load(Ordering::Relaxed)),
+        logins_unavailable: flood_counts(|c| c.unavailable.load(Ordering::Relaxed)),
+        logins_failed: flood_counts(|c| c.other.load(Ordering::Relaxed)),
     })
 }
 
