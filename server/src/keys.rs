@@ -5,6 +5,11 @@
 //! quick start needs no set-up. A generated keyring is announced in the log,
 //! because a keyring nobody backs up is history nobody can read.
 
+pub mod cli;
+pub mod guard;
+pub mod rotate;
+pub mod watch;
+
 use chatseal_core::{Keyring, Zeroizing};
 
 use crate::config::Config;

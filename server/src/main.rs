@@ -1,4 +1,5 @@
-//! `chatseal-server`: parse the configuration, set up logging, serve.
+//! `chatseal-server`: parse the configuration, set up logging, serve (or
+//! run a `keys` command).
 
 use clap::Parser as _;
 
@@ -6,5 +7,8 @@ use clap::Parser as _;
 async fn main() -> anyhow::Result<()> {
     let config = chatseal_server::Config::parse();
     chatseal_server::logging::init(&config.log);
-    chatseal_server::run(config).await
+    match config.command.clone() {
+        Some(command) => chatseal_server::keys::cli::run(&config, command).await,
+        None => chatseal_server::run(config).await,
+    }
 }
