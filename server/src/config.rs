@@ -17,7 +17,12 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Directory for the embedded database and the generated dev keyring.
-    #[arg(long, global = true, env = "CHATSEAL_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        global = true,
+        env = "CHATSEAL_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
 
     /// Keyring file (JSON, mode 0600). Default: <data-dir>/keyring.json,

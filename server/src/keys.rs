@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod guard;
+pub mod rewrap;
 pub mod rotate;
 pub mod watch;
 

@@ -87,10 +87,7 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<()> {
     let outcome = match keys {
         Keys::Status { json } => status(config, &store, json).await,
         Keys::Rotate { wait } => rotate_cmd(config, &store, wait).await,
-        Keys::Rewrap { batch, rate } => {
-            let _ = (batch, rate);
-            anyhow::bail!("rewrap: not yet")
-        }
+        Keys::Rewrap { batch, rate } => super::rewrap::run(config, &store, batch, rate).await,
         Keys::Retire { below, force, wait } => retire(config, &store, below, force, wait).await,
         Keys::Generate { .. } => unreachable!("handled above"),
     };
@@ -231,7 +228,10 @@ fn generate(out: Option<&Path>, key_only: bool) -> anyhow::Result<()> {
                 path.display()
             );
             keyring.save_file(path)?;
-            eprintln!("wrote a new keyring to {} (mode 0600); back it up", path.display());
+            eprintln!(
+                "wrote a new keyring to {} (mode 0600); back it up",
+                path.display()
+            );
         }
     }
     Ok(())

@@ -148,7 +148,10 @@ pub async fn verify_unrecorded(
             );
         }
         store.record_key(id, &kcv, now_ms()).await?;
-        tracing::info!(key_id = id, "recorded the check value of a key stored messages use");
+        tracing::info!(
+            key_id = id,
+            "recorded the check value of a key stored messages use"
+        );
     }
     Ok(())
 }
@@ -168,7 +171,9 @@ pub async fn at_start(keyring: &Keyring, source: &str, store: &Store) -> anyhow:
 /// with another server or command).
 pub async fn record_primary(keyring: &Keyring, source: &str, store: &Store) -> anyhow::Result<()> {
     let id = keyring.primary();
-    let kcv = keyring.check_value(id).expect("the primary is in the keyring");
+    let kcv = keyring
+        .check_value(id)
+        .expect("the primary is in the keyring");
     let stored = store.record_key(id, &kcv, now_ms()).await?;
     anyhow::ensure!(
         stored == kcv,
@@ -227,7 +232,10 @@ pub async fn may_generate(config: &Config, store: &Store) -> anyhow::Result<()> 
              back (restore keyring.json from its backup, or set --keyring-file / \
              $CHATSEAL_KEYRING); never start a fresh data dir against a database in use",
             path.display(),
-            ids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())
@@ -245,7 +253,8 @@ mod tests {
 
     fn ring(keys: &[(u32, u8)], primary: u32, min: u32) -> Keyring {
         Keyring::from_parts(
-            keys.iter().map(|(id, b)| (*id, SecretKey::from_bytes([*b; 32]))),
+            keys.iter()
+                .map(|(id, b)| (*id, SecretKey::from_bytes([*b; 32]))),
             primary,
             min,
         )

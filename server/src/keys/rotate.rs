@@ -116,7 +116,11 @@ pub async fn publish(
 /// Adds a fresh key under a new id on every running server, then makes it
 /// primary everywhere. `Ok(None)` if another rotation holds the lease, or
 /// if `only_if_primary` is no longer the primary.
-pub async fn rotate(store: &Store, path: &Path, options: &Options) -> anyhow::Result<Option<Rotated>> {
+pub async fn rotate(
+    store: &Store,
+    path: &Path,
+    options: &Options,
+) -> anyhow::Result<Option<Rotated>> {
     with_lease(store, &options.holder, async || {
         let (mut keyring, usage) = load_checked(store, path).await?;
         if options
@@ -138,17 +142,22 @@ pub async fn rotate(store: &Store, path: &Path, options: &Options) -> anyhow::Re
         keyring.add_key(id, SecretKey::generate())?;
         let kcv = keyring.check_value(id).expect("just added");
         let recorded = store.record_key(id, &kcv, now_ms()).await?;
-        anyhow::ensure!(recorded == kcv, "key id {id} was recorded by someone else meanwhile");
+        anyhow::ensure!(
+            recorded == kcv,
+            "key id {id} was recorded by someone else meanwhile"
+        );
         // Step 1: every server holds the new key (still sealing with the old).
-        publish(store, path, &keyring, options.wait, |n| n.key_ids.contains(&id))
-            .await
-            .map_err(|e| {
-                e.context(format!(
-                    "key {id} was added to {} but is NOT primary: run `keys rotate` again once \
+        publish(store, path, &keyring, options.wait, |n| {
+            n.key_ids.contains(&id)
+        })
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "key {id} was added to {} but is NOT primary: run `keys rotate` again once \
                      every server reads that file",
-                    path.display()
-                ))
-            })?;
+                path.display()
+            ))
+        })?;
         // Step 2: every server seals with it.
         keyring.promote(id)?;
         let servers = publish(store, path, &keyring, options.wait, |n| n.primary == id).await?;

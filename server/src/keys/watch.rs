@@ -44,13 +44,21 @@ pub async fn install(
     let usage = KeyUse::read(&state.store).await?;
     guard::check(&keyring, source, &usage)?;
     guard::record_primary(&keyring, source, &state.store).await?;
-    let (before, primary) = (current.primary(), keyring.primary());
+    let (before, primary, min_decrypt) =
+        (current.primary(), keyring.primary(), keyring.min_decrypt());
     let added: Vec<u32> = keyring
         .usable_key_ids()
         .filter(|id| current.key_ids().all(|k| k != *id))
         .collect();
     state.sealer.replace_keyring(keyring);
-    tracing::info!(primary, was = before, ?added, why, "keyring reloaded");
+    tracing::info!(
+        primary,
+        was = before,
+        min_decrypt,
+        ?added,
+        why,
+        "keyring reloaded"
+    );
     crate::chat::rooms::announce_keys(state, &added).await;
     Ok(())
 }
@@ -173,12 +181,7 @@ async fn flush(
 
 /// Whether the primary is due for rotation: older than `rotate_after`, or
 /// `rotate_after_seals` seals under it (counted by every server).
-pub fn due(
-    config: &Config,
-    created_ms: i64,
-    seals: u64,
-    now_ms: i64,
-) -> Option<&'static str> {
+pub fn due(config: &Config, created_ms: i64, seals: u64, now_ms: i64) -> Option<&'static str> {
     if let Some(after) = config.rotate_after {
         let age = u128::try_from(now_ms.saturating_sub(created_ms)).unwrap_or(0);
         if age >= after.as_millis() {
@@ -232,7 +235,11 @@ async fn auto_rotate(
         };
         match rotate::rotate(&state.store, &path, &options).await {
             Ok(Some(done)) => {
-                tracing::info!(key_id = done.id, reason = why, "rotated the keyring automatically")
+                tracing::info!(
+                    key_id = done.id,
+                    reason = why,
+                    "rotated the keyring automatically"
+                )
             }
             Ok(None) => {} // another server rotated first
             Err(e) => tracing::error!(error = %e, "automatic rotation failed"),

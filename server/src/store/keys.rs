@@ -37,7 +37,7 @@ pub struct NodeRecord {
 
 /// A message's new envelope, for [`Store::replace_envelopes`].
 #[derive(Debug, Clone)]
-pub struct Rewrapped {
+pub struct NewEnvelope {
     pub id: String,
     pub old_key_id: u32,
     pub key_id: u32,
@@ -268,18 +268,40 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Up to `limit` messages under a key id below `below`, by key id: what
+    /// Up to `limit` messages under a key id below `below`, by key id,
+    /// leaving out the ids in `skip` (messages that did not open): what
     /// `keys rewrap` works through. A rewrapped message leaves the range, so
     /// the next call (or a new run after a kill) continues where this left.
-    pub async fn messages_to_rewrap(&self, below: u32, limit: i64) -> Result<Vec<StoredMessage>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM chat_messages WHERE key_id < $1 ORDER BY key_id LIMIT $2",
+    pub async fn messages_to_rewrap(
+        &self,
+        below: u32,
+        limit: i64,
+        skip: &[String],
+    ) -> Result<Vec<StoredMessage>> {
+        // Parameters in order of appearance: below, the skipped ids, limit.
+        let mut sql = format!(
+            "SELECT {} FROM chat_messages WHERE key_id < ",
             super::COLUMNS
-        ))
-        .bind(i64::from(below))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        self.push_param(&mut sql, 1);
+        if !skip.is_empty() {
+            sql.push_str(" AND id NOT IN (");
+            for k in 0..skip.len() {
+                if k > 0 {
+                    sql.push(',');
+                }
+                self.push_param(&mut sql, k + 2);
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ORDER BY key_id LIMIT ");
+        self.push_param(&mut sql, skip.len() + 2);
+        let mut query = sqlx::query(&sql).bind(i64::from(below));
+        for id in skip {
+            query = query.bind(id.as_str());
+        }
+        let query = query.bind(limit);
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(message_of).collect()
     }
 
@@ -287,13 +309,15 @@ impl Store {
     /// [`super::MAX_BATCH`] rows. A row whose key id is no longer
     /// `old_key_id` (rewrapped by another run meanwhile) is left alone.
     /// Returns the rows changed.
-    pub async fn replace_envelopes(&self, batch: &[Rewrapped]) -> Result<u64> {
+    pub async fn replace_envelopes(&self, batch: &[NewEnvelope]) -> Result<u64> {
         let mut tx = self.write_tx().await?;
         let mut changed = 0;
         for chunk in batch.chunks(super::MAX_BATCH) {
             // UPDATE … FROM (VALUES …): both backends name the columns
             // column1, column2, ….
-            let mut sql = String::from("UPDATE chat_messages SET envelope = v.column3, key_id = v.column4 FROM (VALUES ");
+            let mut sql = String::from(
+                "UPDATE chat_messages SET envelope = v.column3, key_id = v.column4 FROM (VALUES ",
+            );
             for k in 0..chunk.len() {
                 sql.push_str(if k > 0 { ",(" } else { "(" });
                 for c in 1..=4 {

@@ -9,7 +9,7 @@
 mod keys;
 mod schema;
 
-pub use keys::{KeyRecord, NodeRecord, Rewrapped};
+pub use keys::{KeyRecord, NewEnvelope, NodeRecord};
 
 use std::sync::Arc;
 use std::time::Duration;
