@@ -81,10 +81,11 @@ impl Drop for Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
-        let mut child = cmd(dir, &["--listen", "127.0.0.1:0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        Server::spawn(&mut cmd(dir, &["--listen", "127.0.0.1:0"]))
+    }
+
+    fn spawn(command: &mut Command) -> Server {
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let sink = Arc::clone(&log);
@@ -472,5 +473,91 @@ async fn a_rewrap_killed_halfway_resumes_and_loses_nothing() {
     let seals = records.iter().find(|r| r.id == 2).unwrap().seals;
     assert!(seals >= 6000, "{seals}");
     db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn post_encrypt(addr: &str) {
+    use std::io::{Read as _, Write as _};
+    let body = r#"{"message":"count me"}"#;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /encrypt HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
+fn wait_primary(file: &Path, at_least: u32) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Keyring::load_file(file).unwrap().primary() < at_least {
+        assert!(Instant::now() < deadline, "no automatic rotation");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Instant::now()
+}
+
+#[test]
+fn automatic_rotation_by_seal_count_and_once_per_cluster_by_age() {
+    let dir = temp_dir("auto");
+    let file = dir.join("keyring.json");
+    keyring(&[(1, 1)], 1, 1).save_file(&file).unwrap();
+
+    // By seal count: the seals of every server are counted in the store.
+    let mut c = cmd(
+        &dir,
+        &["--listen", "127.0.0.1:0", "--rotate-after-seals", "3"],
+    );
+    let server = Server::spawn(&mut c);
+    let addr = server
+        .wait_for("addr=")
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    for _ in 0..3 {
+        post_encrypt(&addr);
+    }
+    wait_primary(&file, 2);
+    server.wait_for("rotated the keyring automatically");
+    drop(server);
+
+    // By age, two servers: one rotation per due key, not one per server.
+    let servers: Vec<Server> = (0..2)
+        .map(|_| {
+            Server::spawn(&mut cmd(
+                &dir,
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--rotate-after",
+                    "4s",
+                    "--rotate-after-seals",
+                    "0",
+                ],
+            ))
+        })
+        .collect();
+    let rotated = wait_primary(&file, 3);
+    while rotated.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        Keyring::load_file(&file).unwrap().primary(),
+        3,
+        "rotated twice for one due key"
+    );
+    let lines: usize = servers
+        .iter()
+        .map(|s| s.count("rotated the keyring automatically"))
+        .sum();
+    assert_eq!(lines, 1);
+    drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }

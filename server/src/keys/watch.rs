@@ -28,7 +28,7 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// Seal counts are flushed every this many polls.
 const FLUSH_EVERY: u32 = 5;
 /// The automatic-rotation condition is read every this many polls.
-const AUTO_EVERY: u32 = 10;
+const AUTO_EVERY: u32 = 5;
 
 /// Checks `keyring` as a reload and installs it: seals with its primary
 /// from then on and, if the primary changed, sends members the new room
