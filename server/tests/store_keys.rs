@@ -132,7 +132,7 @@ async fn suite(url: &str) {
             envelope: "new-m6".into(),
         },
     ];
-    assert_eq!(store.replace_envelopes(&fresh).await.unwrap(), 1);
+    assert_eq!(store.replace_envelopes(&fresh, (3, 0)).await.unwrap(), 1);
     let room = store.messages("r", 0, None, 100).await.unwrap();
     let m0 = room.iter().find(|m| m.id == "m0").unwrap();
     assert_eq!((m0.seq, m0.key_id, m0.message.as_str()), (1, 3, "new-m0"));
@@ -149,7 +149,7 @@ async fn suite(url: &str) {
         .cycle()
         .take(600)
         .collect();
-    assert_eq!(store.replace_envelopes(&many).await.unwrap(), 9);
+    assert_eq!(store.replace_envelopes(&many, (2, 4)).await.unwrap(), 9);
     assert_eq!(store.messages_below(3).await.unwrap(), 0);
 
     store.retire_keys_below(2).await.unwrap();
@@ -161,6 +161,8 @@ async fn suite(url: &str) {
         .map(|r| r.retired)
         .collect();
     assert_eq!(retired, vec![true, false]);
+    // Reseals were counted with the envelopes they made.
+    assert_eq!(store.key_records().await.unwrap()[1].seals, 7 + 4);
     store.close().await;
 }
 

@@ -67,7 +67,7 @@ pub async fn run(config: &Config, store: &Store, batch: usize, rate: u64) -> any
     });
     let mut failed: Vec<String> = Vec::new();
     let mut done = 0u64;
-    let mut flushed = 0u64;
+    let mut counted = 0u64;
     loop {
         let rows = store
             .messages_to_rewrap(primary, batch as i64, &failed)
@@ -81,11 +81,13 @@ pub async fn run(config: &Config, store: &Store, batch: usize, rate: u64) -> any
         }
         let worker = Arc::clone(&sealer);
         let (fresh, bad) = tokio::task::spawn_blocking(move || rewrap_all(&worker, &rows)).await?;
-        store.replace_envelopes(&fresh).await?;
-        // The nonce budget: every reseal is a seal under the primary.
+        // The nonce budget: every reseal is a seal under the primary,
+        // counted in the transaction that stores it.
         let seals: u64 = sealer.seal_counts().iter().map(|(_, n)| n).sum();
-        store.add_seals(&[(primary, seals - flushed)]).await?;
-        flushed = seals;
+        store
+            .replace_envelopes(&fresh, (primary, seals - counted))
+            .await?;
+        counted = seals;
         done += fresh.len() as u64;
         for (id, why) in bad {
             eprintln!("message {id} does not open ({why}); left under its key");

@@ -306,11 +306,20 @@ impl Store {
     }
 
     /// Replaces envelopes in one transaction, one statement per
-    /// [`super::MAX_BATCH`] rows. A row whose key id is no longer
-    /// `old_key_id` (rewrapped by another run meanwhile) is left alone.
-    /// Returns the rows changed.
-    pub async fn replace_envelopes(&self, batch: &[NewEnvelope]) -> Result<u64> {
+    /// [`super::MAX_BATCH`] rows, and adds `seals` (key id, count: the
+    /// reseals that made them) to the key's count in the same transaction,
+    /// so a kill never stores envelopes whose seals are not counted. A row
+    /// whose key id is no longer `old_key_id` (rewrapped by another run
+    /// meanwhile) is left alone. Returns the rows changed.
+    pub async fn replace_envelopes(&self, batch: &[NewEnvelope], seals: (u32, u64)) -> Result<u64> {
         let mut tx = self.write_tx().await?;
+        if seals.1 > 0 {
+            sqlx::query("UPDATE chat_keys SET seals = seals + $1 WHERE id = $2")
+                .bind(i64::try_from(seals.1).unwrap_or(i64::MAX))
+                .bind(i64::from(seals.0))
+                .execute(&mut *tx)
+                .await?;
+        }
         let mut changed = 0;
         for chunk in batch.chunks(super::MAX_BATCH) {
             // UPDATE … FROM (VALUES …): both backends name the columns
