@@ -476,13 +476,15 @@ async fn a_rewrap_killed_halfway_resumes_and_loses_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn post_encrypt(addr: &str) {
+fn post_encrypt(addr: &str, dir: &Path) {
     use std::io::{Read as _, Write as _};
+    let token = std::fs::read_to_string(dir.join("service-token")).unwrap();
     let body = r#"{"message":"count me"}"#;
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "POST /encrypt HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST /encrypt HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        token.trim(),
         body.len()
     )
     .unwrap();
@@ -522,7 +524,7 @@ fn automatic_rotation_by_seal_count_and_once_per_cluster_by_age() {
         .unwrap()
         .to_owned();
     for _ in 0..3 {
-        post_encrypt(&addr);
+        post_encrypt(&addr, &dir);
     }
     wait_primary(&file, 2);
     server.wait_for("rotated the keyring automatically");

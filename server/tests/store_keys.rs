@@ -178,7 +178,7 @@ async fn postgres() {
     suite(&db.url).await;
 }
 
-/// A database written by schema version 1 is brought up to version 2.
+/// A database written by schema version 1 is brought up to the current one (3).
 #[tokio::test]
 async fn a_version_1_database_is_upgraded() {
     let db = TestDb::sqlite();
@@ -198,6 +198,6 @@ async fn a_version_1_database_is_upgraded() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, 3);
     pool.close().await;
 }
