@@ -22,6 +22,7 @@
 
 pub mod aead;
 mod cache;
+pub mod check;
 pub mod context;
 pub mod envelope;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod wrapped;
 mod vectors;
 
 pub use cache::DEFAULT_CAPACITY as DEFAULT_ROOM_CACHE_CAPACITY;
+pub use check::key_check_value;
 pub use context::chat_context;
 pub use envelope::{Header, OVERHEAD, decode_text, encode_text, opened_len, sealed_len};
 pub use error::{Error, ErrorKind, Result};

@@ -7,23 +7,33 @@ use std::path::PathBuf;
 #[derive(clap::Parser, Clone)]
 #[command(name = "chatseal-server", version, about)]
 pub struct Config {
+    /// Without a command: serve. `keys …` manages the keyring (same flags
+    /// and environment), while servers run.
+    #[command(subcommand)]
+    pub command: Option<crate::keys::cli::Command>,
+
     /// Address to listen on. Loopback by default.
     /// A host name (`localhost:3000`) is resolved once, at start.
     #[arg(long, env = "CHATSEAL_LISTEN", default_value = "127.0.0.1:3000", value_parser = resolve_listen)]
     pub listen: SocketAddr,
 
     /// Directory for the embedded database and the generated dev keyring.
-    #[arg(long, env = "CHATSEAL_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        global = true,
+        env = "CHATSEAL_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
 
     /// Keyring file (JSON, mode 0600). Default: <data-dir>/keyring.json,
     /// created on first start.
-    #[arg(long, env = "CHATSEAL_KEYRING_FILE")]
+    #[arg(long, global = true, env = "CHATSEAL_KEYRING_FILE")]
     pub keyring_file: Option<PathBuf>,
 
     /// Name of the environment variable that holds the keyring (JSON or
     /// base64 of it). Takes precedence over files when set.
-    #[arg(long, default_value = "CHATSEAL_KEYRING")]
+    #[arg(long, global = true, default_value = "CHATSEAL_KEYRING")]
     pub keyring_env: String,
 
     /// Bearer token that /encrypt and /decrypt require, on every address.
@@ -41,7 +51,7 @@ pub struct Config {
 
     /// Database: `sqlite://path` or `postgres://…`. Default: SQLite in
     /// <data-dir>/chatseal.db.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Redis for several servers sharing one chat (`redis://host:6379`).
@@ -177,8 +187,19 @@ pub struct Config {
     #[arg(long, env = "CHATSEAL_CLUSTER_SWEEP_SECS", default_value_t = 30)]
     pub cluster_sweep_secs: u64,
 
+    /// Rotate the keyring by itself when the primary key is this old
+    /// (`90d`, `12h`, …; once per cluster). Off by default.
+    #[arg(long, env = "CHATSEAL_ROTATE_AFTER", value_parser = humantime::parse_duration)]
+    pub rotate_after: Option<std::time::Duration>,
+
+    /// Rotate the keyring by itself once the primary key has sealed this
+    /// many times, counted by every server (0: never). The default, 2^30,
+    /// is a quarter of the 2^32 seals random nonces allow per key.
+    #[arg(long, env = "CHATSEAL_ROTATE_AFTER_SEALS", default_value_t = 1 << 30)]
+    pub rotate_after_seals: u64,
+
     /// Log filter (RUST_LOG syntax).
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
     pub log: String,
 
     /// Log lines as text for people or JSON objects for log pipelines.
@@ -256,6 +277,8 @@ impl std::fmt::Debug for Config {
             .field("allow_guests", &self.allow_guests)
             .field("rate_per_sec", &self.rate_per_sec)
             .field("rate_burst", &self.rate_burst)
+            .field("rotate_after", &self.rotate_after)
+            .field("rotate_after_seals", &self.rotate_after_seals)
             .finish_non_exhaustive()
     }
 }

@@ -5,6 +5,12 @@
 //! quick start needs no set-up. A generated keyring is announced in the log,
 //! because a keyring nobody backs up is history nobody can read.
 
+pub mod cli;
+pub mod guard;
+pub mod rewrap;
+pub mod rotate;
+pub mod watch;
+
 use anyhow::Context as _;
 use chatseal_core::{Keyring, Zeroizing};
 

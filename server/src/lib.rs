@@ -69,7 +69,6 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// the store (connected and migrated), the token secret.
 pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     config.validate()?;
-    let keyring = keys::load(config)?;
     let (service_token, source) = keys::service_token(config)?;
     let service_auth = service::ServiceAuth::new(service_token, source);
     let url = match &config.database_url {
@@ -93,6 +92,11 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
         .with_context(|| format!("cannot open the database {}", store::display_url(&url)))?;
     let backend = store.backend();
     tracing::info!(?backend, "store ready");
+    // The store knows the keys its messages need: a keyring that lacks one,
+    // or holds another key under its id, is refused (keys::guard).
+    keys::guard::may_generate(config, &store).await?;
+    let keyring = keys::load(config)?;
+    keys::guard::at_start(&keyring, &keys::guard::source_of(config), &store).await?;
     let secret = keys::jwt_secret(config)?;
     let tokens = auth::Tokens::new(
         &secret,
@@ -146,6 +150,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     spawn_reloader(Arc::clone(&state), config.clone());
+    let watch = keys::watch::spawn(&state, &config);
     let app = service(&state);
     let drain = Arc::clone(&state);
     let stopping = Arc::new(tokio::sync::Notify::new());
@@ -165,6 +170,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         } => tracing::warn!("connections still open 10 s after the signal; exiting anyway"),
     }
     tracing::info!("connections closed; closing the store");
+    watch.stop().await;
     if tokio::time::timeout(std::time::Duration::from_secs(5), state.store.close())
         .await
         .is_err()
@@ -177,7 +183,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// SIGHUP: reads the keyring again (a rotation by the operator), seals with
 /// its primary from then on, and sends members the new room keys. Envelopes
-/// under older keys keep opening while their keys are in the keyring.
+/// under older keys keep opening while their keys are in the keyring. A
+/// keyring that would lose a message is refused (keys::watch::install).
 fn spawn_reloader(state: app::AppState, config: Config) {
     #[cfg(unix)]
     tokio::spawn(async move {
@@ -188,19 +195,14 @@ fn spawn_reloader(state: app::AppState, config: Config) {
         };
         let mut pending = None;
         while hup.recv().await.is_some() {
-            let before = state.sealer.primary_key_id();
-            match keys::reload_blocking(&config, keys::RELOAD_TIMEOUT, &mut pending).await {
-                Ok(keyring) => {
-                    let primary = keyring.primary();
-                    state.sealer.replace_keyring(keyring);
-                    tracing::info!(primary, was = before, "keyring reloaded");
-                    if primary != before {
-                        chat::rooms::announce_primary(&state).await;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "keyring reload failed; keeping the current one")
-                }
+            let source = keys::guard::source_of(&config);
+            let reloaded =
+                match keys::reload_blocking(&config, keys::RELOAD_TIMEOUT, &mut pending).await {
+                    Ok(keyring) => keys::watch::install(&state, keyring, &source, "SIGHUP").await,
+                    Err(e) => Err(e),
+                };
+            if let Err(e) = reloaded {
+                tracing::error!(error = %e, "keyring reload failed; keeping the current one")
             }
         }
     });

@@ -1,4 +1,5 @@
-//! `chatseal-server`: parse the configuration, set up logging, serve.
+//! `chatseal-server`: parse the configuration, set up logging, serve (or
+//! run a `keys` command).
 
 use clap::Parser as _;
 
@@ -6,7 +7,11 @@ use clap::Parser as _;
 async fn main() -> std::process::ExitCode {
     let config = chatseal_server::Config::parse();
     chatseal_server::logging::init(&config.log, config.log_format);
-    match chatseal_server::run(config).await {
+    let result = match config.command.clone() {
+        Some(command) => chatseal_server::keys::cli::run(&config, command).await,
+        None => chatseal_server::run(config).await,
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", chatseal_server::fatal::describe(&err));

@@ -8,7 +8,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { Client } = require('pg')
-const { start } = require('./lib/servers')
+const { start, keys } = require('./lib/servers')
 const { proxy } = require('./lib/proxy')
 const { connect, until, sleep, openMessage } = require('./lib/client')
 
@@ -181,6 +181,47 @@ test('key rotation reaches every server without a restart; old messages still op
   const keys = [...a.keys, announced[0].find((m) => m.room === room).key]
   assert.equal(await openMessage(keys, msg), 'after the rotation')
   assert.equal(await openMessage(keys, a.received.find((m) => m.id === old.id)), 'before the rotation')
+})
+
+test('one `keys rotate` reaches both servers while messages flow; every message opens on both', async () => {
+  const room = 'onecommand'
+  const a = await client(servers[0], 'kim', room)
+  const b = await client(servers[1], 'lou', room)
+  const announced = [[], []]
+  a.on('room key', (m) => announced[0].push(m))
+  b.on('room key', (m) => announced[1].push(m))
+  const acks = []
+  let stop = false
+  const flow = (async () => {
+    for (let i = 0; !stop && i < 2000; i++) {
+      const ack = await send(i % 2 ? a : b, room, `m${i}`)
+      assert.equal(ack.ok, true, JSON.stringify(ack))
+      acks.push({ ...ack, text: `m${i}` })
+    }
+  })()
+  await until(() => acks.length >= 20, 10000, 'messages flowing before the rotation')
+  const before = acks.length
+  const rotated = await keys(['rotate'], { env: { CHATSEAL_KEYRING_FILE: env.CHATSEAL_KEYRING_FILE, DATABASE_URL: env.DATABASE_URL } })
+  assert.equal(rotated.code, 0, rotated.stderr)
+  const id = Number(/key (\d+) is primary/.exec(rotated.stdout)[1])
+  assert.match(rotated.stdout, /on 2 running server\(s\)/)
+  await until(() => acks.length >= before + 40, 10000, 'messages flowing after the rotation')
+  stop = true
+  await flow
+  const keyIds = new Set()
+  for (const [i, reader] of [a, b].entries()) {
+    await until(() => acks.every((x) => ids(reader, room).includes(x.id)), 15000, `every message on server ${i}`)
+    // The new key was announced on both servers before either sealed with it.
+    const fresh = announced[i].filter((m) => m.room === room).map((m) => m.key)
+    assert.ok(fresh.some((k) => k.id === id), `room key ${id} announced on server ${i}`)
+    const ring = [...reader.keys, ...fresh]
+    for (const ack of acks) {
+      const msg = reader.received.find((m) => m.id === ack.id)
+      keyIds.add(msg.keyId)
+      assert.equal(await openMessage(ring, msg), ack.text)
+    }
+  }
+  assert.ok(keyIds.has(id) && keyIds.size >= 2, `messages under the old and the new key: ${[...keyIds]}`)
 })
 
 test('a server killed mid-traffic: its clients move to the other; nothing acked is lost or doubled', async () => {

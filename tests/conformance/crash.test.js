@@ -4,9 +4,12 @@
 // the room, in its acked place, opens to what was sent, and reaches a
 // rejoining reader through `join { since }`. Resends of what was in flight
 // (same clientId) are never stored twice.
-const { test } = require('node:test')
+const { test, after } = require('node:test')
 const assert = require('node:assert/strict')
+const crypto = require('node:crypto')
 const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
 const { start } = require('./lib/servers')
 const { connect, openMessage, sleep } = require('./lib/client')
 
@@ -15,9 +18,16 @@ const FAST = { ratePerSec: 100000, rateBurst: 100000 }
 const ROOM = 'crash-room'
 const WRITERS = 3
 const PER_WRITER = 120 // bounded: 360 messages at most, under one catch-up page
+// Every server of this file shares one keyring: for rust-pg they share one
+// database too, and a server refuses a keyring that does not open the
+// messages already stored there.
+const KEY_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'chatseal-crash-keys-'))
+const KEYS = { CHATSEAL_KEYRING_FILE: path.join(KEY_DIR, 'keyring.json') }
+fs.writeFileSync(KEYS.CHATSEAL_KEYRING_FILE, JSON.stringify({ primary: 1, keys: [{ id: 1, key: crypto.randomBytes(32).toString('base64') }] }), { mode: 0o600 })
+after(() => fs.rmSync(KEY_DIR, { recursive: true, force: true }))
 
 test('every acked message survives SIGKILL and is delivered on catch-up', { timeout: 120000 }, async () => {
-  const first = await start(TARGET, { limits: FAST })
+  const first = await start(TARGET, { limits: FAST, env: KEYS })
   const acked = new Map() // clientId -> { id, seq, text }
   const unacked = new Map() // clientId -> text, sent but never acked
   const writers = []
@@ -55,7 +65,7 @@ test('every acked message survives SIGKILL and is delivered on catch-up', { time
   for (const s of writers) s.close()
   assert.ok(acked.size < WRITERS * PER_WRITER, 'the kill must land mid-traffic')
 
-  const second = await start(TARGET, { limits: FAST, dataDir: first.dataDir })
+  const second = await start(TARGET, { limits: FAST, env: KEYS, dataDir: first.dataDir })
   try {
     const reader = await connect(second.url, { name: 'reader' })
     const join = await reader.timeout(5000).emitWithAck('join', { room: ROOM, since: 0 })
@@ -89,7 +99,7 @@ test('every acked message survives SIGKILL and is delivered on catch-up', { time
 })
 
 test('SIGTERM: what clients already sent is acked before the server exits', { timeout: 60000 }, async () => {
-  const server = await start(TARGET, { limits: FAST })
+  const server = await start(TARGET, { limits: FAST, env: KEYS })
   try {
     const s = await connect(server.url, { name: 'late' })
     await s.timeout(5000).emitWithAck('join', { room: 'shutdown' })

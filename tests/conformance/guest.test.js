@@ -3,20 +3,33 @@
 // CHATSEAL_TARGET=rust|node picks the server; run.js runs it for each.
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
 const { start, serviceToken, LIMITS } = require('./lib/servers')
 const { connect, request, until, sleep, openMessage } = require('./lib/client')
 
 const TARGET = process.env.CHATSEAL_TARGET || 'rust'
+// The Rust servers of this file share one keyring: on rust-pg they share one
+// database, and a server refuses a keyring that cannot open what is stored.
+const KEY_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'chatseal-guest-keys-'))
+const KEYS = TARGET.startsWith('rust') ? { CHATSEAL_KEYRING_FILE: path.join(KEY_DIR, 'keyring.json') } : {}
+if (KEYS.CHATSEAL_KEYRING_FILE) {
+  const key = crypto.randomBytes(32).toString('base64')
+  fs.writeFileSync(KEYS.CHATSEAL_KEYRING_FILE, JSON.stringify({ primary: 1, keys: [{ id: 1, key }] }), { mode: 0o600 })
+}
 let server
 const sockets = []
 
 before(async () => {
-  server = await start(TARGET)
+  server = await start(TARGET, { env: KEYS })
 })
 
 after(async () => {
   for (const s of sockets) s.close()
   await server.stop()
+  fs.rmSync(KEY_DIR, { recursive: true, force: true })
 })
 
 async function guest(name) {
@@ -379,7 +392,7 @@ test('/healthz answers', async () => {
 })
 
 test('without guests allowed (the default), a guest is refused UNAUTHORIZED', async () => {
-  const closed = await start(TARGET, { guests: false })
+  const closed = await start(TARGET, { guests: false, env: KEYS })
   try {
     await assert.rejects(connect(closed.url, { name: 'ann' }), (err) => err.message.startsWith('UNAUTHORIZED'))
     await assert.rejects(connect(closed.url, undefined), (err) => err.message.startsWith('UNAUTHORIZED'))
@@ -389,7 +402,7 @@ test('without guests allowed (the default), a guest is refused UNAUTHORIZED', as
 })
 
 test('SIGTERM with sockets open: what was received is acked, then the server exits at once', async () => {
-  const doomed = await start(TARGET, { limits: { ...LIMITS, ratePerSec: 1000, rateBurst: 1000 } })
+  const doomed = await start(TARGET, { env: KEYS, limits: { ...LIMITS, ratePerSec: 1000, rateBurst: 1000 } })
   const open = []
   try {
     const s = await connect(doomed.url, { name: 'late' })

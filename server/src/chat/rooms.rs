@@ -251,8 +251,18 @@ pub fn evict(socket: &socketioxide::extract::SocketRef) {
 /// the new primary master key, as `room key` `{ room, key: { id, key } }`,
 /// so members can open what is sealed from now on without joining again.
 pub async fn announce_primary(state: &AppState) {
+    announce_keys(state, &[state.sealer.primary_key_id()]).await;
+}
+
+/// Sends every room that has members here its keys under the master keys
+/// `ids` (keys just added to the keyring), one `room key` each. A rotation
+/// announces its new key when the key is added, before any server seals
+/// with it, so no member is handed a message it has no key for.
+pub async fn announce_keys(state: &AppState, ids: &[u32]) {
     let Some(io) = state.io.get() else { return };
-    let primary = state.sealer.primary_key_id();
+    if ids.is_empty() {
+        return;
+    }
     let rooms = match io.rooms().await {
         Ok(rooms) => rooms,
         Err(e) => {
@@ -262,16 +272,18 @@ pub async fn announce_primary(state: &AppState) {
     };
     let mut announced = 0usize;
     for room in rooms {
-        let Ok(rk) = state.sealer.room_key(&room, primary) else {
-            continue; // not a chat room name
-        };
-        let key = serde_json::json!({
-            "room": &*room,
-            "key": { "id": rk.key_id, "key": rk.key.to_base64().as_str() },
-        });
-        if io.to(room.clone()).emit("room key", &key).await.is_ok() {
-            announced += 1;
+        for &id in ids {
+            let Ok(rk) = state.sealer.room_key(&room, id) else {
+                continue; // not a chat room name
+            };
+            let key = serde_json::json!({
+                "room": &*room,
+                "key": { "id": rk.key_id, "key": rk.key.to_base64().as_str() },
+            });
+            if io.to(room.clone()).emit("room key", &key).await.is_ok() {
+                announced += 1;
+            }
         }
     }
-    tracing::info!(primary, rooms = announced, "new primary key announced");
+    tracing::info!(?ids, rooms = announced, "new keys announced");
 }

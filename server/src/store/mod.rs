@@ -6,7 +6,10 @@
 //! in the same transaction that stores the message, so numbers are
 //! gap-free and a message is acknowledged only once it is committed.
 
+mod keys;
 mod schema;
+
+pub use keys::{KeyRecord, NewEnvelope, NodeRecord};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,8 @@ use sqlx::AnyPool;
 
 /// The schema version this build writes and reads.
 /// 2: dedup per (room, sender, clientId); usernames unique in any case.
-pub const VERSION: i64 = 2;
+/// 3: the store knows its keys (chat_keys, chat_keyring, chat_key_nodes).
+pub const VERSION: i64 = 3;
 
 const STATEMENTS: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS chat_schema (version BIGINT NOT NULL)",
@@ -49,6 +50,37 @@ const STATEMENTS: &[&str] = &[
     // folds alike in SQLite and PostgreSQL). A version-1 database holding
     // two such accounts stops here at start: rename one by hand.
     "CREATE UNIQUE INDEX IF NOT EXISTS chat_users_name_folded ON chat_users (lower(username))",
+    // Version 3: the store knows its keys (docs/operations.md, "Keys").
+    // Which key ids messages need (start-up checks, status, rewrap, retire).
+    "CREATE INDEX IF NOT EXISTS chat_messages_key ON chat_messages (key_id)",
+    // Per master key id: its check value (a one-way fingerprint, never the
+    // key; docs/format.md §1), seals so far, when it was first recorded
+    // (unix ms) and whether `keys retire` retired it.
+    "CREATE TABLE IF NOT EXISTS chat_keys (
+        id BIGINT PRIMARY KEY,
+        check_value TEXT NOT NULL,
+        seals BIGINT NOT NULL DEFAULT 0,
+        created BIGINT NOT NULL,
+        retired BIGINT NOT NULL DEFAULT 0
+    )",
+    // One row: the keyring generation servers poll (bumped by `keys
+    // rotate`/`retire`), and the lease that makes one rotation at a time.
+    "CREATE TABLE IF NOT EXISTS chat_keyring (
+        id BIGINT PRIMARY KEY,
+        generation BIGINT NOT NULL,
+        lease_until BIGINT NOT NULL DEFAULT 0,
+        lease_holder TEXT
+    )",
+    "INSERT INTO chat_keyring (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    // Every running server, every second: which keys it holds, so a
+    // rotation promotes a key only once every server has it.
+    "CREATE TABLE IF NOT EXISTS chat_key_nodes (
+        node TEXT PRIMARY KEY,
+        key_ids TEXT NOT NULL,
+        primary_id BIGINT NOT NULL,
+        generation BIGINT NOT NULL,
+        seen BIGINT NOT NULL
+    )",
 ];
 
 /// Creates what is missing and refuses a database written by a newer build.

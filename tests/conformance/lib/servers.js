@@ -2,7 +2,7 @@
 // Starts a chat server on a free loopback port, in its own data directory,
 // and stops it again. Both servers print their address when listening; that
 // line is how the suite learns the port.
-const { spawn } = require('node:child_process')
+const { spawn, execFile } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -17,9 +17,13 @@ const LIMITS = { ratePerSec: 20, rateBurst: 30, maxMessageBytes: 64 * 1024 }
 // data/jwt-secret), tests sign with the bytes.
 const JWT_SECRET = Buffer.from('conformance-suite-secret-0123456789abcdef')
 
-function rustCommand(dataDir, extra, limits, listen, guests) {
+function rustBin() {
   const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target')
-  const bin = process.env.CHATSEAL_SERVER_BIN || path.join(target, 'debug', 'chatseal-server')
+  return process.env.CHATSEAL_SERVER_BIN || path.join(target, 'debug', 'chatseal-server')
+}
+
+function rustCommand(dataDir, extra, limits, listen, guests) {
+  const bin = rustBin()
   const args = [
     '--listen', listen,
     '--data-dir', dataDir,
@@ -206,4 +210,21 @@ async function launch(target, spec, env = {}, wrap) {
   }
 }
 
-module.exports = { start, serviceToken, LIMITS, JWT_SECRET, ROOT }
+/**
+ * Runs `chatseal-server keys <args>` with the environment a server was
+ * given (`env`, and `dataDir` as --data-dir); resolves to { code, stdout, stderr }.
+ */
+function keys(args, { env = {}, dataDir } = {}) {
+  const inherited = { ...process.env }
+  for (const name of Object.keys(inherited)) {
+    if (name.startsWith('CHATSEAL_') || name === 'DATABASE_URL') delete inherited[name]
+  }
+  const full = ['keys', ...args, ...(dataDir ? ['--data-dir', dataDir] : [])]
+  return new Promise((resolve) => {
+    execFile(rustBin(), full, { env: { ...inherited, NO_COLOR: '1', RUST_LOG: 'warn', ...env } }, (err, stdout, stderr) =>
+      resolve({ code: err ? err.code ?? 1 : 0, stdout, stderr }),
+    )
+  })
+}
+
+module.exports = { start, keys, serviceToken, LIMITS, JWT_SECRET, ROOT }

@@ -1,0 +1,356 @@
+//! What the store knows about the keys its messages are sealed under: a
+//! check value per master key id (never the key), seal counts that survive
+//! restarts, the keyring generation servers poll, the servers that are
+//! running and which keys they hold, and the queries `keys rewrap` and
+//! `keys retire` are made of.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row as _;
+
+use super::{Result, Store, StoredMessage, message_of};
+
+/// One row of `chat_keys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: u32,
+    /// `chatseal_core::key_check_value` of the key, lowercase hex.
+    pub check_value: String,
+    /// Seals under this key so far, as flushed by the servers.
+    pub seals: u64,
+    /// When the key was first recorded, unix milliseconds.
+    pub created: i64,
+    /// Retired by `keys retire` (its messages, if any, were given up).
+    pub retired: bool,
+}
+
+/// A running server, as its last heartbeat described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub node: String,
+    pub key_ids: Vec<u32>,
+    pub primary: u32,
+    pub generation: i64,
+    /// Unix milliseconds of the heartbeat.
+    pub seen: i64,
+}
+
+/// A message's new envelope, for [`Store::replace_envelopes`].
+#[derive(Debug, Clone)]
+pub struct NewEnvelope {
+    pub id: String,
+    pub old_key_id: u32,
+    pub key_id: u32,
+    pub envelope: String,
+}
+
+fn key_id(v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(|e| sqlx::Error::Decode(Box::new(e)).into())
+}
+
+impl Store {
+    /// Every recorded key, ascending by id.
+    pub async fn key_records(&self) -> Result<Vec<KeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, check_value, seals, created, retired FROM chat_keys ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRecord {
+                    id: key_id(r.try_get("id")?)?,
+                    check_value: r.try_get("check_value")?,
+                    seals: u64::try_from(r.try_get::<i64, _>("seals")?).unwrap_or(0),
+                    created: r.try_get("created")?,
+                    retired: r.try_get::<i64, _>("retired")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Records key `id` with `check_value` unless it is recorded already;
+    /// returns the check value the store holds for it (which differs from
+    /// `check_value` if another key was recorded under the id first).
+    pub async fn record_key(&self, id: u32, check_value: &str, now_ms: i64) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO chat_keys (id, check_value, seals, created, retired) \
+             VALUES ($1, $2, 0, $3, 0) ON CONFLICT DO NOTHING",
+        )
+        .bind(i64::from(id))
+        .bind(check_value)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT check_value FROM chat_keys WHERE id = $1")
+                .bind(i64::from(id))
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Adds seals to the recorded counts, in one transaction. Ids not
+    /// recorded are skipped (a key is recorded before it seals).
+    pub async fn add_seals(&self, deltas: &[(u32, u64)]) -> Result<()> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for (id, n) in deltas {
+            sqlx::query("UPDATE chat_keys SET seals = seals + $1 WHERE id = $2")
+                .bind(i64::try_from(*n).unwrap_or(i64::MAX))
+                .bind(i64::from(*id))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stored messages per key id, ascending by id.
+    pub async fn messages_per_key(&self) -> Result<BTreeMap<u32, u64>> {
+        let rows = sqlx::query(
+            "SELECT key_id, COUNT(*) AS n FROM chat_messages GROUP BY key_id ORDER BY key_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    key_id(r.try_get("key_id")?)?,
+                    u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether any message is stored (a dev keyring must not be made then).
+    pub async fn has_messages(&self) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM chat_messages LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// The newest stored message under key `id`, to check a key the store
+    /// has no check value for (a database from before version 2).
+    pub async fn sample_message(&self, id: u32) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM chat_messages WHERE key_id = $1 LIMIT 1",
+            super::COLUMNS
+        ))
+        .bind(i64::from(id))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(message_of).transpose()
+    }
+
+    /// The keyring generation: bumped whenever the keyring file changes.
+    pub async fn key_generation(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT generation FROM chat_keyring WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Bumps the generation: every server reloads its keyring.
+    pub async fn bump_key_generation(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "UPDATE chat_keyring SET generation = generation + 1 WHERE id = 1 RETURNING generation",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Takes the rotation lease until `until_ms` if nobody holds it; true if
+    /// taken. One conditional UPDATE: atomic on both backends.
+    pub async fn take_key_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool> {
+        let taken = sqlx::query(
+            "UPDATE chat_keyring SET lease_until = $1, lease_holder = $2 \
+             WHERE id = 1 AND (lease_until < $3 OR lease_holder = $2)",
+        )
+        .bind(until_ms)
+        .bind(holder)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    /// Gives the lease back.
+    pub async fn release_key_lease(&self, holder: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE chat_keyring SET lease_until = 0, lease_holder = NULL \
+             WHERE id = 1 AND lease_holder = $1",
+        )
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A running server's heartbeat.
+    pub async fn key_heartbeat(&self, node: &NodeRecord) -> Result<()> {
+        let ids = node
+            .key_ids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        sqlx::query(
+            "INSERT INTO chat_key_nodes (node, key_ids, primary_id, generation, seen) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (node) DO UPDATE SET \
+             key_ids = $2, primary_id = $3, generation = $4, seen = $5",
+        )
+        .bind(node.node.as_str())
+        .bind(ids)
+        .bind(i64::from(node.primary))
+        .bind(node.generation)
+        .bind(node.seen)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Servers heard from at or after `since_ms`; older rows (servers that
+    /// stopped or died) are deleted.
+    pub async fn key_nodes(&self, since_ms: i64) -> Result<Vec<NodeRecord>> {
+        sqlx::query("DELETE FROM chat_key_nodes WHERE seen < $1")
+            .bind(since_ms)
+            .execute(&self.pool)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT node, key_ids, primary_id, generation, seen FROM chat_key_nodes ORDER BY node",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let ids: String = r.try_get("key_ids")?;
+                Ok(NodeRecord {
+                    node: r.try_get("node")?,
+                    key_ids: ids.split(',').filter_map(|s| s.parse().ok()).collect(),
+                    primary: key_id(r.try_get("primary_id")?)?,
+                    generation: r.try_get("generation")?,
+                    seen: r.try_get("seen")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A server that stops says so.
+    pub async fn remove_key_node(&self, node: &str) -> Result<()> {
+        sqlx::query("DELETE FROM chat_key_nodes WHERE node = $1")
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks every recorded key below `below` retired.
+    pub async fn retire_keys_below(&self, below: u32) -> Result<()> {
+        sqlx::query("UPDATE chat_keys SET retired = 1 WHERE id < $1")
+            .bind(i64::from(below))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many stored messages are sealed under a key id below `below`.
+    pub async fn messages_below(&self, below: u32) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chat_messages WHERE key_id < $1")
+            .bind(i64::from(below))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Up to `limit` messages under a key id below `below`, by key id,
+    /// leaving out the ids in `skip` (messages that did not open): what
+    /// `keys rewrap` works through. A rewrapped message leaves the range, so
+    /// the next call (or a new run after a kill) continues where this left.
+    pub async fn messages_to_rewrap(
+        &self,
+        below: u32,
+        limit: i64,
+        skip: &[String],
+    ) -> Result<Vec<StoredMessage>> {
+        // Parameters in order of appearance: below, the skipped ids, limit.
+        let mut sql = format!(
+            "SELECT {} FROM chat_messages WHERE key_id < ",
+            super::COLUMNS
+        );
+        self.push_param(&mut sql, 1);
+        if !skip.is_empty() {
+            sql.push_str(" AND id NOT IN (");
+            for k in 0..skip.len() {
+                if k > 0 {
+                    sql.push(',');
+                }
+                self.push_param(&mut sql, k + 2);
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ORDER BY key_id LIMIT ");
+        self.push_param(&mut sql, skip.len() + 2);
+        let mut query = sqlx::query(&sql).bind(i64::from(below));
+        for id in skip {
+            query = query.bind(id.as_str());
+        }
+        let query = query.bind(limit);
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(message_of).collect()
+    }
+
+    /// Replaces envelopes in one transaction, one statement per
+    /// [`super::MAX_BATCH`] rows, and adds `seals` (key id, count: the
+    /// reseals that made them) to the key's count in the same transaction,
+    /// so a kill never stores envelopes whose seals are not counted. A row
+    /// whose key id is no longer `old_key_id` (rewrapped by another run
+    /// meanwhile) is left alone. Returns the rows changed.
+    pub async fn replace_envelopes(&self, batch: &[NewEnvelope], seals: (u32, u64)) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        if seals.1 > 0 {
+            sqlx::query("UPDATE chat_keys SET seals = seals + $1 WHERE id = $2")
+                .bind(i64::try_from(seals.1).unwrap_or(i64::MAX))
+                .bind(i64::from(seals.0))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut changed = 0;
+        for chunk in batch.chunks(super::MAX_BATCH) {
+            // UPDATE … FROM (VALUES …): both backends name the columns
+            // column1, column2, ….
+            let mut sql = String::from(
+                "UPDATE chat_messages SET envelope = v.column3, key_id = v.column4 FROM (VALUES ",
+            );
+            for k in 0..chunk.len() {
+                sql.push_str(if k > 0 { ",(" } else { "(" });
+                for c in 1..=4 {
+                    if c > 1 {
+                        sql.push(',');
+                    }
+                    self.push_param(&mut sql, 4 * k + c);
+                }
+                sql.push(')');
+            }
+            sql.push_str(
+                ") AS v WHERE chat_messages.id = v.column1 AND chat_messages.key_id = v.column2",
+            );
+            let mut query = sqlx::query(&sql);
+            for m in chunk {
+                query = query
+                    .bind(m.id.as_str())
+                    .bind(i64::from(m.old_key_id))
+                    .bind(m.envelope.as_str())
+                    .bind(i64::from(m.key_id));
+            }
+            changed += query.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
