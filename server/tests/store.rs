@@ -211,6 +211,7 @@ async fn batches_number_in_order_and_dedup(store: &Store) {
         .map(|a| match a {
             Appended::New(m) => (true, m.id.clone(), m.seq),
             Appended::Duplicate(m) => (false, m.id.clone(), m.seq),
+            Appended::Forbidden => panic!("a public room refused a message"),
         })
         .collect();
     assert_eq!(
@@ -274,6 +275,7 @@ async fn the_same_client_id_from_two_servers_is_stored_once(url: &str) {
         );
         let id = |r: &Appended| match r {
             Appended::New(m) | Appended::Duplicate(m) => m.id.clone(),
+            Appended::Forbidden => panic!("a public room refused a message"),
         };
         let (ra, rb) = (ra.unwrap().remove(0), rb.unwrap().remove(0));
         assert_eq!(id(&ra), id(&rb), "round {round}");
@@ -299,6 +301,63 @@ async fn reopening_keeps_everything(url: &str) {
     again.close().await;
 }
 
+/// The store is the authority on who may post to a private room: a batch
+/// (one transaction) refuses a non-member's message into a private room,
+/// stores nothing of it and moves no counter, and stores the rest.
+async fn private_rooms_refuse_non_members_in_the_batch(store: &Store) {
+    assert!(store.create_room("vault", "vera", true).await.unwrap());
+    store.add_member("vault", "val").await.unwrap();
+    let batch = vec![
+        owned("v-1", "vault", "vera", None),
+        owned("v-2", "vault", "mallory", Some("m1")), // not a member
+        owned("v-3", "vault-open", "mallory", None),  // no row: public
+        owned("v-4", "vault", "val", None),
+        owned("v-5", "vault", "lurker", None), // a guest's name
+        owned("v-6", "vault", "mallory", Some("m1")),
+    ];
+    let out = store.append_batch(&batch).await.unwrap();
+    let kinds: Vec<_> = out
+        .iter()
+        .map(|a| match a {
+            Appended::New(m) => format!("new {} {}", m.room, m.seq),
+            Appended::Duplicate(m) => format!("dup {}", m.id),
+            Appended::Forbidden => "forbidden".to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "new vault 1",
+            "forbidden",
+            "new vault-open 1",
+            "new vault 2",
+            "forbidden",
+            "forbidden"
+        ]
+    );
+    let ids: Vec<String> = store
+        .messages("vault", 0, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, ["v-1", "v-4"]);
+    assert_eq!(store.latest_seq("vault").await.unwrap(), 2);
+    // A batch of refused messages only: nothing stored, nothing counted.
+    let out = store
+        .append_batch(&[owned("v-7", "vault", "mallory", None)])
+        .await
+        .unwrap();
+    assert_eq!(out, [Appended::Forbidden]);
+    assert_eq!(store.latest_seq("vault").await.unwrap(), 2);
+    assert_eq!(
+        store.room_members("vault").await.unwrap().len(),
+        2,
+        "vera and val"
+    );
+}
+
 async fn suite(db: &TestDb, backend: Backend) {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.backend(), backend);
@@ -309,6 +368,7 @@ async fn suite(db: &TestDb, backend: Backend) {
     concurrent_appends_are_gap_free(&store).await;
     accounts_and_rooms(&store).await;
     batches_number_in_order_and_dedup(&store).await;
+    private_rooms_refuse_non_members_in_the_batch(&store).await;
     store.close().await;
     the_same_client_id_from_two_servers_is_stored_once(&db.url).await;
     reopening_keeps_everything(&db.url).await;

@@ -224,6 +224,70 @@ test('one `keys rotate` reaches both servers while messages flow; every message 
   assert.ok(keyIds.has(id) && keyIds.size >= 2, `messages under the old and the new key: ${[...keyIds]}`)
 })
 
+async function api(server, method, path, body, token) {
+  const headers = { 'content-type': 'application/json' }
+  if (token) headers.authorization = `Bearer ${token}`
+  const res = await fetch(server.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  const text = await res.text()
+  return { status: res.status, body: text ? JSON.parse(text) : null }
+}
+
+async function account(server, name) {
+  const password = `pw-${name}-${crypto.randomBytes(4).toString('hex')}`
+  assert.equal((await api(server, 'POST', '/api/register', { username: name, password })).status, 201)
+  const login = await api(server, 'POST', '/api/login', { username: name, password })
+  assert.equal(login.status, 200)
+  return login.body.token
+}
+
+test('a silent name created private on one server: its joiners on the other neither receive nor post', async () => {
+  const [A, B] = servers
+  const room = `silent-${process.pid}`
+  const markerRoom = `marker-${process.pid}`
+  const ownerTok = await account(A, `own${process.pid}`)
+  // On B, before the name has a row: a guest and an account that will try
+  // to post, and a guest and an account that only read; all also join a
+  // public room for a marker.
+  const onB = async (who) => {
+    const s = await connect(B.url, who)
+    sockets.push(s)
+    for (const r of [room, markerRoom]) assert.equal((await s.timeout(5000).emitWithAck('join', { room: r })).ok, true)
+    return s
+  }
+  const posters = [await onB({ name: 'poster' }), await onB({ token: await account(A, `pst${process.pid}`) })]
+  const readers = [await onB({ name: 'lurker' }), await onB({ token: await account(A, `rdr${process.pid}`) })]
+  // On A: the owner creates the name private. B has heard nothing of it.
+  assert.equal((await api(A, 'POST', '/api/rooms', { name: room, private: true }, ownerTok)).status, 201)
+  // Posting from B: the store refuses it, nothing is stored.
+  for (const s of posters) {
+    const ack = await send(s, room, 'let me in')
+    assert.equal(ack.ok, false, JSON.stringify(ack))
+    assert.equal(ack.error.code, 'FORBIDDEN')
+    // ...and the socket was put out: a second try is refused on B itself.
+    assert.equal((await send(s, room, 'again')).error.code, 'FORBIDDEN')
+  }
+  // A member posts on A; the readers on B must not get it.
+  const owner = await connect(A.url, { token: ownerTok })
+  sockets.push(owner)
+  assert.equal((await owner.timeout(5000).emitWithAck('join', { room })).ok, true)
+  assert.equal((await owner.timeout(5000).emitWithAck('join', { room: markerRoom })).ok, true)
+  const secret = await send(owner, room, 'members only')
+  assert.equal(secret.ok, true)
+  // A later message in a public room every B socket is in: delivery on B
+  // has passed the secret one.
+  const marker = await send(owner, markerRoom, 'marker')
+  assert.equal(marker.ok, true)
+  for (const s of [...posters, ...readers]) {
+    await until(() => s.received.some((m) => m.id === marker.id), 10000, 'marker on B')
+  }
+  // The catch-up reads the database too: give it a round past the marker.
+  await sleep(1500)
+  for (const s of [...posters, ...readers]) assert.equal(ids(s, room).length, 0, 'a non-member on B got a member message')
+  const stored = await api(A, 'GET', `/api/rooms/${room}/messages`, undefined, ownerTok)
+  assert.equal(stored.status, 200, JSON.stringify(stored.body))
+  assert.deepEqual(stored.body.map((m) => m.id), [secret.id])
+})
+
 test('a server killed mid-traffic: its clients move to the other; nothing acked is lost or doubled', async () => {
   const room = 'failover'
   const reader = await client(servers[1], 'gail', room)

@@ -28,9 +28,10 @@ pub const RECENT_ON_JOIN: i64 = 50;
 /// private around sockets already in it; the creation puts them out
 /// ([`put_out_non_members`]), and `join` checks access under the room's
 /// lock, so no join slips in between. Privacy never changes after creation
-/// and members are never removed, so a socket in a room was admitted under
-/// the rules that hold now, and `chat message` only checks that the socket
-/// is in the room.
+/// and members are never removed. In a cluster a socket may have joined the
+/// name on another server than the creation's: the store refuses its posts
+/// (the append checks membership of private rooms) and deliveries from
+/// elsewhere put it out first (`crate::cluster`'s privacy cache).
 pub async fn check_access(
     state: &AppState,
     identity: &Identity,
@@ -64,9 +65,9 @@ pub async fn check_access(
 /// is in: a join that read the room as public is in before this runs, one
 /// after it reads the room as private.
 ///
-/// In a cluster only this server's sockets are put out: those that joined
-/// the silent name on another server stay in until they leave (see
-/// docs/protocol.md, "Private rooms").
+/// In a cluster this puts out only this server's sockets; the others are
+/// put out by their server before it delivers the room's next message, or
+/// when the store refuses their first post (docs/protocol.md, `join`).
 pub async fn put_out_non_members(state: &AppState, room: &str, owner: &str) {
     let Some(io) = state.io.get() else { return };
     let _turn = state.room_locks.exclusive(room).await;

@@ -34,6 +34,7 @@ pub async fn handle(
         EventKind::Send => match send(state, socket, identity, limiter, job.data).await {
             Ok((writer, message)) => {
                 let (ack, busy) = (job.ack, job.busy);
+                let (socket, room) = (socket.clone(), message.room.clone());
                 // Called by the writer once the message is stored (or refused),
                 // before it is broadcast: ack, then broadcast.
                 let reply: Reply = Box::new(move |outcome| {
@@ -44,6 +45,16 @@ pub async fn handle(
                             seq: m.seq,
                             ts: m.ts,
                         }),
+                        Ok(Appended::Forbidden) => {
+                            // The room became private around this socket
+                            // (created on another server): out of it, so it
+                            // receives nothing more either.
+                            socket.leave(room);
+                            refused(Failure::new(
+                                Code::Forbidden,
+                                "a private room is for members",
+                            ))
+                        }
                         Err(Unavailable) => refused(unavailable()),
                     };
                     let _ = ack.send(&reply);

@@ -129,7 +129,7 @@ async fn broadcast(state: Weak<Shared>, mut rx: mpsc::Receiver<Stored>) {
                     .iter()
                     .filter_map(|result| match result {
                         Appended::New(message) => Some(message),
-                        Appended::Duplicate(_) => None,
+                        Appended::Duplicate(_) | Appended::Forbidden => None,
                     })
                     .collect();
                 // Acks first: each is queued on its sender's socket ahead of

@@ -89,6 +89,10 @@ pub enum Appended {
     New(StoredMessage),
     /// The sender already sent this `clientId`: the first message.
     Duplicate(StoredMessage),
+    /// Not stored: the room is private and the sender is not a member (a
+    /// socket that joined the name while it was public and silent, on a
+    /// server that has not put it out yet).
+    Forbidden,
 }
 
 /// A message to store, owning its fields (for the batch writer).
@@ -459,11 +463,16 @@ impl Store {
     ) -> Result<Vec<Appended>> {
         use std::collections::HashMap;
         let earlier = self.existing_client_ids(&mut tx, batch).await?;
+        let refused = self.non_members(&mut tx, batch).await?;
         let mut first_in_batch: HashMap<(&str, &str, &str), usize> = HashMap::new();
         let mut per_room: Vec<(&str, i64)> = Vec::new();
-        // The messages to insert: not seen before, in the database or the batch.
+        // The messages to insert: allowed, and not seen before, in the
+        // database or the batch.
         let mut rows: Vec<usize> = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
+            if refused.contains(&(m.room.as_str(), m.sender.as_str())) {
+                continue;
+            }
             if let Some(cid) = m.client_id.as_deref() {
                 let key = (m.room.as_str(), m.sender.as_str(), cid);
                 if earlier.contains_key(&owned(key)) || first_in_batch.contains_key(&key) {
@@ -479,15 +488,30 @@ impl Store {
         }
         let mut next_seq: HashMap<&str, i64> = HashMap::new();
         for (room, n) in &per_room {
-            let last: i64 = sqlx::query_scalar(
+            let private = refused.private_rooms.contains(room);
+            // A room read as public (or absent) above moves its counter
+            // only if it is still public: on PostgreSQL a private creation
+            // may commit between the read and this upsert (SQLite's BEGIN
+            // IMMEDIATE excludes it). Then no row comes back and the batch
+            // fails UNAVAILABLE; the client's resend is refused FORBIDDEN.
+            let last: Option<i64> = sqlx::query_scalar(if private {
+                "UPDATE chat_rooms SET last_seq = last_seq + $2 WHERE name = $1 \
+                 RETURNING last_seq"
+            } else {
                 "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, $2, 0) \
                  ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + $2 \
-                 RETURNING last_seq",
-            )
+                 WHERE chat_rooms.private = 0 \
+                 RETURNING last_seq"
+            })
             .bind(*room)
             .bind(*n)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            let Some(last) = last else {
+                return Err(StoreError(sqlx::Error::Protocol(format!(
+                    "room {room:?} became private while a batch was stored; resend"
+                ))));
+            };
             next_seq.insert(room, last - n + 1);
         }
         let mut stored: Vec<Option<StoredMessage>> = vec![None; batch.len()];
@@ -539,6 +563,10 @@ impl Store {
                 out.push(Appended::New(s));
                 continue;
             }
+            if refused.contains(&(m.room.as_str(), m.sender.as_str())) {
+                out.push(Appended::Forbidden);
+                continue;
+            }
             let cid = m.client_id.as_deref().unwrap_or_default();
             let key = (m.room.as_str(), m.sender.as_str(), cid);
             let first = match earlier.get(&owned(key)) {
@@ -547,12 +575,77 @@ impl Store {
                     let j = first_in_batch[&key];
                     match &out[j] {
                         Appended::New(s) | Appended::Duplicate(s) => s.clone(),
+                        Appended::Forbidden => {
+                            unreachable!("refused messages are not deduplicated")
+                        }
                     }
                 }
             };
             out.push(Appended::Duplicate(first));
         }
         Ok(out)
+    }
+
+    /// Which `(room, sender)` of the batch may not post: the room's row is
+    /// private and the sender is not among its members. One query per room
+    /// of the batch (with that room's senders), in the batch's transaction,
+    /// so the store is the authority whatever a server's sockets believe.
+    async fn non_members<'b>(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        batch: &'b [OwnedMessage],
+    ) -> Result<Refused<'b>> {
+        let mut rooms: Vec<(&str, Vec<&str>)> = Vec::new();
+        for m in batch {
+            match rooms.iter_mut().find(|(r, _)| *r == m.room) {
+                Some((_, senders)) => {
+                    if !senders.contains(&m.sender.as_str()) {
+                        senders.push(&m.sender);
+                    }
+                }
+                None => rooms.push((&m.room, vec![&m.sender])),
+            }
+        }
+        let mut refused = Refused::default();
+        for (room, senders) in rooms {
+            // One row per member among the senders, or one with a NULL
+            // username; none for a room without a row (public).
+            let mut sql = String::from(
+                "SELECT r.private, m.username FROM chat_rooms r \
+                 LEFT JOIN chat_members m ON m.room = r.name AND r.private <> 0 \
+                 AND m.username IN (",
+            );
+            for k in 0..senders.len() {
+                if k > 0 {
+                    sql.push(',');
+                }
+                self.push_param(&mut sql, k + 1);
+            }
+            sql.push_str(") WHERE r.name = ");
+            self.push_param(&mut sql, senders.len() + 1);
+            let mut query = sqlx::query(&sql);
+            for sender in &senders {
+                query = query.bind(*sender);
+            }
+            let rows = query.bind(room).fetch_all(&mut **tx).await?;
+            let mut private = false;
+            let mut members: Vec<String> = Vec::new();
+            for row in &rows {
+                private |= row.try_get::<i64, _>("private")? != 0;
+                if let Some(name) = row.try_get::<Option<String>, _>("username")? {
+                    members.push(name);
+                }
+            }
+            if private {
+                refused.private_rooms.push(room);
+                for sender in senders {
+                    if !members.iter().any(|m| m == sender) {
+                        refused.pairs.push((room, sender));
+                    }
+                }
+            }
+        }
+        Ok(refused)
     }
 
     /// The stored messages of the batch's `(room, sender, clientId)`: a
@@ -714,6 +807,15 @@ impl Store {
         Ok(found.is_some())
     }
 
+    /// The members of `room` (none for a public room).
+    pub async fn room_members(&self, room: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT username FROM chat_members WHERE room = $1")
+            .bind(room)
+            .fetch_all(&self.pool)
+            .within(self.timeout)
+            .await
+    }
+
     /// Creates an account; `false` if the name is taken.
     pub async fn create_user(&self, username: &str, password_hash: &str, now: i64) -> Result<bool> {
         let created = sqlx::query(
@@ -796,6 +898,21 @@ async fn add_member(
 }
 
 const COLUMNS: &str = "id, room, seq, sender, ts, key_id, envelope";
+
+/// What [`Store::non_members`] found in a batch.
+#[derive(Debug, Default)]
+struct Refused<'b> {
+    /// The batch's rooms whose row is private.
+    private_rooms: Vec<&'b str>,
+    /// `(room, sender)` pairs that may not post.
+    pairs: Vec<(&'b str, &'b str)>,
+}
+
+impl Refused<'_> {
+    fn contains(&self, pair: &(&str, &str)) -> bool {
+        self.pairs.iter().any(|p| p == pair)
+    }
+}
 
 /// What makes two messages one for dedup: room, sender, clientId.
 type DedupKey = (String, String, String);

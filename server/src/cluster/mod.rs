@@ -19,6 +19,12 @@
 //! so they catch up instead of silently missing a message), and it has no
 //! way back to the database after an outage. Messages are already stored
 //! and numbered; publishing them is the smaller, safer mechanism.
+//!
+//! Private rooms: messages from elsewhere reach only members here, whatever
+//! sockets joined the name here before it was created private on another
+//! server (see [`privacy`]).
+
+mod privacy;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +75,7 @@ pub struct Cluster {
     outbox_rx: Mutex<Option<tokio::sync::mpsc::Receiver<StoredMessage>>>,
     up: AtomicBool,
     delivered: Mutex<HashMap<String, Delivered>>,
+    privacy: privacy::Privacy,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -93,6 +100,7 @@ impl Cluster {
             outbox_rx: Mutex::new(Some(outbox_rx)),
             up: AtomicBool::new(false),
             delivered: Mutex::new(HashMap::new()),
+            privacy: privacy::Privacy::default(),
         })
     }
 
@@ -220,7 +228,7 @@ async fn subscribe_loop(state: Weak<Shared>) {
                             continue;
                         };
                         if env.node != cluster.node {
-                            deliver_new(&s, &cluster, &[&env.message]);
+                            deliver_remote(&s, &cluster, &[&env.message]).await;
                         }
                     }
                     cluster.up.store(false, Ordering::Relaxed);
@@ -248,6 +256,37 @@ pub fn deliver_new(state: &Arc<Shared>, cluster: &Cluster, messages: &[&StoredMe
         .filter(|m| cluster.mark_delivered(&m.room, m.seq))
         .collect();
     rooms::deliver_local(state, &fresh);
+}
+
+/// [`deliver_new`] for messages stored elsewhere in the cluster (received
+/// over Redis or read back by the catch-up): first, in a room that is
+/// private, this server's sockets that are not members leave it. A room
+/// whose privacy the store cannot tell now is not delivered (nor marked):
+/// the catch-up delivers it later.
+async fn deliver_remote(state: &Arc<Shared>, cluster: &Cluster, messages: &[&StoredMessage]) {
+    let mut rooms: Vec<&str> = Vec::new();
+    for m in messages {
+        if !rooms.contains(&m.room.as_str()) {
+            rooms.push(&m.room);
+        }
+    }
+    let mut unknown: Vec<&str> = Vec::new();
+    for room in rooms {
+        if let Err(e) = cluster.privacy.put_out_non_members(state, room).await {
+            tracing::warn!(error = %e, "store unavailable: delivery of a room deferred");
+            unknown.push(room);
+        }
+    }
+    if unknown.is_empty() {
+        deliver_new(state, cluster, messages);
+    } else {
+        let known: Vec<&StoredMessage> = messages
+            .iter()
+            .copied()
+            .filter(|m| !unknown.contains(&m.room.as_str()))
+            .collect();
+        deliver_new(state, cluster, &known);
+    }
 }
 
 /// Every second, the rooms with a gap; every sweep, every room with
@@ -287,7 +326,7 @@ async fn catch_up_gaps(state: &Arc<Shared>, cluster: &Cluster) {
         else {
             return; // the database is down: try again next round
         };
-        deliver_new(state, cluster, &missed.iter().collect::<Vec<_>>());
+        deliver_remote(state, cluster, &missed.iter().collect::<Vec<_>>()).await;
     }
 }
 
@@ -326,7 +365,7 @@ async fn catch_up(state: &Arc<Shared>, cluster: &Cluster) {
         else {
             return; // the database is down: try again next round
         };
-        deliver_new(state, cluster, &missed.iter().collect::<Vec<_>>());
+        deliver_remote(state, cluster, &missed.iter().collect::<Vec<_>>()).await;
     }
 }
 

@@ -1,0 +1,126 @@
+//! Which rooms are private, as this server last read it from the store, so
+//! that messages from elsewhere in the cluster (Redis or the catch-up) reach
+//! only members here.
+//!
+//! A name joined here while it had no row can be created private on another
+//! server, whose `POST /api/rooms` puts out only its own sockets. Before a
+//! room's messages from elsewhere are delivered, this server looks the room
+//! up here and, if it is private, puts out every local socket that is not a
+//! member: no notice between servers is needed, and a lost one cannot leak.
+//!
+//! Why this needs no clock: privacy is fixed when a room's row is written
+//! (a name with a row can never be created private), and a delivered
+//! message implies its room has a row. So a *public* entry is true forever,
+//! a room with no entry is read from the store, and a *private* entry is
+//! only ever short of members added since it was read: when a local socket
+//! is not among the cached members, the entry is read again before that
+//! socket is put out (a member's join commits its membership before the
+//! socket is in the room, so a read after seeing the socket sees it).
+//! Cost on the hot path: one map lookup per room of a delivery; a private
+//! room also walks its local sockets (as the delivery does anyway).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use crate::app::Shared;
+use crate::chat::connection::Connection;
+use crate::chat::identity::Identity;
+use crate::store::StoreError;
+
+/// Rooms remembered; past this the map is emptied and refilled on demand
+/// (one store read per room then), so memory stays bounded however many
+/// rooms there are.
+pub const CAPACITY: usize = 8192;
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Public,
+    Private(Arc<HashSet<String>>),
+}
+
+/// The per-server cache: room → public, or private with its members.
+#[derive(Debug, Default)]
+pub struct Privacy {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl Privacy {
+    fn get(&self, room: &str) -> Option<Entry> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(room).cloned()
+    }
+
+    fn put(&self, room: &str, entry: Entry) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CAPACITY && !entries.contains_key(room) {
+            entries.clear();
+        }
+        entries.insert(room.to_owned(), entry);
+    }
+
+    /// Reads `room` from the store and remembers it.
+    async fn load(&self, state: &Shared, room: &str) -> Result<Entry, StoreError> {
+        let entry = match state.store.room(room).await? {
+            Some(info) if info.private => {
+                let members = state.store.room_members(room).await?;
+                Entry::Private(Arc::new(members.into_iter().collect()))
+            }
+            // No row: a message not stored yet (cannot happen for a stored
+            // one); public for now, not remembered.
+            None => return Ok(Entry::Public),
+            Some(_) => Entry::Public,
+        };
+        self.put(room, entry.clone());
+        Ok(entry)
+    }
+
+    /// Before messages of `room` from elsewhere are delivered here: if the
+    /// room is private, every local socket in it that is not a member
+    /// leaves it. An error means the store could not say: the caller must
+    /// not deliver (the catch-up retries).
+    pub async fn put_out_non_members(&self, state: &Shared, room: &str) -> Result<(), StoreError> {
+        let (mut entry, mut fresh) = match self.get(room) {
+            Some(entry) => (entry, false),
+            None => (self.load(state, room).await?, true),
+        };
+        let Some(io) = state.io.get() else {
+            return Ok(());
+        };
+        loop {
+            let Entry::Private(members) = &entry else {
+                return Ok(());
+            };
+            let outsiders: Vec<_> = io
+                .to(room.to_owned())
+                .sockets()
+                .into_iter()
+                .filter(|socket| {
+                    !socket
+                        .extensions
+                        .get::<Arc<Connection>>()
+                        .is_some_and(|conn| match &conn.identity {
+                            Identity::Account(name) => members.contains(name),
+                            Identity::Guest(_) => false,
+                        })
+                })
+                .collect();
+            if outsiders.is_empty() {
+                return Ok(());
+            }
+            if !fresh {
+                // Perhaps members added since the entry was read.
+                entry = self.load(state, room).await?;
+                fresh = true;
+                continue;
+            }
+            for socket in &outsiders {
+                socket.leave(room.to_owned());
+            }
+            tracing::info!(
+                put_out = outsiders.len(),
+                "room is private: non-members joined before its creation put out"
+            );
+            return Ok(());
+        }
+    }
+}
