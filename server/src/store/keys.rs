@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row as _;
 
-use super::{Result, Store, StoredMessage, message_of};
+use super::{Result, Store, StoredMessage, Within as _, message_of};
 
 /// One row of `chat_keys`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,7 @@ impl Store {
             "SELECT id, check_value, seals, created, retired FROM chat_keys ORDER BY id",
         )
         .fetch_all(&self.pool)
+        .within(self.timeout)
         .await?;
         rows.iter()
             .map(|r| {
@@ -81,13 +82,13 @@ impl Store {
         .bind(check_value)
         .bind(now_ms)
         .execute(&self.pool)
+        .within(self.timeout)
         .await?;
-        Ok(
-            sqlx::query_scalar("SELECT check_value FROM chat_keys WHERE id = $1")
-                .bind(i64::from(id))
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        sqlx::query_scalar("SELECT check_value FROM chat_keys WHERE id = $1")
+            .bind(i64::from(id))
+            .fetch_one(&self.pool)
+            .within(self.timeout)
+            .await
     }
 
     /// Adds seals to the recorded counts, in one transaction. Ids not
@@ -102,9 +103,10 @@ impl Store {
                 .bind(i64::try_from(*n).unwrap_or(i64::MAX))
                 .bind(i64::from(*id))
                 .execute(&mut *tx)
+                .within(self.timeout)
                 .await?;
         }
-        tx.commit().await?;
+        tx.commit().within(self.timeout).await?;
         Ok(())
     }
 
@@ -114,6 +116,7 @@ impl Store {
             "SELECT key_id, COUNT(*) AS n FROM chat_messages GROUP BY key_id ORDER BY key_id",
         )
         .fetch_all(&self.pool)
+        .within(self.timeout)
         .await?;
         rows.iter()
             .map(|r| {
@@ -129,6 +132,7 @@ impl Store {
     pub async fn has_messages(&self) -> Result<bool> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM chat_messages LIMIT 1")
             .fetch_optional(&self.pool)
+            .within(self.timeout)
             .await?;
         Ok(found.is_some())
     }
@@ -142,26 +146,27 @@ impl Store {
         ))
         .bind(i64::from(id))
         .fetch_optional(&self.pool)
+        .within(self.timeout)
         .await?;
         row.as_ref().map(message_of).transpose()
     }
 
     /// The keyring generation: bumped whenever the keyring file changes.
     pub async fn key_generation(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT generation FROM chat_keyring WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        sqlx::query_scalar("SELECT generation FROM chat_keyring WHERE id = 1")
+            .fetch_one(&self.pool)
+            .within(self.timeout)
+            .await
     }
 
     /// Bumps the generation: every server reloads its keyring.
     pub async fn bump_key_generation(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+        sqlx::query_scalar(
             "UPDATE chat_keyring SET generation = generation + 1 WHERE id = 1 RETURNING generation",
         )
         .fetch_one(&self.pool)
-        .await?)
+        .within(self.timeout)
+        .await
     }
 
     /// Takes the rotation lease until `until_ms` if nobody holds it; true if
@@ -175,6 +180,7 @@ impl Store {
         .bind(holder)
         .bind(now_ms)
         .execute(&self.pool)
+        .within(self.timeout)
         .await?
         .rows_affected();
         Ok(taken == 1)
@@ -188,6 +194,7 @@ impl Store {
         )
         .bind(holder)
         .execute(&self.pool)
+        .within(self.timeout)
         .await?;
         Ok(())
     }
@@ -211,6 +218,7 @@ impl Store {
         .bind(node.generation)
         .bind(node.seen)
         .execute(&self.pool)
+        .within(self.timeout)
         .await?;
         Ok(())
     }
@@ -221,11 +229,13 @@ impl Store {
         sqlx::query("DELETE FROM chat_key_nodes WHERE seen < $1")
             .bind(since_ms)
             .execute(&self.pool)
+            .within(self.timeout)
             .await?;
         let rows = sqlx::query(
             "SELECT node, key_ids, primary_id, generation, seen FROM chat_key_nodes ORDER BY node",
         )
         .fetch_all(&self.pool)
+        .within(self.timeout)
         .await?;
         rows.iter()
             .map(|r| {
@@ -246,6 +256,7 @@ impl Store {
         sqlx::query("DELETE FROM chat_key_nodes WHERE node = $1")
             .bind(node)
             .execute(&self.pool)
+            .within(self.timeout)
             .await?;
         Ok(())
     }
@@ -255,6 +266,7 @@ impl Store {
         sqlx::query("UPDATE chat_keys SET retired = 1 WHERE id < $1")
             .bind(i64::from(below))
             .execute(&self.pool)
+            .within(self.timeout)
             .await?;
         Ok(())
     }
@@ -264,6 +276,7 @@ impl Store {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chat_messages WHERE key_id < $1")
             .bind(i64::from(below))
             .fetch_one(&self.pool)
+            .within(self.timeout)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -301,7 +314,7 @@ impl Store {
             query = query.bind(id.as_str());
         }
         let query = query.bind(limit);
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&self.pool).within(self.timeout).await?;
         rows.iter().map(message_of).collect()
     }
 
@@ -318,6 +331,7 @@ impl Store {
                 .bind(i64::try_from(seals.1).unwrap_or(i64::MAX))
                 .bind(i64::from(seals.0))
                 .execute(&mut *tx)
+                .within(self.timeout)
                 .await?;
         }
         let mut changed = 0;
@@ -348,9 +362,13 @@ impl Store {
                     .bind(m.envelope.as_str())
                     .bind(i64::from(m.key_id));
             }
-            changed += query.execute(&mut *tx).await?.rows_affected();
+            changed += query
+                .execute(&mut *tx)
+                .within(self.timeout)
+                .await?
+                .rows_affected();
         }
-        tx.commit().await?;
+        tx.commit().within(self.timeout).await?;
         Ok(changed)
     }
 }
