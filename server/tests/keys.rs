@@ -563,3 +563,48 @@ fn automatic_rotation_by_seal_count_and_once_per_cluster_by_age() {
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The servers' heartbeats, waited for until `ok` holds for all of them.
+async fn wait_nodes(db: &Store, ok: impl Fn(&chatseal_server::store::NodeRecord) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = db.key_nodes(0).await.unwrap();
+        if !nodes.is_empty() && nodes.iter().all(&ok) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "heartbeats: {nodes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `keys` commands trust each server's reported generation, so a
+/// server whose reload was refused must keep reporting the one it applied;
+/// it retries every poll and takes the file once it is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reload_does_not_report_the_new_generation() {
+    let dir = temp_dir("refused-gen");
+    let file = dir.join("keyring.json");
+    let k1 = keyring(&[(1, 1)], 1, 1);
+    k1.save_file(&file).unwrap();
+    let db = store(&dir).await;
+    seed(&db, &Sealer::new(k1.clone()), "lobby", 2).await;
+    let server = Server::start(&dir);
+    // Key 1 dropped while 2 messages need it: refused.
+    keyring(&[(2, 2)], 2, 2).save_file(&file).unwrap();
+    let generation = db.bump_key_generation().await.unwrap();
+    server.wait_for("keyring reload refused; keeping the current one");
+    // Several polls later: still behind, and said once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let nodes = db.key_nodes(0).await.unwrap();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert!(nodes[0].generation < generation, "{nodes:?}");
+    assert_eq!(nodes[0].primary, 1);
+    assert_eq!(server.count("keyring reload refused; keeping"), 1);
+    // The file fixed: taken at a later poll, without another bump.
+    keyring(&[(1, 1), (2, 2)], 2, 1).save_file(&file).unwrap();
+    server.wait_for("was=1");
+    wait_nodes(&db, |n| n.generation == generation && n.primary == 2).await;
+    drop(server);
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

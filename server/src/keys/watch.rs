@@ -63,12 +63,6 @@ pub async fn install(
     Ok(())
 }
 
-/// Reads the keyring from where the server found it, off the runtime.
-pub async fn read_keyring(config: &Config) -> anyhow::Result<Keyring> {
-    let config = config.clone();
-    tokio::task::spawn_blocking(move || super::reload(&config)).await?
-}
-
 /// The running watch; [`Watch::stop`] flushes the counts and says goodbye.
 #[derive(Debug)]
 pub struct Watch {
@@ -117,25 +111,42 @@ async fn run(
     let source = guard::source_of(&config);
     let rotating = Arc::new(AtomicBool::new(false));
     let mut applied = state.store.key_generation().await.unwrap_or(0);
+    let mut refused = None;
+    let mut pending = None;
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 0u32.. {
         tick.tick().await;
         match state.store.key_generation().await {
             Ok(generation) if generation != applied => {
-                let outcome = match read_keyring(&config).await {
+                let outcome = match super::reload_blocking(
+                    &config,
+                    super::RELOAD_TIMEOUT,
+                    &mut pending,
+                )
+                .await
+                {
                     Ok(keyring) => install(&state, keyring, &source, "keyring generation").await,
                     Err(e) => Err(e),
                 };
+                // Only a generation this server applied is reported: `keys
+                // retire` and `keys rewrap` trust the heartbeat. A refused
+                // one is retried every poll, logged once.
                 match outcome {
-                    Ok(()) => {}
-                    Err(e) => tracing::error!(
-                        error = %e,
-                        generation,
-                        "keyring reload refused; keeping the current one"
-                    ),
+                    Ok(()) => {
+                        applied = generation;
+                        refused = None;
+                    }
+                    Err(e) if refused != Some(generation) => {
+                        tracing::error!(
+                            error = %e,
+                            generation,
+                            "keyring reload refused; keeping the current one, retrying"
+                        );
+                        refused = Some(generation);
+                    }
+                    Err(e) => tracing::debug!(error = %e, generation, "keyring reload refused"),
                 }
-                applied = generation;
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "store unavailable: keyring generation"),
