@@ -608,3 +608,33 @@ async fn a_refused_reload_does_not_report_the_new_generation() {
     db.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Retiring keys below N while a running server still seals with a key
+/// below N would let that server store messages nobody can open: refused
+/// until every running server seals with N or above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retire_refuses_while_a_running_server_seals_below() {
+    let dir = temp_dir("retire-live");
+    let file = dir.join("keyring.json");
+    keyring(&[(1, 1)], 1, 1).save_file(&file).unwrap();
+    let server = Server::start(&dir);
+    let db = store(&dir).await;
+    wait_nodes(&db, |n| n.primary == 1).await;
+    // Key 2 made primary in the file only: the server still seals with 1.
+    keyring(&[(1, 1), (2, 2)], 2, 1).save_file(&file).unwrap();
+    let out = keys(&dir, &["retire", "--below", "2"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("still seal"), "{err}");
+    assert_eq!(Keyring::load_file(&file).unwrap().min_decrypt(), 1);
+    // Once the server seals with key 2, the retirement goes through.
+    server.hup();
+    server.wait_for("was=1");
+    wait_nodes(&db, |n| n.primary == 2).await;
+    let out = keys(&dir, &["retire", "--below", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    server.wait_for("min_decrypt=2");
+    drop(server);
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chatseal_core::{Keyring, SEAL_BUDGET_PER_KEY};
 
-use super::guard::{self, KeyUse};
+use super::guard::{self, KeyUse, now_ms};
 use super::rotate;
 use crate::config::Config;
 use crate::store::Store;
@@ -273,6 +273,18 @@ async fn retire(
             "--below {below} would retire the primary key {}: run `keys rotate` first",
             keyring.primary()
         );
+        // A running server still sealing under a key below `below` would
+        // store messages after the count below that need a retired key.
+        let nodes = store
+            .key_nodes(now_ms() - rotate::NODE_TTL.as_millis() as i64)
+            .await?;
+        if let Some(n) = nodes.iter().find(|n| n.primary < below) {
+            anyhow::bail!(
+                "refused: running server {} (and maybe others) still seals with key {}, below                  {below}: its new messages would need a retired key. Run `chatseal-server keys                  rotate` (or reload every server's keyring) first, then `keys rewrap`",
+                n.node,
+                n.primary
+            );
+        }
         let needed: Vec<(u32, u64)> = usage
             .messages
             .range(..below)
@@ -318,6 +330,18 @@ async fn retire(
             n.key_ids.iter().all(|id| *id >= below || !force)
         })
         .await?;
+        // Every server seals at or above `below` now; a message stored
+        // between the count and the publish still needs a retired key.
+        let late = store.messages_below(below).await?;
+        if late > 0 && !force {
+            anyhow::bail!(
+                "{} message(s) under key ids below {below} were stored while retiring: their \
+                 keys stay in {} but are retired (min_decrypt {below}). Put the previous \
+                 min_decrypt back in the file and reload, or run `keys rewrap` with it",
+                late,
+                path.display()
+            );
+        }
         Ok(total)
     })
     .await?;
