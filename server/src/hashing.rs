@@ -62,16 +62,19 @@ impl Hasher {
         blocks: usize,
         f: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(Busy);
-        }
+        // Both counts are given back by guards, not by code after an
+        // `.await`: hyper drops this future when the client closes
+        // mid-request, and a count never given back would fill the queue
+        // for good (every later login refused as busy).
+        let queued = Queued::enter(&self.waiting, self.max_waiting)?;
         let permit = Arc::clone(&self.slots).acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(queued);
         let permit = permit.map_err(|_| Busy)?;
-        crate::metrics::hashing(1.0);
         let this = Arc::clone(self);
-        let done = tokio::task::spawn_blocking(move || {
+        // The hash runs to the end even if this future is dropped: the
+        // gauge goes down with it, in the blocking task.
+        tokio::task::spawn_blocking(move || {
+            let _running = Running::start();
             let mut buffer = this.take_buffer(blocks);
             let out = f(&mut buffer);
             // Kept for the next hash, so the wipe cannot be optimised away.
@@ -80,9 +83,8 @@ impl Hasher {
             drop(permit);
             out
         })
-        .await;
-        crate::metrics::hashing(-1.0);
-        done.map_err(|_| Busy)
+        .await
+        .map_err(|_| Busy)
     }
 
     fn take_buffer(&self, blocks: usize) -> Vec<Block> {
@@ -139,6 +141,41 @@ impl Hasher {
             .get_or_try_init(|| self.hash(Zeroizing::new("chatseal timing equaliser".to_owned())))
             .await
             .cloned()
+    }
+}
+
+/// A place in the queue, given back when dropped.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn enter(waiting: &'a AtomicUsize, max: usize) -> Result<Queued<'a>, Busy> {
+        if waiting.fetch_add(1, Ordering::SeqCst) >= max {
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Busy);
+        }
+        Ok(Queued(waiting))
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One hash counted in the running gauge while it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        crate::metrics::hashing(1.0);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        crate::metrics::hashing(-1.0);
     }
 }
 
@@ -220,6 +257,30 @@ mod tests {
         );
         // One slot: one buffer, reused.
         assert_eq!(hasher.buffers.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_login_dropped_while_queued_gives_its_place_back() {
+        let hasher = Hasher::new(1, 1);
+        // The one slot is held: a hash queues.
+        let held = Arc::clone(&hasher.slots).acquire_owned().await.unwrap();
+        let queued = tokio::spawn({
+            let hasher = Arc::clone(&hasher);
+            async move { hasher.hash(Zeroizing::new("password1".to_owned())).await }
+        });
+        while hasher.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The client goes away: hyper drops the handler's future.
+        queued.abort();
+        assert!(queued.await.unwrap_err().is_cancelled());
+        assert_eq!(hasher.waiting.load(Ordering::SeqCst), 0);
+        drop(held);
+        // The queue (of one) is free again.
+        hasher
+            .hash(Zeroizing::new("password2".to_owned()))
+            .await
+            .expect("admitted");
     }
 
     #[tokio::test]
