@@ -118,6 +118,7 @@ pub(crate) async fn login(
     };
     let ok = state.guards.hasher.verify(creds.password, stored).await?;
     if !ok {
+        state.guards.login.failed(&creds.username);
         return Err(ApiError::new(
             Code::Unauthorized,
             "wrong username or password",

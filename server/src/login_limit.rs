@@ -1,7 +1,13 @@
 //! Throttling logins and registrations, after Synapse's `rc_login`: a
-//! token bucket per client address and one per account name (a sustained
-//! rate and a burst), checked before any password is hashed. Over either,
-//! the answer is 429 `RATE_LIMITED` with `Retry-After`.
+//! token bucket per client address, charged for every attempt, and one
+//! per account name charged for failed attempts only (Synapse's
+//! `failed_attempts`), both checked before any password is hashed. Over
+//! either, the answer is 429 `RATE_LIMITED` with `Retry-After`.
+//!
+//! The account bucket is charged only once the password is known to be
+//! wrong: charged for every attempt, anyone at the allowed rate from any
+//! address would keep its owner out for good. Only guessing beyond the
+//! rate locks an account, as guessing is what it guards against.
 //!
 //! Every account name is throttled alike, whether it exists or not (no
 //! difference to tell them apart). The buckets are in memory only while
@@ -9,6 +15,7 @@
 //! of made-up names costs memory for a minute at most, bounded by the
 //! per-address rate.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -45,7 +52,7 @@ pub struct RetryAfter(pub u64);
 #[derive(Debug)]
 pub struct LoginLimit {
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    by_account: DefaultKeyedRateLimiter<String>,
+    by_account: Failures,
     last_sweep: Mutex<Instant>,
 }
 
@@ -70,35 +77,29 @@ impl LoginLimit {
     pub fn new(rates: LoginRates) -> LoginLimit {
         LoginLimit {
             by_ip: RateLimiter::keyed(quota(rates.ip_per_sec, rates.ip_burst)),
-            by_account: RateLimiter::keyed(quota(rates.account_per_sec, rates.account_burst)),
+            by_account: Failures::new(rates.account_per_sec, rates.account_burst),
             last_sweep: Mutex::new(Instant::now()),
         }
     }
 
-    /// Takes one attempt for `ip` (and for `account`, a login's name) or
-    /// says when to retry. Names outside the name rules share one bucket.
+    /// Takes one attempt for `ip`, and checks that `account` (a login's
+    /// name) has not failed too often, or says when to retry. The account
+    /// is charged only by [`LoginLimit::failed`].
     pub fn check(&self, ip: IpAddr, account: Option<&str>) -> Result<(), RetryAfter> {
         self.sweep();
         let clock = DefaultClock::default();
-        let wait = |not_until: governor::NotUntil<_>| {
-            RetryAfter(
-                not_until
-                    .wait_time_from(clock.now())
-                    .as_secs_f64()
-                    .ceil()
-                    .max(1.0) as u64,
-            )
-        };
-        self.by_ip.check_key(&ip).map_err(wait)?;
+        self.by_ip
+            .check_key(&ip)
+            .map_err(|not_until| retry_after(not_until.wait_time_from(clock.now())))?;
         if let Some(name) = account {
-            let key = if crate::auth::validate_username(name).is_ok() {
-                name.to_ascii_lowercase()
-            } else {
-                String::new()
-            };
-            self.by_account.check_key(&key).map_err(wait)?;
+            self.by_account.check(&account_key(name), Instant::now())?;
         }
         Ok(())
+    }
+
+    /// Charges `account` for a wrong password.
+    pub fn failed(&self, account: &str) {
+        self.by_account.charge(account_key(account), Instant::now());
     }
 
     fn sweep(&self) {
@@ -110,13 +111,95 @@ impl LoginLimit {
         drop(last);
         self.by_ip.retain_recent();
         self.by_ip.shrink_to_fit();
-        self.by_account.retain_recent();
-        self.by_account.shrink_to_fit();
+        self.by_account.forget_full(Instant::now());
     }
 
     /// Buckets held now (addresses, names).
     pub fn len(&self) -> (usize, usize) {
         (self.by_ip.len(), self.by_account.len())
+    }
+}
+
+/// Names outside the name rules share one bucket; case does not count.
+fn account_key(name: &str) -> String {
+    if crate::auth::validate_username(name).is_ok() {
+        name.to_ascii_lowercase()
+    } else {
+        String::new()
+    }
+}
+
+fn retry_after(wait: Duration) -> RetryAfter {
+    RetryAfter(wait.as_secs_f64().ceil().max(1.0) as u64)
+}
+
+/// Failed attempts per account name, as a GCRA bucket (the algorithm
+/// governor uses) kept by hand, because the check before hashing must
+/// look without taking: governor's `check_key` always takes a token.
+#[derive(Debug)]
+struct Failures {
+    /// Time per token.
+    period: Duration,
+    /// How long before its bucket is full again an attempt is admitted:
+    /// `(burst - 1)` periods.
+    tolerance: Duration,
+    /// Per name, the time at which its bucket is full again.
+    full_at: Mutex<HashMap<String, Instant>>,
+}
+
+impl Failures {
+    fn new(per_sec: f64, burst: u32) -> Failures {
+        // A rate of 0 or less (or NaN) means no throttle, as in `quota`.
+        let period = if per_sec.is_finite() && per_sec > 0.0 {
+            Duration::from_secs_f64((1.0 / per_sec).min(86_400.0))
+        } else {
+            Duration::ZERO
+        };
+        Failures {
+            period,
+            tolerance: period * burst.max(1).saturating_sub(1),
+            full_at: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.full_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `key` has a token left, without taking it.
+    fn check(&self, key: &str, now: Instant) -> Result<(), RetryAfter> {
+        let Some(&full_at) = self.map().get(key) else {
+            return Ok(());
+        };
+        // GCRA: admitted from `tolerance` before the bucket is full.
+        let from = full_at.checked_sub(self.tolerance).unwrap_or(now);
+        if now >= from {
+            Ok(())
+        } else {
+            Err(retry_after(from - now))
+        }
+    }
+
+    /// Takes a token from `key` (its bucket may go past empty: the
+    /// failures were real).
+    fn charge(&self, key: String, now: Instant) {
+        if self.period.is_zero() {
+            return;
+        }
+        let mut map = self.map();
+        let full_at = map.entry(key).or_insert(now);
+        *full_at = (*full_at).max(now) + self.period;
+    }
+
+    /// Drops the buckets back to full.
+    fn forget_full(&self, now: Instant) {
+        let mut map = self.map();
+        map.retain(|_, full_at| *full_at > now);
+        map.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.map().len()
     }
 }
 
@@ -130,25 +213,48 @@ impl Default for LoginLimit {
 mod tests {
     use super::*;
 
-    #[test]
-    fn per_address_and_per_account_buckets() {
-        let limit = LoginLimit::new(LoginRates {
+    fn limit(account_burst: u32) -> LoginLimit {
+        LoginLimit::new(LoginRates {
             ip_per_sec: 0.1,
             ip_burst: 3,
             account_per_sec: 0.1,
-            account_burst: 2,
-        });
+            account_burst,
+        })
+    }
+
+    #[test]
+    fn per_address_buckets() {
+        let limit = limit(2);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
         limit.check(a, Some("ann")).unwrap();
         limit.check(a, Some("bob")).unwrap();
-        limit.check(a, Some("cy")).unwrap();
+        limit.check(a, None).unwrap();
         let RetryAfter(secs) = limit.check(a, Some("dee")).unwrap_err();
         assert!((1..=10).contains(&secs), "{secs}");
-        // Another address, but ann's name is spent after two (any case).
-        limit.check(b, Some("ANN")).unwrap();
-        assert!(limit.check(b, Some("Ann")).is_err());
-        // "dee" was refused by its address first: no bucket made for it.
-        assert_eq!(limit.len(), (2, 3));
+    }
+
+    #[test]
+    fn an_account_is_charged_only_for_wrong_passwords() {
+        let limit = limit(2);
+        let owner: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        // Someone else tries ann's name, within the rate...
+        limit.check(other, Some("ann")).unwrap();
+        limit.failed("ann");
+        // ...and ann still logs in, as often as she likes.
+        for _ in 0..2 {
+            limit.check(owner, Some("ann")).unwrap();
+        }
+        // Guessing beyond the rate locks the name (any case), whatever
+        // the address.
+        let third: IpAddr = "10.0.0.3".parse().unwrap();
+        limit.check(third, Some("ANN")).unwrap();
+        limit.failed("ANN");
+        let RetryAfter(secs) = limit.check(third, Some("Ann")).unwrap_err();
+        assert!((1..=10).contains(&secs), "{secs}");
+        assert!(limit.check(owner, Some("ann")).is_err());
+        // Another name is not touched.
+        limit.check(other, Some("bob")).unwrap();
+        assert_eq!(limit.len(), (3, 1));
     }
 }
