@@ -16,7 +16,7 @@
 //! * [`error`]: the one error type and its JSON form; [`files`]: the data
 //!   directory's modes.
 //! * [`serve`]: the accept loop (header timeout, connection caps);
-//!   [`guards`], [`hashing`], [`login_limit`], [`per_ip`]: the limits
+//!   [`guards`], [`hashing`], [`login_limit`], [`per_ip`], [`client_key`]: the limits
 //!   against floods (docs/operations.md, "Limits").
 
 pub mod accounts;
@@ -24,6 +24,7 @@ pub mod app;
 pub mod auth;
 pub mod chat;
 pub mod client;
+pub mod client_key;
 pub mod cluster;
 pub mod config;
 pub mod error;

@@ -89,7 +89,7 @@ impl LoginLimit {
         self.sweep();
         let clock = DefaultClock::default();
         self.by_ip
-            .check_key(&ip)
+            .check_key(&crate::client_key::client_key(ip))
             .map_err(|not_until| retry_after(not_until.wait_time_from(clock.now())))?;
         if let Some(name) = account {
             self.by_account.check(&account_key(name), Instant::now())?;
@@ -256,5 +256,16 @@ mod tests {
         // Another name is not touched.
         limit.check(other, Some("bob")).unwrap();
         assert_eq!(limit.len(), (3, 1));
+    }
+
+    #[test]
+    fn an_ipv6_64_shares_one_address_bucket() {
+        let limit = limit(2);
+        for i in 1..=3 {
+            let ip: IpAddr = format!("2001:db8::{i}").parse().unwrap();
+            limit.check(ip, None).unwrap();
+        }
+        let ip: IpAddr = "2001:db8::ffff:4".parse().unwrap();
+        assert!(limit.check(ip, None).is_err());
     }
 }

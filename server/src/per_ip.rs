@@ -54,8 +54,10 @@ impl PerIp {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes one slot for `ip`, or says which cap is reached.
+    /// Takes one slot for `ip` (counted under its
+    /// [`crate::client_key::client_key`]), or says which cap is reached.
     pub fn take(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Full> {
+        let ip = crate::client_key::client_key(ip);
         let mut counts = self.counts();
         if counts.total >= self.max_total {
             return Err(Full::Total(self.what));
@@ -122,6 +124,18 @@ mod tests {
         assert_eq!(caps.total(), 2);
         let _c1 = caps.take(c).unwrap();
         assert_eq!(caps.counts().by_ip.len(), 3);
+    }
+
+    #[test]
+    fn one_ipv6_64_is_one_address() {
+        let caps = PerIp::new("things", 0, 1);
+        let _a = caps.take("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        let other: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(caps.take(other).unwrap_err(), Full::PerIp("things"));
+        let _b = caps.take("2001:db8:1:3::1".parse().unwrap()).unwrap();
+        let _c = caps.take("10.0.0.1".parse().unwrap()).unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(caps.take(mapped).unwrap_err(), Full::PerIp("things"));
     }
 
     #[test]
