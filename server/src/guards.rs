@@ -33,6 +33,11 @@ pub struct Guards {
     pub cluster_sweep: Duration,
 }
 
+/// A count of 0 means no cap (docs/operations.md, "Limits").
+pub fn no_cap_if_zero(n: usize) -> usize {
+    if n == 0 { usize::MAX } else { n }
+}
+
 impl Guards {
     pub fn from_config(c: &Config) -> Guards {
         Guards {
@@ -53,7 +58,7 @@ impl Guards {
                 header_timeout: Duration::from_secs(c.header_timeout_secs.max(1)),
             },
             connect_timeout: Duration::from_secs(c.connect_timeout_secs.max(1)),
-            max_rooms_per_socket: c.max_rooms_per_socket.max(1),
+            max_rooms_per_socket: no_cap_if_zero(c.max_rooms_per_socket),
             join: Rate {
                 per_sec: c.join_per_sec,
                 burst: c.join_burst,
@@ -73,5 +78,19 @@ impl Default for Guards {
     fn default() -> Self {
         use clap::Parser as _;
         Guards::from_config(&Config::parse_from(["chatseal-server"]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn zero_rooms_per_socket_means_no_cap() {
+        let c = Config::parse_from(["chatseal-server", "--max-rooms-per-socket", "0"]);
+        assert_eq!(Guards::from_config(&c).max_rooms_per_socket, usize::MAX);
+        let c = Config::parse_from(["chatseal-server", "--max-rooms-per-socket", "3"]);
+        assert_eq!(Guards::from_config(&c).max_rooms_per_socket, 3);
     }
 }

@@ -42,13 +42,14 @@ pub struct Hasher {
 }
 
 impl Hasher {
-    /// `concurrency` hashes at once (0 = one per core), `queue` waiting.
+    /// `concurrency` hashes at once (0 = one per core), `queue` waiting
+    /// (0 = no cap).
     pub fn new(concurrency: usize, queue: usize) -> Arc<Hasher> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let concurrency = if concurrency == 0 { cores } else { concurrency };
         Arc::new(Hasher {
             slots: Arc::new(Semaphore::new(concurrency)),
-            max_waiting: queue,
+            max_waiting: crate::guards::no_cap_if_zero(queue),
             waiting: AtomicUsize::new(0),
             buffers: Mutex::new(Vec::new()),
             dummy: OnceCell::new(),
@@ -285,8 +286,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_at_once() {
-        let hasher = Hasher::new(1, 0);
-        let r = hasher.hash(Zeroizing::new("password1".to_owned())).await;
+        let hasher = Hasher::new(1, 1);
+        let _held = Arc::clone(&hasher.slots).acquire_owned().await.unwrap();
+        let _queued = tokio::spawn({
+            let hasher = Arc::clone(&hasher);
+            async move { hasher.hash(Zeroizing::new("password1".to_owned())).await }
+        });
+        while hasher.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let r = hasher.hash(Zeroizing::new("password2".to_owned())).await;
         assert!(r.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_queue_of_zero_means_no_cap() {
+        let hasher = Hasher::new(1, 0);
+        hasher
+            .hash(Zeroizing::new("password1".to_owned()))
+            .await
+            .expect("admitted");
     }
 }

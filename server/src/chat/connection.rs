@@ -199,8 +199,12 @@ pub fn busy() -> usize {
     BUSY.load(Ordering::SeqCst)
 }
 
+/// A rate of 0 means no cap (docs/operations.md, "Limits").
 fn rate_limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
-    let per_sec = NonZeroU32::new(per_sec.max(1)).expect("at least 1");
+    if per_sec == 0 {
+        return RateLimiter::direct(Quota::per_second(NonZeroU32::MAX));
+    }
+    let per_sec = NonZeroU32::new(per_sec).expect("not 0");
     let burst = NonZeroU32::new(burst.max(1)).expect("at least 1");
     RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst))
 }
@@ -258,5 +262,19 @@ async fn drain(socket: SocketRef, conn: Arc<Connection>) {
             *job,
         ))
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_of_zero_means_no_cap() {
+        let unlimited = rate_limiter(0, 0);
+        assert!((0..10_000).all(|_| unlimited.check().is_ok()));
+        let capped = rate_limiter(1, 2);
+        assert!(capped.check().is_ok() && capped.check().is_ok());
+        assert!(capped.check().is_err());
     }
 }
