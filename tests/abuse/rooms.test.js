@@ -156,3 +156,62 @@ test('a slow WebSocket reader is cut off at once', { timeout: 90000 }, async () 
     await server.stop()
   }
 })
+
+test("an upgraded slow reader's handshake connection is not cut", { timeout: 90000 }, async () => {
+  const server = await start('rust', {
+    env: { CHATSEAL_SOCKET_BUFFER: '16', CHATSEAL_RATE_PER_SEC: '1000', CHATSEAL_RATE_BURST: '1000' },
+  })
+  try {
+    // The default transports: a polling handshake on a kept-alive
+    // connection (behind a proxy, it may carry other clients' requests)...
+    const first = await rawConnect(server.url)
+    let onFirst = ''
+    first.on('data', (d) => (onFirst += d.toString('latin1')))
+    first.write('GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n')
+    await until(() => /"sid":"[^"]+"/.test(onFirst), 5000, 'the Engine.IO open packet')
+    const sid = onFirst.match(/"sid":"([^"]+)"/)[1]
+    const post = await new Promise((resolve, reject) => {
+      const path = `/socket.io/?EIO=4&transport=polling&sid=${sid}`
+      const req = require('node:http').request(new URL(path, server.url), { method: 'POST', agent: false, headers: { 'content-type': 'text/plain;charset=UTF-8' } }, (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode))
+      })
+      req.on('error', reject)
+      req.end('40')
+    })
+    assert.equal(post, 200)
+    // ...then the upgrade to a WebSocket, which stops reading.
+    const ws = await rawConnect(server.url)
+    let onWs = ''
+    ws.on('data', (d) => (onWs += d.toString('latin1')))
+    ws.write(
+      `GET /socket.io/?EIO=4&transport=websocket&sid=${sid} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+        'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    )
+    await until(() => onWs.includes('101'), 5000, 'the WebSocket upgrade')
+    ws.write(wsFrame('2probe'))
+    await until(() => onWs.includes('3probe'), 5000, 'the probe answer')
+    ws.write(wsFrame('5'))
+    await sleep(200)
+    ws.pause()
+    const writer = await connect(server.url, { name: 'bob' })
+    const big = 'y'.repeat(60000)
+    for (let i = 0; i < 400 && !server.log.some((l) => l.includes('reader too slow')); i++) {
+      await ask(writer, 'chat message', { message: big })
+    }
+    assert.ok(server.log.some((l) => l.includes('reader too slow')), 'the reader fell behind')
+    await sleep(300)
+    // The handshake's connection still serves requests.
+    const before = onFirst.length
+    let closed = first.destroyed
+    first.on('close', () => (closed = true))
+    if (!closed) first.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+    await until(() => closed || /HTTP\/1\.1 \d{3}/.test(onFirst.slice(before)), 5000, 'an answer or a close')
+    assert.ok(!closed, "the handshake's connection was cut")
+    writer.close()
+    ws.destroy()
+    first.destroy()
+  } finally {
+    await server.stop()
+  }
+})
