@@ -110,7 +110,7 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Zeroizing<Vec<u8>>> {
             tracing::info!(path = %path.display(), "created a token-signing secret");
             Ok(secret)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
     }
 }
 
@@ -150,7 +150,7 @@ pub fn service_token(config: &Config) -> anyhow::Result<(Zeroizing<String>, Stri
             tracing::info!(path = %source, "created a service token for /encrypt and /decrypt");
             Ok((token, source))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {source}"))),
     }
 }
 
