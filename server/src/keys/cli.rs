@@ -280,7 +280,9 @@ async fn retire(
             .await?;
         if let Some(n) = nodes.iter().find(|n| n.primary < below) {
             anyhow::bail!(
-                "refused: running server {} (and maybe others) still seals with key {}, below                  {below}: its new messages would need a retired key. Run `chatseal-server keys                  rotate` (or reload every server's keyring) first, then `keys rewrap`",
+                "refused: running server {} (and maybe others) still seals with key {}, below \
+                 {below}: its new messages would need a retired key. Run `chatseal-server \
+                 keys rotate` (or reload every server's keyring) first, then `keys rewrap`",
                 n.node,
                 n.primary
             );
