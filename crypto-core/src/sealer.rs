@@ -420,7 +420,8 @@ impl Sealer {
     ///   sealed when one occurs.
     /// * An envelope already under the primary is still authenticated (so a
     ///   tampered one is `BadTag`, as with `open`), but it is not sealed
-    ///   again: [`Rewrapped::Unchanged`], no allocation, no nonce spent.
+    ///   again: [`Rewrapped::Unchanged`], no new envelope, no nonce spent
+    ///   (it is opened into a wiped scratch copy to authenticate it).
     /// * A resealed envelope counts as a seal of the primary key
     ///   ([`Sealer::seal_counts`]).
     pub fn rewrap(&self, room: &str, context: &[u8], envelope: &[u8]) -> Result<Rewrapped> {
