@@ -54,7 +54,15 @@ test('typed during an outage of the server: stored once, shown once on both page
 
   for (const page of [ann, bob]) {
     await page.waitForSelector(line('ann', 'typed while the server was down'), { timeout: 30000 }).catch(async (err) => {
-      throw new Error(`${err.message}\nann's page says: ${await ann.textContent('#chat-error')}`)
+      // Enough of both pages' state to tell a stuck reconnect from a lost message.
+      const state = async (p) =>
+        JSON.stringify({
+          status: await p.getAttribute('#status', 'data-state'),
+          banner: await p.textContent('#banner'),
+          outbox: await p.textContent('#outbox'),
+          error: await p.textContent('#chat-error'),
+        })
+      throw new Error(`${err.message}\nann: ${await state(ann)}\nbob: ${await state(bob)}\nserver log:\n${server.log.slice(-20).join('\n')}`)
     })
   }
   // Settled: nothing pending, and no second copy arrives.
