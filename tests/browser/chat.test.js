@@ -7,11 +7,10 @@ const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { chromium } = require('playwright-core')
+const { launch } = require('./lib/pages')
 const { start, ROOT } = require('../conformance/lib/servers')
 const { connect } = require('../conformance/lib/client')
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const ARTIFACTS = path.join(ROOT, 'tests', 'artifacts')
 let server
 let browser
@@ -21,19 +20,7 @@ const CLIENT = ['--client-dir', path.join(ROOT, 'js', 'client', 'dist')]
 
 before(async () => {
   server = await start(TARGET, { extraArgs: CLIENT })
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
+  browser = await launch()
 })
 
 after(async () => {
