@@ -75,6 +75,8 @@ export interface OutboxEntry {
 export interface JoinResult {
   room: string
   latestSeq: number
+  /** Which history the seqs belong to (docs/protocol.md §3). */
+  historyId: string | null
 }
 
 export interface ClientEvents {
@@ -84,8 +86,12 @@ export interface ClientEvents {
   'room key': (event: { room: string; keyId: number }) => void
   /** Messages the server no longer holds (the Node server's history is bounded). */
   gap: (event: { room: string; from: number; to: number }) => void
-  /** The server's history restarted below what was shown (a Node server restart). */
-  reset: (event: { room: string; latestSeq: number }) => void
+  /**
+   * The server's history is another one than the seqs shown so far belong to
+   * (a Node server restarted; a database replaced): the room starts over and
+   * its messages come again as new ones.
+   */
+  reset: (event: { room: string; latestSeq: number; historyId: string | null }) => void
   /** A joined room that could not be joined again (e.g. removed from a private room). */
   'room error': (event: { room: string; code: string; message: string }) => void
   /** The handshake was refused for good (a bad or taken name). */

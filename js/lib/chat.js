@@ -94,7 +94,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
       req.since === null
         ? history.latest(req.room, Math.min(RECENT_ON_JOIN, config.historyLimit))
         : history.since(req.room, req.since, config.historyLimit)
-    return { ok: true, room: req.room, keys, missed, latestSeq: history.latestSeq(req.room) }
+    return { ok: true, room: req.room, keys, missed, latestSeq: history.latestSeq(req.room), historyId: history.id }
   }
 
   function leave(socket, payload) {

@@ -12,6 +12,11 @@
 // Dedup remembers the last `maxClientIds` (room, sender, clientId): a resend
 // is one in the same room by the same sender, never answered with another
 // sender's or another room's message.
+//
+// `id` names this history: it is new at every start, as seqs start over
+// (the `historyId` of a join ack, docs/protocol.md §3).
+
+const crypto = require('node:crypto')
 
 const MiB = 1024 * 1024
 
@@ -22,6 +27,7 @@ function sizeOf(m) {
 
 class History {
   constructor({ perRoom = 1000, maxRooms = 10000, maxClientIds = 100000, roomBytes = 8 * MiB, totalBytes = 64 * MiB } = {}) {
+    this.id = crypto.randomUUID()
     this.perRoom = perRoom
     this.maxRooms = maxRooms
     this.maxClientIds = maxClientIds

@@ -79,6 +79,7 @@ async function client(server, name, room) {
     })
   assert.equal(join.ok, true)
   s.keys = join.keys
+  s.historyId = join.historyId
   return s
 }
 
@@ -110,6 +111,9 @@ test('a message sent on one server reaches readers on the other; seq is gap-free
   ])
   assert.ok(acks.every((x) => x.ok))
   assert.deepEqual(acks.map((x) => x.seq).sort((x, y) => x - y), Array.from({ length: 60 }, (_, i) => i + 1))
+  // One database, one history: a client moving between servers keeps its seqs.
+  assert.equal(typeof a.historyId, 'string')
+  assert.equal(a.historyId, b.historyId)
   for (const reader of [a, b]) {
     await until(() => new Set(ids(reader, room)).size === 60, 10000, 'all 60 on each server')
     assert.equal(ids(reader, room).length, 60, 'no duplicates')

@@ -31,10 +31,12 @@ test('every acked message survives SIGKILL and is delivered on catch-up', { time
   const acked = new Map() // clientId -> { id, seq, text }
   const unacked = new Map() // clientId -> text, sent but never acked
   const writers = []
+  let historyId
   for (let w = 0; w < WRITERS; w++) {
     const s = await connect(first.url, { name: `writer${w}` })
     const join = await s.timeout(5000).emitWithAck('join', { room: ROOM })
     assert.equal(join.ok, true)
+    historyId = join.historyId
     writers.push(s)
   }
 
@@ -72,6 +74,8 @@ test('every acked message survives SIGKILL and is delivered on catch-up', { time
     assert.equal(join.ok, true)
     const bySeq = new Map(join.missed.map((m) => [m.seq, m]))
     assert.equal(join.missed.length, join.latestSeq, 'seq is gap-free')
+    // The same history: clients keep the seqs they have seen.
+    assert.equal(join.historyId, historyId)
     for (const [clientId, a] of acked) {
       const m = bySeq.get(a.seq)
       assert.ok(m, `acked ${clientId} (seq ${a.seq}) is missing after the crash`)

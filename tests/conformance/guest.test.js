@@ -54,6 +54,9 @@ test('join acks with room keys, the latest seq and what was missed', async () =>
   }
   assert.equal(ack.latestSeq, 0)
   assert.deepEqual(ack.missed, [])
+  assert.ok(typeof ack.historyId === 'string' && ack.historyId.length >= 1 && ack.historyId.length <= 64)
+  const again = await request(ann, 'join', { room: freshRoom('keys') })
+  assert.equal(again.historyId, ack.historyId, 'one history for every room of a server')
 })
 
 test('a message is acked, broadcast to the room only, and opens with the room key', async () => {

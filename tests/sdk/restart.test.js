@@ -36,3 +36,43 @@ test('killed and restarted: sends made meanwhile are stored once; the gap is cau
   assert.deepEqual(texts(ann, 'ops'), all)
   assertInOrderOnce(assert, ann, 'ops')
 })
+
+// The Node server keeps history in memory: after a restart seqs begin at 1
+// again. A client that saw seq 1…3 before and rejoins only once three new
+// messages are stored gets `latestSeq: 3` — the same as what it showed — so
+// seqs alone cannot tell it the history is another one (the browser suite's
+// outage race lost the resent message this way). `historyId` can.
+test('Node server restarted: a client rejoining after new messages were stored shows them all', { timeout: 60000 }, async () => {
+  server = await start('node')
+  const ann = sdk({ url: server.url, name: 'ann' })
+  const bob = sdk({ url: server.url, name: 'bob' })
+  const resets = []
+  bob.on('reset', (e) => resets.push(e))
+  await ann.join('ops')
+  const first = await bob.join('ops')
+  for (const t of ['old 1', 'old 2', 'old 3']) await ann.send('ops', t)
+  await until(() => texts(bob, 'ops').length === 3, 'bob shows the first three')
+  // Bob comes back only after the others have posted (Socket.IO's own
+  // Manager settings: a fixed 4 s before his first reconnect).
+  bob.socket.io.reconnectionDelay(4000)
+  bob.socket.io.reconnectionDelayMax(4000)
+  bob.socket.io.randomizationFactor(0)
+  const address = new URL(server.url).host
+  await server.stop('SIGKILL')
+  await until(() => ann.status.state === 'offline' && bob.status.state === 'offline', 'both offline')
+  const during = ann.send('ops', 'during')
+  server = await start('node', { listen: address, dataDir: server.dataDir })
+  await during
+  await post(server.url, 'ops', 'cat', 2, 'new ')
+  assert.equal(bob.status.state, 'offline', 'bob is still away: the test needs him to rejoin last')
+  await until(() => texts(bob, 'ops').length === 6, 'bob shows the new history', 15000)
+  await sleep(300)
+  assert.deepEqual(texts(bob, 'ops'), ['old 1', 'old 2', 'old 3', 'during', 'new 1', 'new 2'])
+  assert.equal(resets.length, 1)
+  assert.equal(typeof first.historyId, 'string')
+  assert.notEqual(resets[0].historyId, first.historyId)
+  assert.deepEqual(
+    bob.seen.slice(3).map((m) => m.seq),
+    [1, 2, 3],
+  )
+})

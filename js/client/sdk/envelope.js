@@ -54,6 +54,11 @@ class RoomKeys {
     return added
   }
 
+  /** Drops a room's keys: its history started over, maybe under another keyring. */
+  forget(room) {
+    this.byRoom.delete(room)
+  }
+
   has(room, id) {
     return Boolean(this.byRoom.get(room)?.has(id))
   }

@@ -16,6 +16,8 @@ class Room {
     this.client = client
     this.name = name
     this.lastSeq = since === undefined ? null : since
+    /** The `historyId` of the last join ack: seqs are only comparable within one. */
+    this.historyId = null
     this.firstSeq = null
     this.buffer = new Map()
     this.chain = Promise.resolve()
@@ -55,11 +57,12 @@ class Room {
           const payload = this.lastSeq === null ? { room: this.name } : { room: this.name, since: this.lastSeq }
           const ack = await this.client.joinRequest(payload, gen)
           if (gen !== this.client.generation || this.client.rooms.get(this.name) !== this) return
+          if (await this.enqueue(() => this.startOver(ack))) continue
           await this.enqueue(() => this.applyJoin(ack))
           this.joinedGen = gen
           if (!this.settled) {
             this.settled = true
-            this.resolveJoined({ room: this.name, latestSeq: ack.latestSeq })
+            this.resolveJoined({ room: this.name, latestSeq: ack.latestSeq, historyId: this.historyId })
           }
           const more = ack.missed.length > 0 && this.lastSeq < ack.latestSeq
           if (!more && !this.again) return
@@ -78,6 +81,28 @@ class Room {
     this.catchUp(c.generation).catch(() => {})
   }
 
+  /**
+   * True when the ack is from another history than the seqs shown so far
+   * (`historyId` changed, or `latestSeq` fell below them: a Node server
+   * restarted, or a database was replaced). Seqs seen say nothing about it,
+   * and the ack's `missed` was read after a `since` from the old one: the
+   * room starts over, joined again without `since`.
+   */
+  startOver(ack) {
+    if (!Number.isSafeInteger(ack.latestSeq)) throw new Error('malformed join ack')
+    const id = typeof ack.historyId === 'string' ? ack.historyId : null
+    const changed = id !== null && this.historyId !== null && id !== this.historyId
+    if (id !== null) this.historyId = id
+    if (this.lastSeq === null || !(changed || ack.latestSeq < this.lastSeq)) return false
+    this.client.emit('reset', { room: this.name, latestSeq: ack.latestSeq, historyId: id })
+    this.lastSeq = null
+    this.firstSeq = null
+    this.buffer.clear()
+    // The join again hands out the keys the new history needs.
+    this.client.keys.forget(this.name)
+    return true
+  }
+
   async applyJoin(ack) {
     if (!Array.isArray(ack.missed) || !Number.isSafeInteger(ack.latestSeq)) throw new Error('malformed join ack')
     await this.addKeys(ack.keys)
@@ -85,11 +110,6 @@ class Room {
     if (this.lastSeq === null) {
       // First join without since: the latest messages, then live ones.
       this.lastSeq = missed.length ? missed[0].seq - 1 : ack.latestSeq
-    } else if (ack.latestSeq < this.lastSeq) {
-      // The server's history restarted (the Node server keeps it in memory).
-      this.client.emit('reset', { room: this.name, latestSeq: ack.latestSeq })
-      this.lastSeq = missed.length ? missed[0].seq - 1 : ack.latestSeq
-      this.buffer.clear()
     } else if (missed.length && missed[0].seq > this.lastSeq + 1) {
       this.gap(missed[0].seq - 1)
     } else if (!missed.length && ack.latestSeq > this.lastSeq) {

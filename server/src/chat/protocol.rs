@@ -179,6 +179,8 @@ pub struct JoinAck {
     pub keys: Vec<KeyOut>,
     pub missed: Vec<StoredMessage>,
     pub latest_seq: i64,
+    /// Which history the seqs belong to (docs/protocol.md §3).
+    pub history_id: String,
 }
 
 /// The ack of a stored `chat message`.

@@ -153,6 +153,7 @@ async fn join(
         keys,
         missed,
         latest_seq,
+        history_id: state.store.history_id().to_owned(),
     })
 }
 

@@ -147,6 +147,8 @@ pub struct Store {
     failed_batch_bytes: Arc<std::sync::atomic::AtomicU64>,
     /// The SQLite database's directory, to see its disk's free space.
     sqlite_dir: Option<std::path::PathBuf>,
+    /// This history's id (see `chat_store` in the schema), read at connect.
+    history_id: Arc<str>,
     /// The longest any store call may take (see [`Store::connect_with`]).
     timeout: Duration,
 }
@@ -261,20 +263,28 @@ impl Store {
             })
             .connect_with(options)
             .await?;
+        schema::migrate(&pool).await?;
+        let history_id = Arc::from(schema::history_id(&pool).await?);
         let store = Store {
             pool,
             backend,
+            history_id,
             appender: Arc::new(tokio::sync::Mutex::new(None)),
             failed_batch_bytes: Arc::default(),
             sqlite_dir: sqlite_dir(url),
             timeout,
         };
-        schema::migrate(&store.pool).await?;
         Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// This history's id: the same for every server sharing the database,
+    /// different for another database (docs/protocol.md §3, `history`).
+    pub fn history_id(&self) -> &str {
+        &self.history_id
     }
 
     /// A cheap query, for health checks.

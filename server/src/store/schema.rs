@@ -81,6 +81,16 @@ const STATEMENTS: &[&str] = &[
         generation BIGINT NOT NULL,
         seen BIGINT NOT NULL
     )",
+    // One row: this history's id, made once by the first server to start on
+    // an empty database. Clients compare it across joins (the `history` of a
+    // join ack, docs/protocol.md §3): a different id means a different
+    // history, so seqs they have seen say nothing about it. A backup restored
+    // elsewhere carries its id along; a new database gets a new one.
+    // Adding it needs no version: older builds never read it.
+    "CREATE TABLE IF NOT EXISTS chat_store (
+        id BIGINT PRIMARY KEY,
+        history TEXT NOT NULL
+    )",
 ];
 
 /// Creates what is missing and refuses a database written by a newer build.
@@ -112,5 +122,17 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
         }
         Some(_) => {}
     }
+    // Servers starting together each offer an id; the first one stays.
+    sqlx::query("INSERT INTO chat_store (id, history) VALUES (1, $1) ON CONFLICT DO NOTHING")
+        .bind(uuid::Uuid::now_v7().to_string())
+        .execute(pool)
+        .await?;
     Ok(())
+}
+
+/// The history id [`migrate`] made (or found).
+pub async fn history_id(pool: &AnyPool) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT history FROM chat_store WHERE id = 1")
+        .fetch_one(pool)
+        .await
 }
