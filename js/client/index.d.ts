@@ -75,7 +75,7 @@ export interface OutboxEntry {
 export interface JoinResult {
   room: string
   latestSeq: number
-  /** Which history the seqs belong to (docs/protocol.md §3). */
+  /** Which history the seqs belong to (docs/protocol.md §2). */
   historyId: string | null
 }
 

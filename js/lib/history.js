@@ -14,7 +14,7 @@
 // sender's or another room's message.
 //
 // `id` names this history: it is new at every start, as seqs start over
-// (the `historyId` of a join ack, docs/protocol.md §3).
+// (the `historyId` of a join ack, docs/protocol.md §2).
 
 const crypto = require('node:crypto')
 
@@ -41,6 +41,7 @@ class History {
     this.rooms = new Map() // room -> { seq, messages: [], head, bytes } (Map order = recency)
     this.holding = new Map() // the rooms with kept messages, least recently written first
     this.clientIds = new Map() // `${room}\0${sender}\0${clientId}` -> ack
+    this.sorted = null // room names in order, for list(); null when a room came or went
   }
 
   room(name) {
@@ -50,6 +51,7 @@ class History {
     } else {
       r = { seq: 0, messages: [], head: 0, bytes: 0 }
       if (this.rooms.size >= this.maxRooms) this.forget(this.rooms.keys().next().value)
+      this.sorted = null
     }
     this.rooms.set(name, r)
     return r
@@ -60,6 +62,25 @@ class History {
     this.bytes -= r.bytes
     this.rooms.delete(name)
     this.holding.delete(name)
+    this.sorted = null
+  }
+
+  /**
+   * Rooms by name after `after`, at most `limit`: `{ name, lastSeq }`. The
+   * sorted names are kept until a room comes or goes, so a page costs a
+   * binary search, not a sort of every room.
+   */
+  list(after, limit) {
+    if (this.sorted === null) this.sorted = [...this.rooms.keys()].sort()
+    const names = this.sorted
+    let lo = 0
+    let hi = names.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (names[mid] <= after) lo = mid + 1
+      else hi = mid
+    }
+    return names.slice(lo, lo + limit).map((name) => ({ name, lastSeq: this.latestSeq(name) }))
   }
 
   /** Drops the oldest kept message of `r`. */

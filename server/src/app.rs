@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::{ApiError, Code};
 use crate::service::{self, ServiceAuth};
 use crate::store::Store;
-use crate::{accounts, client, history};
+use crate::{accounts, client, directory, history};
 
 /// Size limits (DESIGN §3), set explicitly rather than left to library
 /// defaults, which differ between the Node and Rust stacks.
@@ -119,8 +119,14 @@ pub fn router(state: AppState) -> Router {
         .route("/decrypt", post(service::decrypt))
         .route("/api/register", post(accounts::register))
         .route("/api/login", post(accounts::login))
-        .route("/api/rooms", post(accounts::create_room))
-        .route("/api/rooms/{room}/members", post(accounts::add_member))
+        .route(
+            "/api/rooms",
+            get(directory::list).post(accounts::create_room),
+        )
+        .route(
+            "/api/rooms/{room}/members",
+            get(directory::members).post(accounts::add_member),
+        )
         .route("/api/rooms/{room}/messages", get(history::messages))
         .fallback(client::serve)
         .layer(DefaultBodyLimit::max(state.limits.max_payload_bytes))

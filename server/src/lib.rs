@@ -11,7 +11,8 @@
 //! * [`chat`]: the Socket.IO chat protocol; [`cluster`]: several servers
 //!   over PostgreSQL and Redis.
 //! * [`store`]: SQLite or PostgreSQL.
-//! * [`auth`], [`accounts`], [`history`]: accounts, tokens, history API.
+//! * [`auth`], [`accounts`], [`history`], [`directory`]: accounts, tokens,
+//!   history API, room directory.
 //! * [`client`]: the browser client's files; [`metrics`]: Prometheus.
 //! * [`error`]: the one error type and its JSON form; [`files`]: the data
 //!   directory's modes.
@@ -27,6 +28,7 @@ pub mod client;
 pub mod client_key;
 pub mod cluster;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod fatal;
 pub mod files;

@@ -153,27 +153,29 @@ test('at 375 px wide: usable, nothing overflows, rooms in a drawer', { timeout: 
   assert.deepEqual(p.errors, [])
 })
 
-test('public rooms from GET /api/rooms are listed and joined with a click; without the route, no list', { timeout: 60000 }, async () => {
-  // Without the route (this server has none yet): no section, no error.
-  const plain = await signIn(browser, server.url, 'quin')
-  await plain.waitForTimeout(500)
-  assert.equal(await plain.locator('#public').isHidden(), true)
-  assert.deepEqual(plain.errors, [])
-  // With it (the room directory the features issue adds), as the page reads it.
-  const page = await newPage(browser)
-  await page.route('**/api/rooms', (route) =>
-    route.request().method() === 'GET'
-      ? route.fulfill({ json: { rooms: [{ name: 'plaza', private: false }, { name: 'hidden', private: true }] } })
-      : route.continue(),
-  )
-  await page.goto(server.url + '/')
-  await page.fill('#guest-name', 'rex')
-  await page.click('#guest-form button')
+test('public rooms from GET /api/rooms are listed and joined with a click; a failing directory shows no list', { timeout: 60000 }, async () => {
+  await post(server.url, 'plaza', 'bob', 1, 'open to all ')
+  const page = await signIn(browser, server.url, 'rex')
   await page.waitForSelector('#public-rooms li:text-is("plaza")')
-  assert.deepEqual(await page.$$eval('#public-rooms li', (lis) => lis.map((li) => li.textContent)), ['plaza'])
   await page.click('#public-rooms li:text-is("plaza")')
   await page.waitForSelector('#room-title:text-is("plaza")')
   await page.waitForSelector('#rooms li:text-is("plaza")')
+  await page.waitForSelector(line('bob', 'open to all 1'))
+  assert.deepEqual(page.errors, [])
+  // The directory down (or a server without one): no section, no error.
+  const down = await newPage(browser)
+  await down.route('**/api/rooms', (route) =>
+    route.request().method() === 'GET'
+      ? route.fulfill({ status: 503, json: { error: { code: 'UNAVAILABLE', message: 'down' } } })
+      : route.continue(),
+  )
+  await down.goto(server.url + '/')
+  await down.fill('#guest-name', 'quin')
+  await down.click('#guest-form button')
+  await down.waitForSelector('#room-title:text-is("lobby")')
+  await down.waitForTimeout(500)
+  assert.equal(await down.locator('#public').isHidden(), true)
+  assert.deepEqual(down.errors, [])
 })
 
 test('a message the server refuses shows "not sent" with its code; Retry tries again, Discard drops it', { timeout: 60000 }, async () => {

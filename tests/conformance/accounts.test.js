@@ -340,6 +340,63 @@ test('history: members read envelopes by seq; others are refused', async () => {
   assert.equal((await api('GET', `/api/rooms/${room}/messages?limit=abc`, undefined, ownerTok)).status, 400)
 })
 
+test('room directory: public rooms for anyone, private ones for their members, paged by name', async () => {
+  const ownerTok = await account('dirowner')
+  const bobTok = await account('dirbob')
+  const eveTok = await account('direve')
+  const tag = `dir${process.pid}`
+  const secret = `${tag}-c-secret`
+  for (const [name, priv] of [[`${tag}-a-open`, false], [`${tag}-b-open`, false], [secret, true]]) {
+    assert.equal((await api('POST', '/api/rooms', { name, private: priv }, ownerTok)).status, 201)
+  }
+  assert.equal((await api('POST', `/api/rooms/${secret}/members`, { username: 'dirbob' }, ownerTok)).status, 200)
+  const owner = await as(ownerTok)
+  await request(owner, 'join', { room: `${tag}-a-open` })
+  await request(owner, 'chat message', { message: 'hi', room: `${tag}-a-open` })
+
+  // Everything listed, walked page by page with `next`.
+  async function walk(token, limit) {
+    const names = []
+    let after = ''
+    for (let i = 0; i < 1000; i++) {
+      const r = await api('GET', `/api/rooms?limit=${limit}&after=${encodeURIComponent(after)}`, undefined, token)
+      assert.equal(r.status, 200)
+      assert.ok(r.body.rooms.length <= limit)
+      names.push(...r.body.rooms.filter((x) => x.name.startsWith(tag)))
+      if (r.body.next === null) return names
+      after = r.body.next
+    }
+    throw new Error('no last page')
+  }
+  const anonymous = await walk(undefined, 1)
+  assert.deepEqual(anonymous.map((r) => r.name), [`${tag}-a-open`, `${tag}-b-open`])
+  assert.deepEqual(anonymous[0], { name: `${tag}-a-open`, owner: 'dirowner', private: false, lastSeq: 1 })
+  assert.deepEqual((await walk(eveTok, 2)).map((r) => r.name), [`${tag}-a-open`, `${tag}-b-open`], 'not a member: no private room')
+  const bobs = await walk(bobTok, 50)
+  assert.deepEqual(bobs.map((r) => r.name), [`${tag}-a-open`, `${tag}-b-open`, secret])
+  assert.equal(bobs[2].private, true)
+
+  // Members: for those who may read the room.
+  const members = await api('GET', `/api/rooms/${secret}/members`, undefined, bobTok)
+  assert.equal(members.status, 200)
+  assert.deepEqual(members.body, { room: secret, owner: 'dirowner', private: true, members: ['dirbob', 'dirowner'], next: null })
+  const first = await api('GET', `/api/rooms/${secret}/members?limit=1`, undefined, ownerTok)
+  assert.deepEqual([first.body.members, first.body.next], [['dirbob'], 'dirbob'])
+  const second = await api('GET', `/api/rooms/${secret}/members?limit=1&after=dirbob`, undefined, ownerTok)
+  assert.deepEqual(second.body.members, ['dirowner'])
+  assert.equal((await api('GET', `/api/rooms/${secret}/members`, undefined, eveTok)).status, 403)
+  assert.equal((await api('GET', `/api/rooms/${secret}/members`)).status, 401)
+  assert.equal((await api('GET', `/api/rooms/${tag}-nowhere/members`, undefined, eveTok)).status, 404)
+
+  // Bad input is refused with a code; a bad token is never read as none.
+  for (const q of ['limit=0', 'limit=201', 'limit=x', `after=${'a'.repeat(300)}`, 'other=1']) {
+    const r = await api('GET', `/api/rooms?${q}`)
+    assert.equal(r.status, 400, q)
+    assert.equal(r.body.error.code, 'BAD_REQUEST')
+  }
+  assert.equal((await api('GET', '/api/rooms', undefined, 'not-a-token')).status, 401)
+})
+
 test('/metrics exports Prometheus counters', async () => {
   const res = await fetch(server.url + '/metrics')
   assert.equal(res.status, 200)

@@ -433,3 +433,36 @@ test('SIGTERM with sockets open: what was received is acked, then the server exi
     await doomed.stop()
   }
 })
+
+test('GET /api/rooms lists rooms with messages by name, paged; bad queries are refused', async () => {
+  const ann = await guest('lister')
+  const tag = `list${process.pid}x${++roomCounter}`
+  const names = [`${tag}-b`, `${tag}-a`, `${tag}-c`]
+  for (const [i, room] of names.entries()) {
+    await request(ann, 'join', { room })
+    for (let n = 0; n <= i; n++) assert.equal((await request(ann, 'chat message', { message: `m${n}`, room })).ok, true)
+  }
+  await request(ann, 'join', { room: `${tag}-silent` }) // joined, never posted to: not a listed room
+  const seen = []
+  let after = `${tag}-`
+  for (let i = 0; i < 10; i++) {
+    const res = await fetch(`${server.url}/api/rooms?limit=2&after=${encodeURIComponent(after)}`)
+    assert.equal(res.status, 200)
+    const body = await res.json()
+    assert.ok(body.rooms.length <= 2)
+    seen.push(...body.rooms.filter((r) => r.name.startsWith(tag)))
+    if (body.next === null || !body.next.startsWith(tag)) break
+    after = body.next
+  }
+  assert.deepEqual(
+    seen.map((r) => [r.name, r.lastSeq, r.private]),
+    [[`${tag}-a`, 2, false], [`${tag}-b`, 1, false], [`${tag}-c`, 3, false]],
+  )
+  for (const q of ['limit=0', 'limit=201', 'limit=two', `after=${'z'.repeat(300)}`, 'sort=name']) {
+    const res = await fetch(`${server.url}/api/rooms?${q}`)
+    assert.equal(res.status, 400, q)
+    assert.equal((await res.json()).error.code, 'BAD_REQUEST')
+  }
+  const forged = await fetch(`${server.url}/api/rooms`, { headers: { authorization: 'Bearer not-a-token' } })
+  assert.equal(forged.status, 401)
+})

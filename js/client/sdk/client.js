@@ -495,7 +495,7 @@ class Client extends Emitter {
   }
 }
 
-/** The protocol's room names (docs/protocol.md §3), checked before a round trip. */
+/** The protocol's room names (docs/protocol.md §2), checked before a round trip. */
 function checkRoom(room) {
   // eslint-disable-next-line no-control-regex
   if (typeof room !== 'string' || !room || [...room].length > ROOM_MAX || /[\u0000-\u001f\u007f]/.test(room)) {

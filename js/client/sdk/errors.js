@@ -1,5 +1,5 @@
 'use strict'
-// The SDK's one error type: the protocol's codes (docs/protocol.md §3) plus
+// The SDK's one error type: the protocol's codes (docs/protocol.md §2) plus
 // the few the SDK adds itself (TIMEOUT, QUEUE_FULL, NOT_JOINED, CLOSED,
 // LEFT, EXPIRED).
 

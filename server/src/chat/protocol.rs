@@ -179,7 +179,7 @@ pub struct JoinAck {
     pub keys: Vec<KeyOut>,
     pub missed: Vec<StoredMessage>,
     pub latest_seq: i64,
-    /// Which history the seqs belong to (docs/protocol.md §3).
+    /// Which history the seqs belong to (docs/protocol.md §2).
     pub history_id: String,
 }
 

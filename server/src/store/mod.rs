@@ -133,6 +133,16 @@ pub struct RoomInfo {
     pub private: bool,
 }
 
+/// A room as `GET /api/rooms` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomListing {
+    pub name: String,
+    pub owner: Option<String>,
+    pub private: bool,
+    pub last_seq: i64,
+}
+
 /// The connection pool and the queries.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -282,7 +292,7 @@ impl Store {
     }
 
     /// This history's id: the same for every server sharing the database,
-    /// different for another database (docs/protocol.md §3, `history`).
+    /// different for another database (docs/protocol.md §2, `history`).
     pub fn history_id(&self) -> &str {
         &self.history_id
     }
@@ -817,7 +827,68 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// The members of `room` (none for a public room).
+    /// Rooms by name after `after`, at most `limit`: the public ones, and
+    /// the private ones `viewer` is a member of. A name is listed once it
+    /// has a row (its first stored message, or `POST /api/rooms`).
+    pub async fn list_rooms(
+        &self,
+        viewer: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<RoomListing>> {
+        let rows = match viewer {
+            None => {
+                sqlx::query(
+                    "SELECT name, owner, private, last_seq FROM chat_rooms \
+                     WHERE name > $1 AND private = 0 ORDER BY name LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .within(self.timeout)
+                .await?
+            }
+            Some(viewer) => {
+                sqlx::query(
+                    "SELECT name, owner, private, last_seq FROM chat_rooms r \
+                     WHERE name > $1 AND (private = 0 OR EXISTS (SELECT 1 FROM chat_members m \
+                     WHERE m.room = r.name AND m.username = $2)) ORDER BY name LIMIT $3",
+                )
+                .bind(after)
+                .bind(viewer)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .within(self.timeout)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(RoomListing {
+                    name: r.try_get("name")?,
+                    owner: r.try_get("owner")?,
+                    private: r.try_get::<i64, _>("private")? != 0,
+                    last_seq: r.try_get("last_seq")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Members of `room` by name after `after`, at most `limit`.
+    pub async fn members_page(&self, room: &str, after: &str, limit: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT username FROM chat_members WHERE room = $1 AND username > $2 \
+             ORDER BY username LIMIT $3",
+        )
+        .bind(room)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .within(self.timeout)
+        .await
+    }
+
+    /// The members of `room` (its owner and those invited).
     pub async fn room_members(&self, room: &str) -> Result<Vec<String>> {
         sqlx::query_scalar("SELECT username FROM chat_members WHERE room = $1")
             .bind(room)

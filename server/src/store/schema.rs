@@ -83,7 +83,7 @@ const STATEMENTS: &[&str] = &[
     )",
     // One row: this history's id, made once by the first server to start on
     // an empty database. Clients compare it across joins (the `history` of a
-    // join ack, docs/protocol.md §3): a different id means a different
+    // join ack, docs/protocol.md §2): a different id means a different
     // history, so seqs they have seen say nothing about it. A backup restored
     // elsewhere carries its id along; a new database gets a new one.
     // Adding it needs no version: older builds never read it.
