@@ -9,6 +9,8 @@ const { uuidv7 } = require('./uuid')
 const { NOT_AN_OBJECT } = require('./parser')
 
 const RECENT_ON_JOIN = 50
+const TYPING_PER_SEC = 2
+const TYPING_BURST = 5
 const GUEST_MARK = '~'
 
 /**
@@ -57,7 +59,10 @@ function attach(io, { config, sealer, sealing, history, log }) {
         settled()
       })
     }
-    const known = new Set(['join', 'leave', 'chat message', 'refresh'])
+    const known = new Set(['join', 'leave', 'chat message', 'refresh', 'typing'])
+    // `typing` is relayed, never stored: 2/s, bursts of 5 (the Rust server's rate).
+    const typingLimiter = new RateLimiter(TYPING_PER_SEC, TYPING_BURST)
+    socket.on('typing', serial((p) => typing(socket, typingLimiter, p)))
     socket.on('join', serial((p) => join(socket, p)))
     socket.on('leave', serial((p) => leave(socket, p)))
     // The rate limit counts messages as they arrive, not when the queue
@@ -95,6 +100,14 @@ function attach(io, { config, sealer, sealing, history, log }) {
         ? history.latest(req.room, Math.min(RECENT_ON_JOIN, config.historyLimit))
         : history.since(req.room, req.since, config.historyLimit)
     return { ok: true, room: req.room, keys, missed, latestSeq: history.latestSeq(req.room), historyId: history.id }
+  }
+
+  function typing(socket, limiter, payload) {
+    const req = validate.typingRequest(payload)
+    if (!limiter.take()) throw new ProtocolError('RATE_LIMITED', 'too many typing signals: slow down')
+    if (!socket.rooms.has(req.room)) throw new ProtocolError('FORBIDDEN', 'join the room before typing in it')
+    socket.to(req.room).emit('typing', { room: req.room, name: socket.data.name, typing: req.typing })
+    return { ok: true }
   }
 
   function leave(socket, payload) {

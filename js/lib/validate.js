@@ -48,6 +48,18 @@ function roomRequest(payload) {
   return { room: payload.room, since }
 }
 
+/** `typing`: `{ room, typing? }` (`typing` defaults to true). */
+function typingRequest(payload) {
+  const shape = '{ room, typing? }'
+  if (!isPlainObject(payload)) throw bad(`expected ${shape}`)
+  onlyKeys(payload, ['room', 'typing'], shape)
+  if (typeof payload.room !== 'string') throw bad(`expected ${shape}: room must be a string`)
+  const typing = payload.typing ?? true
+  if (typeof typing !== 'boolean') throw bad(`expected ${shape}: typing must be a boolean`)
+  checkRoom(payload.room)
+  return { room: payload.room, typing }
+}
+
 /** `chat message`: `{ message, room?, clientId? }`, or a bare string (the tutorial's). */
 function sendRequest(payload, maxMessageBytes) {
   const shape = '{ message, room?, clientId? }'
@@ -85,4 +97,4 @@ function guestName(name) {
   return name
 }
 
-module.exports = { roomRequest, sendRequest, guestName, LOBBY }
+module.exports = { roomRequest, sendRequest, typingRequest, guestName, LOBBY }

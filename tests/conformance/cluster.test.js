@@ -126,6 +126,20 @@ test('a message sent on one server reaches readers on the other; seq is gap-free
   }
 })
 
+test('typing on one server reaches the room on the other, once', async () => {
+  const room = 'typing-across'
+  const a = await client(servers[0], 'tyann', room)
+  const b = await client(servers[1], 'tybob', room)
+  const seen = []
+  b.on('typing', (t) => seen.push(t))
+  a.on('typing', (t) => seen.push({ ...t, wrong: 'to the sender' }))
+  const ack = await a.timeout(5000).emitWithAck('typing', { room })
+  assert.equal(ack.ok, true)
+  await until(() => seen.length >= 1, 5000, 'typing across servers')
+  await sleep(300)
+  assert.deepEqual(seen, [{ room, name: '~tyann', typing: true }])
+})
+
 test('Redis unreachable: each server keeps serving; readers catch up when it is back', async () => {
   const room = 'outage'
   const a = await client(servers[0], 'cara', room)

@@ -466,3 +466,34 @@ test('GET /api/rooms lists rooms with messages by name, paged; bad queries are r
   const forged = await fetch(`${server.url}/api/rooms`, { headers: { authorization: 'Bearer not-a-token' } })
   assert.equal(forged.status, 401)
 })
+
+test('typing reaches the others in the room, never the sender or outsiders; never stored; rate-limited', async () => {
+  const room = freshRoom('typing')
+  const [ann, bob, cat] = await Promise.all([guest('tann'), guest('tbob'), guest('tcat')])
+  const got = new Map([[ann, []], [bob, []], [cat, []]])
+  for (const [s, list] of got) s.on('typing', (t) => list.push(t))
+  await request(ann, 'join', { room })
+  await request(bob, 'join', { room })
+  assert.deepEqual(await request(ann, 'typing', { room }), { ok: true })
+  assert.deepEqual(await request(ann, 'typing', { room, typing: false }), { ok: true })
+  await until(() => got.get(bob).length === 2, 5000, 'bob sees both')
+  assert.deepEqual(got.get(bob), [
+    { room, name: '~tann', typing: true },
+    { room, name: '~tann', typing: false },
+  ])
+  await sleep(200)
+  assert.deepEqual(got.get(ann), [], 'not to the sender')
+  assert.deepEqual(got.get(cat), [], 'not to those outside the room')
+  assertError(await request(cat, 'typing', { room }), 'FORBIDDEN')
+  for (const bad of [{}, { room: '' }, { room, typing: 'yes' }, { room, extra: 1 }, 'lobby', [room]]) {
+    assertError(await request(bob, 'typing', bad), 'BAD_REQUEST')
+  }
+  // Never stored: the room has no messages.
+  const joined = await request(cat, 'join', { room, since: 0 })
+  assert.deepEqual([joined.latestSeq, joined.missed], [0, []])
+  // A flood is cut at the burst.
+  const acks = await Promise.all(Array.from({ length: 20 }, () => request(bob, 'typing', { room })))
+  const limited = acks.filter((a) => !a.ok)
+  assert.ok(limited.length >= 10, `only ${limited.length} of 20 refused`)
+  for (const a of limited) assertError(a, 'RATE_LIMITED')
+})

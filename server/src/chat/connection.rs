@@ -32,6 +32,7 @@ pub enum EventKind {
     Leave,
     Send,
     Refresh,
+    Typing,
 }
 
 /// One event waiting for its turn. Its payload may hold plaintext, so
@@ -86,6 +87,8 @@ pub struct Connection {
     /// `join`s, and `join`s with `since` (catch-ups).
     joins: DefaultDirectRateLimiter,
     catch_ups: DefaultDirectRateLimiter,
+    /// `typing` signals (see [`super::typing`]).
+    typing: DefaultDirectRateLimiter,
     /// Disconnected as a slow reader (see [`super::rooms::evict`]).
     evicted: std::sync::atomic::AtomicBool,
 }
@@ -119,6 +122,7 @@ impl Connection {
             limiter: rate_limiter(state.rate_per_sec, state.rate_burst),
             joins: rate_limiter(state.guards.join.per_sec, state.guards.join.burst),
             catch_ups: rate_limiter(state.guards.catch_up.per_sec, state.guards.catch_up.burst),
+            typing: rate_limiter(super::typing::PER_SEC, super::typing::BURST),
             state,
             next_ticket: AtomicU64::new(0),
             line: Mutex::new(Line::default()),
@@ -141,6 +145,11 @@ impl Connection {
             ));
         }
         Ok(())
+    }
+
+    /// Takes one `typing` from the connection's rate; false when over it.
+    pub fn admit_typing(&self) -> bool {
+        self.typing.check().is_ok()
     }
 
     /// Marks the connection as evicted; true the first time only.

@@ -4,7 +4,7 @@
 //! * [`identity`]: the handshake (`auth` → account, guest, or `connect_error`).
 //! * [`connection`]: a connection's events, handled one at a time in order.
 //! * [`expiry`]: an account's session ends at its token's `exp` unless refreshed.
-//! * [`session`]: `join`, `leave` and `chat message`.
+//! * [`session`]: `join`, `leave` and `chat message`; [`typing`]: `typing`.
 //! * [`writer`]: stores messages in batches, then broadcasts them in order.
 //! * [`rooms`]: access rules, per-room order, broadcast.
 //! * [`protocol`]: payloads and their validation.
@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod rooms;
 pub mod session;
 pub mod sessions;
+pub mod typing;
 pub mod writer;
 
 use std::sync::Arc;
@@ -91,6 +92,7 @@ async fn authenticate(
     socket.on("leave", on_leave);
     socket.on("chat message", on_send);
     socket.on("refresh", on_refresh);
+    socket.on("typing", on_typing);
     socket.on_fallback(on_unknown);
     socket.on_disconnect(on_disconnect);
     Ok(())
@@ -125,6 +127,10 @@ async fn on_send(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
 
 async fn on_refresh(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
     t.enqueue(job(EventKind::Refresh, data, ack));
+}
+
+async fn on_typing(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
+    t.enqueue(job(EventKind::Typing, data, ack));
 }
 
 async fn on_unknown(Event(event): Event, ack: AckSender) {

@@ -120,6 +120,39 @@ pub fn parse_room_request(data: Result<Value, String>) -> Result<RoomRequest, Fa
     Ok(req)
 }
 
+/// `typing`: `{ room, typing? }` (`typing` defaults to true).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypingRequest {
+    pub room: String,
+    #[serde(default = "yes")]
+    pub typing: bool,
+}
+
+const fn yes() -> bool {
+    true
+}
+
+pub fn parse_typing_request(data: Result<Value, String>) -> Result<TypingRequest, Failure> {
+    let req: TypingRequest = serde_json::from_value(object(payload(data)?, "{ room, typing? }")?)
+        .map_err(|e| {
+        Failure::new(
+            Code::BadRequest,
+            format!("expected {{ room, typing? }}: {e}"),
+        )
+    })?;
+    check_room(&req.room)?;
+    Ok(req)
+}
+
+/// What the others in the room receive as `typing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingOut {
+    pub room: String,
+    pub name: String,
+    pub typing: bool,
+}
+
 pub fn parse_send_request(
     data: Result<Value, String>,
     max_message_bytes: usize,

@@ -31,6 +31,13 @@ pub async fn handle(
         EventKind::Refresh => refresh(state, identity, expiry, job.data).await,
         EventKind::Join => join(state, socket, identity, job.data).await.map(ack_value),
         EventKind::Leave => leave(socket, job.data).map(ack_value),
+        EventKind::Typing => {
+            let allowed = socket
+                .extensions
+                .get::<std::sync::Arc<super::connection::Connection>>()
+                .is_none_or(|conn| conn.admit_typing());
+            super::typing::handle(state, socket, identity, allowed, job.data)
+        }
         EventKind::Send => match send(state, socket, identity, limiter, job.data).await {
             Ok((writer, message)) => {
                 let (ack, busy) = (job.ack, job.busy);

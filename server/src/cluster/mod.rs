@@ -35,14 +35,27 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::app::Shared;
-use crate::chat::rooms;
+use crate::chat::protocol::TypingOut;
+use crate::chat::{rooms, typing};
 use crate::store::StoredMessage;
 
-/// What goes over Redis.
+/// What goes over Redis: a stored message, or an ephemeral `typing`. A
+/// server that knows only messages skips the others (it cannot parse them).
+/// (Two optional fields rather than a flattened enum: serde buffers a
+/// flattened payload before parsing it, on every message.)
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     node: String,
-    message: StoredMessage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<StoredMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typing: Option<TypingOut>,
+}
+
+/// What waits in the outbox.
+enum Outgoing {
+    Message(StoredMessage),
+    Typing(TypingOut),
 }
 
 /// Per room: every `seq` at or below `through` was delivered here, and
@@ -71,8 +84,8 @@ pub struct Cluster {
     node: String,
     channel: String,
     client: redis::Client,
-    outbox: tokio::sync::mpsc::Sender<StoredMessage>,
-    outbox_rx: Mutex<Option<tokio::sync::mpsc::Receiver<StoredMessage>>>,
+    outbox: tokio::sync::mpsc::Sender<Outgoing>,
+    outbox_rx: Mutex<Option<tokio::sync::mpsc::Receiver<Outgoing>>>,
     up: AtomicBool,
     delivered: Mutex<HashMap<String, Delivered>>,
     privacy: privacy::Privacy,
@@ -141,7 +154,13 @@ impl Cluster {
     /// Redis is slow or gone and the queue is full, the message is left to
     /// their catch-up from the database.
     pub fn publish(&self, message: &StoredMessage) {
-        let _ = self.outbox.try_send(message.clone());
+        let _ = self.outbox.try_send(Outgoing::Message(message.clone()));
+    }
+
+    /// Queues a `typing` for the other servers' sockets; dropped, never
+    /// waited for, when the queue is full.
+    pub fn publish_typing(&self, out: &TypingOut) {
+        let _ = self.outbox.try_send(Outgoing::Typing(out.clone()));
     }
 }
 
@@ -149,7 +168,7 @@ impl Cluster {
 const OUTBOX: usize = 65536;
 
 /// Publishes queued messages, pipelining whatever has piled up.
-async fn publish_loop(cluster: Arc<Cluster>, mut rx: tokio::sync::mpsc::Receiver<StoredMessage>) {
+async fn publish_loop(cluster: Arc<Cluster>, mut rx: tokio::sync::mpsc::Receiver<Outgoing>) {
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 512).await > 0 {
@@ -164,10 +183,15 @@ async fn publish_loop(cluster: Arc<Cluster>, mut rx: tokio::sync::mpsc::Receiver
         }
         if let Some(c) = conn.as_mut() {
             let mut pipe = redis::pipe();
-            for message in batch.iter() {
+            for item in batch.drain(..) {
+                let (message, typing) = match item {
+                    Outgoing::Message(m) => (Some(m), None),
+                    Outgoing::Typing(t) => (None, Some(t)),
+                };
                 let envelope = Envelope {
                     node: cluster.node.clone(),
-                    message: message.clone(),
+                    message,
+                    typing,
                 };
                 if let Ok(payload) = serde_json::to_string(&envelope) {
                     pipe.cmd("PUBLISH")
@@ -227,8 +251,18 @@ async fn subscribe_loop(state: Weak<Shared>) {
                         let Ok(env) = serde_json::from_str::<Envelope>(&payload) else {
                             continue;
                         };
-                        if env.node != cluster.node {
-                            deliver_remote(&s, &cluster, &[&env.message]).await;
+                        if env.node == cluster.node {
+                            continue;
+                        }
+                        if let Some(m) = &env.message {
+                            deliver_remote(&s, &cluster, &[m]).await;
+                        }
+                        if let Some(t) = &env.typing {
+                            // As for messages: in a private room, only members.
+                            let checked = cluster.privacy.put_out_non_members(&s, &t.room).await;
+                            if let (Ok(()), Some(io)) = (checked, s.io.get()) {
+                                typing::relay(io, t, None);
+                            }
                         }
                     }
                     cluster.up.store(false, Ordering::Relaxed);
