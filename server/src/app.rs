@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::{ApiError, Code};
 use crate::service::{self, ServiceAuth};
 use crate::store::Store;
-use crate::{accounts, client, directory, history};
+use crate::{accounts, client, directory, history, publish};
 
 /// Size limits (DESIGN §3), set explicitly rather than left to library
 /// defaults, which differ between the Node and Rust stacks.
@@ -63,6 +63,8 @@ pub struct Shared {
     pub store: Store,
     pub tokens: Tokens,
     pub service_auth: ServiceAuth,
+    /// The publish API's token; `None` turns the API off (401 to all).
+    pub publish_auth: Option<ServiceAuth>,
     pub limits: Limits,
     pub allow_guests: bool,
     pub rate_per_sec: u32,
@@ -91,6 +93,7 @@ impl Shared {
             store,
             tokens,
             service_auth,
+            publish_auth: None,
             limits: Limits::default(),
             allow_guests: false,
             rate_per_sec: 20,
@@ -127,7 +130,10 @@ pub fn router(state: AppState) -> Router {
             "/api/rooms/{room}/members",
             get(directory::members).post(accounts::add_member),
         )
-        .route("/api/rooms/{room}/messages", get(history::messages))
+        .route(
+            "/api/rooms/{room}/messages",
+            get(history::messages).post(publish::publish),
+        )
         .fallback(client::serve)
         .layer(DefaultBodyLimit::max(state.limits.max_payload_bytes))
         .with_state(state)

@@ -41,6 +41,11 @@ pub struct Config {
     #[arg(long, env = "CHATSEAL_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<String>,
 
+    /// Bearer token that the publish API (POST /api/rooms/:room/messages)
+    /// requires. Default: a random one kept in <data-dir>/publish-token (0600).
+    #[arg(long, env = "CHATSEAL_PUBLISH_TOKEN", hide_env_values = true)]
+    pub publish_token: Option<String>,
+
     /// Largest message text, in bytes.
     #[arg(long, env = "CHATSEAL_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
@@ -263,6 +268,10 @@ impl std::fmt::Debug for Config {
             .field(
                 "service_token",
                 &self.service_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "publish_token",
+                &self.publish_token.as_ref().map(|_| "<redacted>"),
             )
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_payload_bytes", &self.max_payload_bytes)

@@ -120,18 +120,47 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 /// one: the listen address says nothing about who is calling (a reverse
 /// proxy on the same host is a loopback client).
 pub fn service_token(config: &Config) -> anyhow::Result<(Zeroizing<String>, String)> {
+    bearer_token(
+        config,
+        config.service_token.as_deref(),
+        "CHATSEAL_SERVICE_TOKEN",
+        "service-token",
+        "a service token for /encrypt and /decrypt",
+    )
+}
+
+/// The bearer token the publish API (`POST /api/rooms/:room/messages`)
+/// requires: `CHATSEAL_PUBLISH_TOKEN`, or `<data-dir>/publish-token`, made
+/// like the service token. A separate token: a bot that may post should
+/// not hold a decryption oracle, nor a `/decrypt` caller post as a service.
+pub fn publish_token(config: &Config) -> anyhow::Result<(Zeroizing<String>, String)> {
+    bearer_token(
+        config,
+        config.publish_token.as_deref(),
+        "CHATSEAL_PUBLISH_TOKEN",
+        "publish-token",
+        "a publish token for POST /api/rooms/:room/messages",
+    )
+}
+
+/// A bearer token from `given` (the variable `env`), else from
+/// `<data-dir>/<file>`, made on first start.
+fn bearer_token(
+    config: &Config,
+    given: Option<&str>,
+    env: &str,
+    file: &str,
+    what: &str,
+) -> anyhow::Result<(Zeroizing<String>, String)> {
     use base64::Engine as _;
-    if let Some(token) = &config.service_token {
+    if let Some(token) = given {
         anyhow::ensure!(
             !token.trim().is_empty(),
-            "CHATSEAL_SERVICE_TOKEN is empty; unset it to use <data-dir>/service-token"
+            "{env} is empty; unset it to use <data-dir>/{file}"
         );
-        return Ok((
-            Zeroizing::new(token.trim().to_owned()),
-            "CHATSEAL_SERVICE_TOKEN".to_owned(),
-        ));
+        return Ok((Zeroizing::new(token.trim().to_owned()), env.to_owned()));
     }
-    let path = config.data_dir.join("service-token");
+    let path = config.data_dir.join(file);
     let source = path.display().to_string();
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -147,7 +176,7 @@ pub fn service_token(config: &Config) -> anyhow::Result<(Zeroizing<String>, Stri
             let token =
                 Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*bytes));
             write_private(&path, &token)?;
-            tracing::info!(path = %source, "created a service token for /encrypt and /decrypt");
+            tracing::info!(path = %source, "created {what}");
             Ok((token, source))
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {source}"))),

@@ -11,8 +11,8 @@
 //! * [`chat`]: the Socket.IO chat protocol; [`cluster`]: several servers
 //!   over PostgreSQL and Redis.
 //! * [`store`]: SQLite or PostgreSQL.
-//! * [`auth`], [`accounts`], [`history`], [`directory`]: accounts, tokens,
-//!   history API, room directory.
+//! * [`auth`], [`accounts`], [`history`], [`directory`], [`publish`]:
+//!   accounts, tokens, history API, room directory, publish API.
 //! * [`client`]: the browser client's files; [`metrics`]: Prometheus.
 //! * [`error`]: the one error type and its JSON form; [`files`]: the data
 //!   directory's modes.
@@ -40,6 +40,7 @@ pub mod logging;
 pub mod login_limit;
 pub mod metrics;
 pub mod per_ip;
+pub mod publish;
 pub mod serve;
 pub mod service;
 pub mod store;
@@ -74,6 +75,12 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     config.validate()?;
     let (service_token, source) = keys::service_token(config)?;
     let service_auth = service::ServiceAuth::new(service_token, source);
+    let (publish_token, source) = keys::publish_token(config)?;
+    let publish_auth = service::ServiceAuth::for_routes(
+        publish_token,
+        source,
+        "POST /api/rooms/:room/messages (the publish API)",
+    );
     let url = match &config.database_url {
         Some(url) => url.clone(),
         None => {
@@ -106,6 +113,7 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
         std::time::Duration::from_secs(config.token_ttl_secs),
     );
     let mut shared = app::Shared::new(Sealer::new(keyring), store, tokens, service_auth);
+    shared.publish_auth = Some(publish_auth);
     shared.limits = app::Limits::from_config(config);
     shared.allow_guests = config.allow_guests;
     shared.rate_per_sec = config.rate_per_sec;
@@ -139,6 +147,9 @@ pub fn service(state: &app::AppState) -> axum::Router {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let state = state(&config).await?;
     tracing::info!("{}", state.service_auth.describe());
+    if let Some(publish) = &state.publish_auth {
+        tracing::info!("{}", publish.describe());
+    }
     if state.allow_guests {
         tracing::info!("guests may connect without an account");
     }

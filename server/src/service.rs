@@ -19,31 +19,43 @@ use crate::error::{ApiError, Code, JsonBody};
 
 /// The service token `/encrypt` and `/decrypt` require, and where it was
 /// read from (for the start-up log; never the token itself).
+/// (The publish API's token is one too, with its own routes.)
 #[derive(Clone)]
 pub struct ServiceAuth {
     token: Zeroizing<String>,
     source: String,
+    routes: &'static str,
 }
 
 impl ServiceAuth {
     /// `token` must not be empty (an empty bearer would match an empty header).
     pub fn new(token: Zeroizing<String>, source: impl Into<String>) -> Self {
+        Self::for_routes(token, source, "/encrypt and /decrypt")
+    }
+
+    /// A token for other `routes` (named in the start-up log).
+    pub fn for_routes(
+        token: Zeroizing<String>,
+        source: impl Into<String>,
+        routes: &'static str,
+    ) -> Self {
         assert!(!token.is_empty(), "the service token is empty");
         ServiceAuth {
             token,
             source: source.into(),
+            routes,
         }
     }
 
     /// One sentence for the start-up log.
     pub fn describe(&self) -> String {
         format!(
-            "/encrypt and /decrypt require the service token (Authorization: Bearer …) from {}",
-            self.source
+            "{} require the service token (Authorization: Bearer …) from {}",
+            self.routes, self.source
         )
     }
 
-    fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let given = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -65,6 +77,7 @@ impl std::fmt::Debug for ServiceAuth {
         f.debug_struct("ServiceAuth")
             .field("token", &"<redacted>")
             .field("source", &self.source)
+            .field("routes", &self.routes)
             .finish()
     }
 }

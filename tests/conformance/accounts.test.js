@@ -3,7 +3,7 @@
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const crypto = require('node:crypto')
-const { start, JWT_SECRET } = require('./lib/servers')
+const { start, JWT_SECRET, serviceToken, publishToken } = require('./lib/servers')
 const { connect, request, until, openMessage } = require('./lib/client')
 
 let server
@@ -395,6 +395,63 @@ test('room directory: public rooms for anyone, private ones for their members, p
     assert.equal(r.body.error.code, 'BAD_REQUEST')
   }
   assert.equal((await api('GET', '/api/rooms', undefined, 'not-a-token')).status, 401)
+})
+
+test('publish API: a service posts with its token; stored once, acked, broadcast, marked as a service', async () => {
+  const room = `publish-${process.pid}`
+  const reader = await connect(server.url, { name: 'pubreader' })
+  sockets.push(reader)
+  const { keys } = await request(reader, 'join', { room })
+  const post = (body, token = publishToken(server), where = room) => api('POST', `/api/rooms/${where}/messages`, body, token)
+
+  const first = await post({ message: 'deploy finished', sender: 'ci', clientId: 'd-1' })
+  assert.equal(first.status, 201, JSON.stringify(first.body))
+  assert.equal(first.body.ok, true)
+  assert.equal(first.body.seq, 1)
+  assert.equal(first.body.sender, '#ci')
+  await until(() => reader.received.some((m) => m.id === first.body.id), 5000, 'broadcast to the room')
+  const got = reader.received.find((m) => m.id === first.body.id)
+  assert.equal(got.sender, '#ci')
+  assert.equal(await openMessage(keys, got), 'deploy finished')
+  // A resend with the same clientId: the first message, not a second one.
+  const again = await post({ message: 'deploy finished', sender: 'ci', clientId: 'd-1' })
+  assert.equal(again.status, 200)
+  assert.equal(again.body.id, first.body.id)
+  const joined = await request(reader, 'join', { room, since: 0 })
+  assert.equal(joined.latestSeq, 1)
+
+  // Only with the publish token: not the /decrypt one, not a user's.
+  const userTok = await account('pubuser')
+  for (const token of [null, 'wrong', serviceToken(server), userTok]) {
+    const r = await post({ message: 'x', sender: 'ci' }, token)
+    assert.equal(r.status, 401, String(token))
+    assert.equal(r.body.error.code, 'UNAUTHORIZED')
+  }
+  // Bad input: clear codes, nothing stored.
+  const cases = [
+    [{ message: 'x', sender: 'bad name' }, 400],
+    [{ message: 'x', sender: '~guest' }, 400],
+    [{ message: 'x' }, 400],
+    [{ sender: 'ci' }, 400],
+    [{ message: 'x', sender: 'ci', room: 'elsewhere' }, 400],
+    [{ message: 'x', sender: 'ci', clientId: '' }, 400],
+    [['x'], 400],
+    [{ message: 'x'.repeat(65 * 1024), sender: 'ci' }, 413],
+  ]
+  for (const [body, status] of cases) assert.equal((await post(body)).status, status, JSON.stringify(body).slice(0, 80))
+  assert.equal((await post({ message: 'x', sender: 'ci' }, null, '%01bad')).status, 401, 'the token is checked first')
+  assert.equal((await post({ message: 'x', sender: 'ci' }, publishToken(server), '%01bad')).status, 400)
+  assert.equal((await request(reader, 'join', { room, since: 0 })).latestSeq, 1, 'nothing more stored')
+
+  // A private room: the service posts; members read it, others cannot.
+  const ownerTok = await account('pubowner')
+  const secret = `publish-private-${process.pid}`
+  assert.equal((await api('POST', '/api/rooms', { name: secret, private: true }, ownerTok)).status, 201)
+  const inPrivate = await post({ message: 'for members', sender: 'bot' }, publishToken(server), secret)
+  assert.equal(inPrivate.status, 201)
+  const history = await api('GET', `/api/rooms/${secret}/messages`, undefined, ownerTok)
+  assert.deepEqual(history.body.map((m) => [m.seq, m.sender]), [[1, '#bot']])
+  assert.equal((await api('GET', `/api/rooms/${secret}/messages`, undefined, userTok)).status, 403)
 })
 
 test('/metrics exports Prometheus counters', async () => {

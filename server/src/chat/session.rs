@@ -226,30 +226,42 @@ async fn send<'s>(
         .writer
         .get()
         .ok_or_else(|| Failure::new(Code::Unavailable, "the server is starting"))?;
-    let plaintext = chatseal_core::Zeroizing::new(req.message.into_bytes());
-    let sender = identity.name();
+    let message = seal(state, req.room, identity.name(), req.message, req.client_id)?;
+    Ok((writer, message))
+}
+
+/// Seals `text` as a new message of `sender` in `room` (its id and
+/// timestamp made here), ready for the writer. The plaintext is wiped once
+/// sealed.
+pub(crate) fn seal(
+    state: &AppState,
+    room: String,
+    sender: &str,
+    text: String,
+    client_id: Option<String>,
+) -> Result<OwnedMessage, Failure> {
+    let plaintext = chatseal_core::Zeroizing::new(text.into_bytes());
     let id = uuid::Uuid::now_v7().to_string();
     let ts = crate::auth::unix_now().as_millis() as i64;
-    let context = chat_context(&req.room, &id, sender);
+    let context = chat_context(&room, &id, sender);
     let sealed = state
         .sealer
-        .seal(&req.room, &context, &plaintext)
+        .seal(&room, &context, &plaintext)
         .map_err(|e| Failure::new(Code::BadRequest, e.to_string()))?;
     drop(plaintext);
     metrics::sealed();
     let key_id = Header::parse(&sealed)
         .map_err(|_| Failure::new(Code::Internal, "sealed envelope"))?
         .key_id;
-    let message = OwnedMessage {
+    Ok(OwnedMessage {
         id,
-        room: req.room,
+        room,
         sender: sender.to_owned(),
         ts,
         key_id,
         envelope: chatseal_core::encode_text(&sealed),
-        client_id: req.client_id,
-    };
-    Ok((writer, message))
+        client_id,
+    })
 }
 
 fn unavailable() -> Failure {

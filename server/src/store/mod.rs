@@ -133,6 +133,11 @@ pub struct RoomInfo {
     pub private: bool,
 }
 
+/// The first character of a service's sender name (`#bot`): messages the
+/// publish API stored. Account names cannot contain it and guests' start
+/// with `~`, so no client can post as a service.
+pub const SERVICE_MARK: char = '#';
+
 /// A room as `GET /api/rooms` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -659,7 +664,9 @@ impl Store {
             if private {
                 refused.private_rooms.push(room);
                 for sender in senders {
-                    if !members.iter().any(|m| m == sender) {
+                    // A service (the publish API, with its own token) may
+                    // post to any room; no socket sender has the mark.
+                    if !members.iter().any(|m| m == sender) && !sender.starts_with(SERVICE_MARK) {
                         refused.pairs.push((room, sender));
                     }
                 }

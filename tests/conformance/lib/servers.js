@@ -64,6 +64,11 @@ function serviceToken(server) {
   return fs.readFileSync(path.join(server.dataDir, 'service-token'), 'utf8').trim()
 }
 
+/** The token the publish API of `server` requires: generated into its data dir. */
+function publishToken(server) {
+  return fs.readFileSync(path.join(server.dataDir, 'publish-token'), 'utf8').trim()
+}
+
 /**
  * 'node-remote': js/server.js sealing through a Rust server's /encrypt over
  * HTTP (the tutorial's architecture). Both share one keyring file, so the
@@ -227,4 +232,4 @@ function keys(args, { env = {}, dataDir } = {}) {
   })
 }
 
-module.exports = { start, keys, serviceToken, LIMITS, JWT_SECRET, ROOT }
+module.exports = { start, keys, serviceToken, publishToken, LIMITS, JWT_SECRET, ROOT }
