@@ -69,6 +69,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// `POST /api/register`: credentials, and an invitation code where
+/// `--registration invite` asks for one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Registration {
+    username: String,
+    password: Zeroizing<String>,
+    #[serde(default)]
+    invite: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("invite", &self.invite.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Credentials {
@@ -107,15 +128,54 @@ fn throttle(state: &AppState, ip: ClientIp, account: Option<&str>) -> Result<(),
 pub(crate) async fn register(
     State(state): State<AppState>,
     ip: ClientIp,
-    JsonBody(creds): JsonBody<Credentials>,
+    JsonBody(creds): JsonBody<Registration>,
 ) -> Result<Response, ApiError> {
     throttle(&state, ip, None)?;
+    let invite = match (state.registration, creds.invite) {
+        (crate::config::Registration::Closed, _) => {
+            return Err(ApiError::new(
+                Code::Forbidden,
+                "registration is closed: an operator creates accounts (chatseal-server users add)",
+            ));
+        }
+        (crate::config::Registration::Invite, None) => {
+            return Err(ApiError::new(
+                Code::Forbidden,
+                "registration needs an invitation: send { username, password, invite }",
+            ));
+        }
+        (crate::config::Registration::Invite, Some(code)) => Some(crate::users::code_hash(&code)),
+        (crate::config::Registration::Open, _) => None,
+    };
     auth::validate_username(&creds.username).map_err(|m| ApiError::new(Code::BadRequest, m))?;
     auth::validate_password(&creds.password).map_err(|m| ApiError::new(Code::BadRequest, m))?;
     let hash = state.guards.hasher.hash(creds.password).await?;
     let now = auth::unix_now().as_millis() as i64;
-    if !state.store.create_user(&creds.username, &hash, now).await? {
-        return Err(ApiError::new(Code::BadRequest, "that username is taken"));
+    match invite {
+        None => {
+            if !state.store.create_user(&creds.username, &hash, now).await? {
+                return Err(ApiError::new(Code::BadRequest, "that username is taken"));
+            }
+        }
+        Some(code_hash) => {
+            use crate::store::Invited;
+            match state
+                .store
+                .create_user_invited(&creds.username, &hash, &code_hash, now)
+                .await?
+            {
+                Invited::Created => {}
+                Invited::NameTaken => {
+                    return Err(ApiError::new(Code::BadRequest, "that username is taken"));
+                }
+                Invited::BadInvite => {
+                    return Err(ApiError::new(
+                        Code::Forbidden,
+                        "that invitation is unknown, used up or expired",
+                    ));
+                }
+            }
+        }
     }
     tracing::info!(user = %creds.username, "account registered");
     Ok((

@@ -66,6 +66,7 @@ pub struct Shared {
     /// The publish API's token; `None` turns the API off (401 to all).
     pub publish_auth: Option<ServiceAuth>,
     pub limits: Limits,
+    pub registration: crate::config::Registration,
     pub allow_guests: bool,
     pub rate_per_sec: u32,
     pub rate_burst: u32,
@@ -95,6 +96,7 @@ impl Shared {
             service_auth,
             publish_auth: None,
             limits: Limits::default(),
+            registration: crate::config::Registration::Open,
             allow_guests: false,
             rate_per_sec: 20,
             rate_burst: 40,

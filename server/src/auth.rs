@@ -43,6 +43,8 @@ struct Claims {
 pub struct Verified {
     pub username: String,
     pub expires_at: u64,
+    /// `iat`, when the token has one (unix seconds).
+    pub issued_at: Option<u64>,
 }
 
 /// Signs and verifies session tokens. The secret is wiped on drop.
@@ -105,6 +107,7 @@ impl Tokens {
             Ok(data) if validate_username(&data.claims.sub).is_ok() => Ok(Verified {
                 username: data.claims.sub,
                 expires_at: data.claims.exp,
+                issued_at: data.claims.iat,
             }),
             Ok(_) => Err(TokenError::Invalid),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),

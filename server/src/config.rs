@@ -77,6 +77,12 @@ pub struct Config {
     #[arg(long, env = "CHATSEAL_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,
 
+    /// Who may create accounts: `open` (anyone, POST /api/register),
+    /// `invite` (with a code from `chatseal-server users invite`), `closed`
+    /// (only `chatseal-server users add`).
+    #[arg(long, env = "CHATSEAL_REGISTRATION", value_enum, default_value_t = Registration::Open)]
+    pub registration: Registration,
+
     /// Let clients connect without an account, as `{ name }` guests.
     #[arg(long, env = "CHATSEAL_ALLOW_GUESTS", default_value_t = false)]
     pub allow_guests: bool,
@@ -283,6 +289,7 @@ impl std::fmt::Debug for Config {
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("registration", &self.registration)
             .field("allow_guests", &self.allow_guests)
             .field("rate_per_sec", &self.rate_per_sec)
             .field("rate_burst", &self.rate_burst)
@@ -290,4 +297,16 @@ impl std::fmt::Debug for Config {
             .field("rotate_after_seals", &self.rotate_after_seals)
             .finish_non_exhaustive()
     }
+}
+
+/// `--registration`: who may create accounts over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Registration {
+    /// Anyone may register.
+    #[default]
+    Open,
+    /// Registration needs an invitation code (`users invite`).
+    Invite,
+    /// No registration over HTTP: accounts come from `users add`.
+    Closed,
 }

@@ -44,6 +44,7 @@ pub mod publish;
 pub mod serve;
 pub mod service;
 pub mod store;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -115,6 +116,7 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     let mut shared = app::Shared::new(Sealer::new(keyring), store, tokens, service_auth);
     shared.publish_auth = Some(publish_auth);
     shared.limits = app::Limits::from_config(config);
+    shared.registration = config.registration;
     shared.allow_guests = config.allow_guests;
     shared.rate_per_sec = config.rate_per_sec;
     shared.rate_burst = config.rate_burst;

@@ -358,6 +358,93 @@ async fn private_rooms_refuse_non_members_in_the_batch(store: &Store) {
     );
 }
 
+/// What operators do to accounts (`users …`) and what token checks read.
+async fn managed_accounts(store: &Store) {
+    use chatseal_server::store::{AccountState, Invited};
+    assert!(store.create_user("mona", "hash-1", 1).await.unwrap());
+    let fresh = AccountState {
+        disabled: false,
+        tokens_after: 0,
+    };
+    assert_eq!(store.account_state("mona").await.unwrap(), Some(fresh));
+    assert_eq!(store.account_state("nobody").await.unwrap(), None);
+    // A reset replaces the hash and revokes earlier tokens.
+    assert!(store.reset_password("mona", "hash-2", 1000).await.unwrap());
+    assert!(!store.reset_password("nobody", "x", 1000).await.unwrap());
+    assert_eq!(
+        store.password_hash("mona").await.unwrap().as_deref(),
+        Some("hash-2")
+    );
+    assert_eq!(
+        store
+            .account_state("mona")
+            .await
+            .unwrap()
+            .unwrap()
+            .tokens_after,
+        1000
+    );
+    // Disabled: no hash for logins or invitations, and tokens refused.
+    assert!(store.set_disabled("mona", true, 2000).await.unwrap());
+    assert_eq!(store.password_hash("mona").await.unwrap(), None);
+    assert_eq!(
+        store.account_state("mona").await.unwrap(),
+        Some(AccountState {
+            disabled: true,
+            tokens_after: 2000
+        })
+    );
+    // Enabled again: the revocation stands.
+    assert!(store.set_disabled("mona", false, 3000).await.unwrap());
+    assert_eq!(
+        store.account_state("mona").await.unwrap(),
+        Some(AccountState {
+            disabled: false,
+            tokens_after: 2000
+        })
+    );
+    assert!(!store.set_disabled("nobody", true, 1).await.unwrap());
+    // Invitations: used once per account made, never past their expiry.
+    store.create_invite("code-a", 1, 5000, 1).await.unwrap();
+    store.create_invite("code-old", 5, 10, 1).await.unwrap();
+    assert_eq!(
+        store
+            .create_user_invited("MONA", "h", "code-a", 100)
+            .await
+            .unwrap(),
+        Invited::NameTaken
+    );
+    assert_eq!(
+        store
+            .create_user_invited("nick", "h", "code-a", 100)
+            .await
+            .unwrap(),
+        Invited::Created
+    );
+    assert_eq!(
+        store
+            .create_user_invited("nora", "h", "code-a", 100)
+            .await
+            .unwrap(),
+        Invited::BadInvite
+    );
+    assert_eq!(
+        store
+            .create_user_invited("nora", "h", "code-old", 100)
+            .await
+            .unwrap(),
+        Invited::BadInvite
+    );
+    assert_eq!(
+        store
+            .create_user_invited("nora", "h", "nope", 100)
+            .await
+            .unwrap(),
+        Invited::BadInvite
+    );
+    assert_eq!(store.password_hash("nora").await.unwrap(), None);
+}
+
 async fn suite(db: &TestDb, backend: Backend) {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.backend(), backend);
@@ -369,6 +456,7 @@ async fn suite(db: &TestDb, backend: Backend) {
     accounts_and_rooms(&store).await;
     batches_number_in_order_and_dedup(&store).await;
     private_rooms_refuse_non_members_in_the_batch(&store).await;
+    managed_accounts(&store).await;
     store.close().await;
     the_same_client_id_from_two_servers_is_stored_once(&db.url).await;
     reopening_keeps_everything(&db.url).await;

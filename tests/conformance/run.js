@@ -12,7 +12,7 @@ const { Client } = require('pg')
 
 const RUST = ['guest.test.js', 'accounts.test.js', 'crash.test.js', 'rotation.test.js', 'slow-reader.test.js', 'keys.test.js']
 const FILES = {
-  rust: RUST,
+  rust: [...RUST, 'registration.test.js'],
   // Two servers sharing PostgreSQL and Redis (the test makes its own database).
   cluster: ['cluster.test.js'],
   'rust-pg': RUST,

@@ -112,9 +112,18 @@ pub async fn account_of(state: &Shared, token: &str) -> Result<auth::Verified, R
     let verified = state.tokens.verify(token).map_err(|e| match e {
         TokenError::Expired | TokenError::Invalid => refuse(Code::Unauthorized, e.to_string()),
     })?;
-    match state.store.password_hash(&verified.username).await {
-        Ok(Some(_)) => Ok(verified),
+    match state.store.account_state(&verified.username).await {
         Ok(None) => Err(refuse(Code::Unauthorized, "no such account")),
+        Ok(Some(s)) if s.disabled => Err(refuse(Code::Unauthorized, "this account is disabled")),
+        // A password reset revokes what was issued before it; a token
+        // without `iat` cannot show it is newer.
+        Ok(Some(s)) if s.tokens_after > 0 && verified.issued_at.unwrap_or(0) < s.tokens_after => {
+            Err(refuse(
+                Code::Unauthorized,
+                "this session was revoked (password reset): log in again",
+            ))
+        }
+        Ok(Some(_)) => Ok(verified),
         Err(e) => {
             tracing::warn!(error = %e, "token check: store unavailable");
             Err(refuse(Code::Unavailable, "try again shortly"))

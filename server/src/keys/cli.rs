@@ -23,6 +23,9 @@ pub enum Command {
     /// Manage the keyring: status, generate, rotate, rewrap, retire.
     #[command(subcommand)]
     Keys(Keys),
+    /// Manage accounts: add, reset-password, disable, enable, invite.
+    #[command(subcommand)]
+    Users(crate::users::Users),
 }
 
 /// `keys …`
@@ -78,8 +81,7 @@ pub enum Keys {
 }
 
 /// Runs a `keys` command.
-pub async fn run(config: &Config, command: Command) -> anyhow::Result<()> {
-    let Command::Keys(keys) = command;
+pub async fn run(config: &Config, keys: Keys) -> anyhow::Result<()> {
     if let Keys::Generate { out, key_only } = keys {
         return generate(out.as_deref(), key_only);
     }
@@ -97,7 +99,7 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<()> {
 
 /// The servers' store; never creates one (a command against the wrong
 /// `--data-dir` must not make an empty database look like the right one).
-async fn connect(config: &Config) -> anyhow::Result<Store> {
+pub(crate) async fn connect(config: &Config) -> anyhow::Result<Store> {
     let url = match &config.database_url {
         Some(url) => url.clone(),
         None => {

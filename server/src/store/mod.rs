@@ -8,8 +8,10 @@
 
 mod keys;
 mod schema;
+mod users;
 
 pub use keys::{KeyRecord, NewEnvelope, NodeRecord};
+pub use users::{AccountState, Invited};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -932,13 +934,17 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// The stored password hash of an account.
+    /// The stored password hash of an account; `None` for a disabled one
+    /// (which cannot log in, be invited, or be vouched for).
     pub async fn password_hash(&self, username: &str) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT password_hash FROM chat_users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .within(self.timeout)
-            .await
+        sqlx::query_scalar(
+            "SELECT password_hash FROM chat_users u WHERE username = $1 AND NOT EXISTS \
+             (SELECT 1 FROM chat_user_state s WHERE s.username = u.username AND s.disabled <> 0)",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .within(self.timeout)
+        .await
     }
 
     /// Closes the pool, waiting for queries in flight (an append in flight

@@ -91,6 +91,20 @@ const STATEMENTS: &[&str] = &[
         id BIGINT PRIMARY KEY,
         history TEXT NOT NULL
     )",
+    // Accounts as operators manage them (`chatseal-server users`): disabled,
+    // and tokens issued before `tokens_after` (unix s) refused.
+    "CREATE TABLE IF NOT EXISTS chat_user_state (
+        username TEXT PRIMARY KEY,
+        disabled BIGINT NOT NULL DEFAULT 0,
+        tokens_after BIGINT NOT NULL DEFAULT 0
+    )",
+    // Invitations (`--registration invite`): the SHA-256 of the code only.
+    "CREATE TABLE IF NOT EXISTS chat_invites (
+        code_hash TEXT PRIMARY KEY,
+        uses_left BIGINT NOT NULL,
+        expires BIGINT NOT NULL,
+        created BIGINT NOT NULL
+    )",
 ];
 
 /// Creates what is missing and refuses a database written by a newer build.

@@ -216,20 +216,27 @@ async function launch(target, spec, env = {}, wrap) {
 }
 
 /**
- * Runs `chatseal-server keys <args>` with the environment a server was
- * given (`env`, and `dataDir` as --data-dir); resolves to { code, stdout, stderr }.
+ * Runs `chatseal-server <command> <args>` with the environment a server was
+ * given (`env`, and `dataDir` as --data-dir), `input` on its standard
+ * input; resolves to { code, stdout, stderr }.
  */
-function keys(args, { env = {}, dataDir } = {}) {
+function cli(command, args, { env = {}, dataDir, input = '' } = {}) {
   const inherited = { ...process.env }
   for (const name of Object.keys(inherited)) {
     if (name.startsWith('CHATSEAL_') || name === 'DATABASE_URL') delete inherited[name]
   }
-  const full = ['keys', ...args, ...(dataDir ? ['--data-dir', dataDir] : [])]
+  const full = [command, ...args, ...(dataDir ? ['--data-dir', dataDir] : [])]
   return new Promise((resolve) => {
-    execFile(rustBin(), full, { env: { ...inherited, NO_COLOR: '1', RUST_LOG: 'warn', ...env } }, (err, stdout, stderr) =>
+    const child = execFile(rustBin(), full, { env: { ...inherited, NO_COLOR: '1', RUST_LOG: 'warn', ...env } }, (err, stdout, stderr) =>
       resolve({ code: err ? err.code ?? 1 : 0, stdout, stderr }),
     )
+    child.stdin.end(input)
   })
 }
 
-module.exports = { start, keys, serviceToken, publishToken, LIMITS, JWT_SECRET, ROOT }
+/** `chatseal-server keys <args>` (see cli). */
+const keys = (args, options) => cli('keys', args, options)
+/** `chatseal-server users <args>` (see cli). */
+const users = (args, options) => cli('users', args, options)
+
+module.exports = { start, keys, users, serviceToken, publishToken, LIMITS, JWT_SECRET, ROOT }
