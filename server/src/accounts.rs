@@ -288,3 +288,66 @@ pub(crate) async fn add_member(
     state.store.add_member(&room, &invite.username).await?;
     Ok(Json(serde_json::json!({ "ok": true })).into_response())
 }
+
+/// The room, if `caller` owns it: 404 without a row, 403 for others.
+async fn owned_room(
+    state: &AppState,
+    caller: &str,
+    room: &str,
+) -> Result<crate::store::RoomInfo, ApiError> {
+    chatseal_core::validate_chat_room(room)?;
+    let info = state
+        .store
+        .room(room)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::NotFound, "no such room"))?;
+    if info.owner.as_deref() != Some(caller) {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "only the room's owner may do that",
+        ));
+    }
+    Ok(info)
+}
+
+/// `DELETE /api/rooms/:room/members/:username`: the owner removes a member.
+/// Its sockets leave the room at once (on every server of a cluster within
+/// seconds); it can no longer join, read the history or post. Until rooms
+/// have key epochs it still holds the room key: what it already received
+/// it keeps, and an envelope sealed later opens with that key if it ever
+/// gets one (never from the server).
+pub(crate) async fn remove_member(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((room, username)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    owned_room(&state, &caller, &room).await?;
+    if username == caller {
+        return Err(ApiError::new(
+            Code::BadRequest,
+            "the owner stays a member (delete the room instead)",
+        ));
+    }
+    if !state.store.remove_member(&room, &username).await? {
+        return Err(ApiError::new(Code::NotFound, "not a member of that room"));
+    }
+    let put_out = crate::chat::rooms::put_out(&state, &room, Some(&username)).await;
+    tracing::info!(put_out, "member removed from a room");
+    Ok(Json(serde_json::json!({ "ok": true })).into_response())
+}
+
+/// `DELETE /api/rooms/:room`: the owner deletes the room **and its whole
+/// history**, for good; every socket leaves it. The name stays used: a
+/// deleted private room has no members (no one may join it again), a
+/// deleted public room starts empty, numbered on from where it was.
+pub(crate) async fn delete_room(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(room): Path<String>,
+) -> Result<Response, ApiError> {
+    owned_room(&state, &caller, &room).await?;
+    let deleted = state.store.delete_room(&room).await?;
+    let put_out = crate::chat::rooms::put_out(&state, &room, None).await;
+    tracing::info!(deleted, put_out, "room deleted with its history");
+    Ok(Json(serde_json::json!({ "ok": true, "deletedMessages": deleted })).into_response())
+}

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use chatseal_core::Sealer;
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::SocketIo;
@@ -128,9 +128,14 @@ pub fn router(state: AppState) -> Router {
             "/api/rooms",
             get(directory::list).post(accounts::create_room),
         )
+        .route("/api/rooms/{room}", delete(accounts::delete_room))
         .route(
             "/api/rooms/{room}/members",
             get(directory::members).post(accounts::add_member),
+        )
+        .route(
+            "/api/rooms/{room}/members/{username}",
+            delete(accounts::remove_member),
         )
         .route(
             "/api/rooms/{room}/messages",

@@ -454,6 +454,50 @@ test('publish API: a service posts with its token; stored once, acked, broadcast
   assert.equal((await api('GET', `/api/rooms/${secret}/messages`, undefined, userTok)).status, 403)
 })
 
+test('owners remove members and delete rooms; the removed stop receiving at once', async () => {
+  const ownerTok = await account('remowner')
+  const memTok = await account('remmember')
+  const otherTok = await account('remother')
+  const room = `removal-${process.pid}`
+  assert.equal((await api('POST', '/api/rooms', { name: room, private: true }, ownerTok)).status, 201)
+  for (const u of ['remmember', 'remother']) assert.equal((await api('POST', `/api/rooms/${room}/members`, { username: u }, ownerTok)).status, 200)
+  const owner = await as(ownerTok)
+  const member = await as(memTok)
+  await request(owner, 'join', { room })
+  assert.equal((await request(member, 'join', { room })).ok, true)
+  const before = await request(owner, 'chat message', { message: 'before', room })
+  await until(() => member.received.some((m) => m.id === before.id), 5000, 'member receives')
+
+  // Only the owner removes; not the owner itself; not a non-member.
+  const remove = (u, tok) => api('DELETE', `/api/rooms/${room}/members/${u}`, undefined, tok)
+  assert.equal((await remove('remmember', otherTok)).status, 403)
+  assert.equal((await remove('remmember')).status, 401)
+  assert.equal((await remove('remowner', ownerTok)).status, 400)
+  assert.equal((await remove('nobody', ownerTok)).status, 404)
+  assert.equal((await remove('remmember', ownerTok)).status, 200)
+
+  const after = await request(owner, 'chat message', { message: 'after', room })
+  assert.equal(after.ok, true)
+  await new Promise((r) => setTimeout(r, 300))
+  assert.ok(!member.received.some((m) => m.id === after.id), 'a removed member receives nothing more')
+  assert.equal((await request(member, 'chat message', { message: 'still here?', room })).error.code, 'FORBIDDEN')
+  assert.equal((await request(member, 'join', { room })).error.code, 'FORBIDDEN')
+  assert.equal((await api('GET', `/api/rooms/${room}/messages`, undefined, memTok)).status, 403)
+  const members = await api('GET', `/api/rooms/${room}/members`, undefined, ownerTok)
+  assert.deepEqual(members.body.members, ['remother', 'remowner'])
+
+  // Delete: the owner only; the history goes; nobody may join it again.
+  assert.equal((await api('DELETE', `/api/rooms/${room}`, undefined, otherTok)).status, 403)
+  const deleted = await api('DELETE', `/api/rooms/${room}`, undefined, ownerTok)
+  assert.deepEqual(deleted.body, { ok: true, deletedMessages: 2 })
+  assert.equal((await request(owner, 'chat message', { message: 'gone?', room })).error.code, 'FORBIDDEN', 'the owner is out too')
+  assert.equal((await request(owner, 'join', { room })).error.code, 'FORBIDDEN')
+  assert.equal((await api('GET', `/api/rooms/${room}/messages`, undefined, ownerTok)).status, 403)
+  assert.equal((await api('POST', '/api/rooms', { name: room, private: true }, otherTok)).status, 409, 'the name stays used')
+  assert.equal((await api('DELETE', `/api/rooms/${room}`, undefined, ownerTok)).status, 403, 'it has no owner now')
+  assert.equal((await api('DELETE', `/api/rooms/nowhere-${process.pid}`, undefined, ownerTok)).status, 404)
+})
+
 test('/metrics exports Prometheus counters', async () => {
   const res = await fetch(server.url + '/metrics')
   assert.equal(res.status, 200)

@@ -258,6 +258,31 @@ async function account(server, name) {
   return login.body.token
 }
 
+test('a member removed on one server stops receiving on the other, within seconds', async () => {
+  const [A, B] = servers
+  const room = `removed-${process.pid}`
+  const ownerTok = await account(A, `rown${process.pid}`)
+  const gone = `rgone${process.pid}`
+  const goneTok = await account(A, gone)
+  assert.equal((await api(A, 'POST', '/api/rooms', { name: room, private: true }, ownerTok)).status, 201)
+  assert.equal((await api(A, 'POST', `/api/rooms/${room}/members`, { username: gone }, ownerTok)).status, 200)
+  const owner = await connect(A.url, { token: ownerTok })
+  const member = await connect(B.url, { token: goneTok })
+  sockets.push(owner, member)
+  for (const s of [owner, member]) assert.equal((await s.timeout(5000).emitWithAck('join', { room })).ok, true)
+  const first = await send(owner, room, 'while a member')
+  await until(() => member.received.some((m) => m.id === first.id), 10000, 'delivery on B')
+  assert.equal((await api(A, 'DELETE', `/api/rooms/${room}/members/${gone}`, undefined, ownerTok)).status, 200)
+  // B hears of it over Redis (or, were that lost, reads the members again
+  // within seconds); a message a little after must not reach the socket.
+  await sleep(500)
+  const later = await send(owner, room, 'after the removal')
+  assert.equal(later.ok, true)
+  await sleep(1500)
+  assert.ok(!member.received.some((m) => m.id === later.id), 'a removed member on B got a message')
+  assert.equal((await send(member, room, 'still in?')).error.code, 'FORBIDDEN')
+})
+
 test('a silent name created private on one server: its joiners on the other neither receive nor post', async () => {
   const [A, B] = servers
   const room = `silent-${process.pid}`

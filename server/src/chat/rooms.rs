@@ -87,6 +87,33 @@ pub async fn put_out_non_members(state: &AppState, room: &str, owner: &str) {
     }
 }
 
+/// After an owner removed `username` from `room` (or deleted the room:
+/// `username` None puts out everyone): this server's sockets of the account
+/// leave the room at once, under the room's lock, so nothing the room
+/// stores from now on reaches them. Other servers are told over Redis and
+/// read the room's members again (see `crate::cluster`).
+pub async fn put_out(state: &AppState, room: &str, username: Option<&str>) -> usize {
+    let Some(io) = state.io.get() else { return 0 };
+    let _turn = state.room_locks.exclusive(room).await;
+    let mut put_out = 0usize;
+    for socket in io.to(room.to_owned()).sockets() {
+        let theirs = username.is_none_or(|name| {
+            socket
+                .extensions
+                .get::<Arc<super::connection::Connection>>()
+                .is_some_and(|conn| matches!(&conn.identity, Identity::Account(n) if n == name))
+        });
+        if theirs {
+            socket.leave(room.to_owned());
+            put_out += 1;
+        }
+    }
+    if let Some(cluster) = &state.cluster {
+        cluster.publish_room_changed(room);
+    }
+    put_out
+}
+
 fn store_down(e: crate::store::StoreError) -> Failure {
     tracing::warn!(error = %e, "store unavailable");
     Failure::new(Code::Unavailable, "the store is unavailable; try again")

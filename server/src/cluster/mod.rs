@@ -50,12 +50,17 @@ struct Envelope {
     message: Option<StoredMessage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     typing: Option<TypingOut>,
+    /// A room whose members an owner changed (removed one, or deleted the
+    /// room): read them again and put out who is no longer one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room_changed: Option<String>,
 }
 
 /// What waits in the outbox.
 enum Outgoing {
     Message(StoredMessage),
     Typing(TypingOut),
+    RoomChanged(String),
 }
 
 /// Per room: every `seq` at or below `through` was delivered here, and
@@ -162,6 +167,13 @@ impl Cluster {
     pub fn publish_typing(&self, out: &TypingOut) {
         let _ = self.outbox.try_send(Outgoing::Typing(out.clone()));
     }
+
+    /// Tells the other servers `room` lost members. A lost notice is
+    /// covered by the privacy cache's expiry (see [`privacy`]).
+    pub fn publish_room_changed(&self, room: &str) {
+        self.privacy.forget(room);
+        let _ = self.outbox.try_send(Outgoing::RoomChanged(room.to_owned()));
+    }
 }
 
 /// Messages waiting to be published.
@@ -184,15 +196,17 @@ async fn publish_loop(cluster: Arc<Cluster>, mut rx: tokio::sync::mpsc::Receiver
         if let Some(c) = conn.as_mut() {
             let mut pipe = redis::pipe();
             for item in batch.drain(..) {
-                let (message, typing) = match item {
-                    Outgoing::Message(m) => (Some(m), None),
-                    Outgoing::Typing(t) => (None, Some(t)),
-                };
-                let envelope = Envelope {
+                let mut envelope = Envelope {
                     node: cluster.node.clone(),
-                    message,
-                    typing,
+                    message: None,
+                    typing: None,
+                    room_changed: None,
                 };
+                match item {
+                    Outgoing::Message(m) => envelope.message = Some(m),
+                    Outgoing::Typing(t) => envelope.typing = Some(t),
+                    Outgoing::RoomChanged(r) => envelope.room_changed = Some(r),
+                }
                 if let Ok(payload) = serde_json::to_string(&envelope) {
                     pipe.cmd("PUBLISH")
                         .arg(&cluster.channel)
@@ -238,6 +252,8 @@ async fn subscribe_loop(state: Weak<Shared>) {
                 if pubsub.subscribe(&cluster.channel).await.is_ok() {
                     cluster.up.store(true, Ordering::Relaxed);
                     tracing::info!(channel = %cluster.channel, "cluster: subscribed");
+                    // Notices of removed members may have been missed.
+                    cluster.privacy.clear();
                     // Back (or first) on Redis: read what was missed meanwhile.
                     if let Some(s) = state.upgrade() {
                         catch_up(&s, &cluster).await;
@@ -256,6 +272,12 @@ async fn subscribe_loop(state: Weak<Shared>) {
                         }
                         if let Some(m) = &env.message {
                             deliver_remote(&s, &cluster, &[m]).await;
+                        }
+                        if let Some(room) = &env.room_changed {
+                            cluster.privacy.forget(room);
+                            if let Err(e) = cluster.privacy.put_out_non_members(&s, room).await {
+                                tracing::warn!(error = %e, "store unavailable: members read later");
+                            }
                         }
                         if let Some(t) = &env.typing {
                             // As for messages: in a private room, only members.
@@ -333,6 +355,7 @@ async fn catch_up_loop(state: Weak<Shared>) {
         let Some(cluster) = s.cluster.clone() else {
             return;
         };
+        cluster.privacy.refresh_stale(&s, 200).await;
         if last_sweep.elapsed() >= s.guards.cluster_sweep {
             last_sweep = tokio::time::Instant::now();
             catch_up(&s, &cluster).await;

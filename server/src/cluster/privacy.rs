@@ -8,14 +8,17 @@
 //! up here and, if it is private, puts out every local socket that is not a
 //! member: no notice between servers is needed, and a lost one cannot leak.
 //!
-//! Why this needs no clock: privacy is fixed when a room's row is written
-//! (a name with a row can never be created private), and a delivered
-//! message implies its room has a row. So a *public* entry is true forever,
-//! a room with no entry is read from the store, and a *private* entry is
-//! only ever short of members added since it was read: when a local socket
-//! is not among the cached members, the entry is read again before that
-//! socket is put out (a member's join commits its membership before the
-//! socket is in the room, so a read after seeing the socket sees it).
+//! Privacy is fixed when a room's row is written (a name with a row can
+//! never be created private, and deleting a room keeps its privacy), and a
+//! delivered message implies its room has a row. So a *public* entry is true
+//! forever and a room with no entry is read from the store. A *private*
+//! entry can be short of members added since it was read: when a local
+//! socket is not among the cached members, the entry is read again before
+//! that socket is put out (a member's join commits its membership before
+//! the socket is in the room, so a read after seeing the socket sees it).
+//! It can also hold members an owner removed since: the owner's server
+//! tells the others over Redis (`room_changed`), and, in case that notice
+//! is lost, a private entry is read again once it is [`FRESH`] old.
 //! Cost on the hot path: one map lookup per room of a delivery; a private
 //! room also walks its local sockets (as the delivery does anyway).
 
@@ -32,10 +35,13 @@ use crate::store::StoreError;
 /// rooms there are.
 pub const CAPACITY: usize = 8192;
 
+/// How long a private room's members are trusted without a new read.
+pub const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 enum Entry {
     Public,
-    Private(Arc<HashSet<String>>),
+    Private(Arc<HashSet<String>>, std::time::Instant),
 }
 
 /// The per-server cache: room → public, or private with its members.
@@ -47,7 +53,45 @@ pub struct Privacy {
 impl Privacy {
     fn get(&self, room: &str) -> Option<Entry> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(room).cloned()
+        entries
+            .get(room)
+            .filter(|e| !matches!(e, Entry::Private(_, read) if read.elapsed() >= FRESH))
+            .cloned()
+    }
+
+    /// Forgets everything: after a Redis outage, notices may have been lost.
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Reads again (at most `max` of) the private rooms read [`FRESH`] ago
+    /// or longer and puts out local sockets that are no longer members, so
+    /// a removal whose notice was lost also stops this server's own
+    /// deliveries (which do not go through this cache) within seconds.
+    pub async fn refresh_stale(&self, state: &Shared, max: usize) {
+        let stale: Vec<String> = {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries
+                .iter()
+                .filter(|(_, e)| matches!(e, Entry::Private(_, read) if read.elapsed() >= FRESH))
+                .map(|(room, _)| room.clone())
+                .take(max)
+                .collect()
+        };
+        for room in stale {
+            if self.put_out_non_members(state, &room).await.is_err() {
+                return; // the store is down: next round
+            }
+        }
+    }
+
+    /// Drops what is known of `room`: its members changed.
+    pub fn forget(&self, room: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.remove(room);
     }
 
     fn put(&self, room: &str, entry: Entry) {
@@ -63,7 +107,10 @@ impl Privacy {
         let entry = match state.store.room(room).await? {
             Some(info) if info.private => {
                 let members = state.store.room_members(room).await?;
-                Entry::Private(Arc::new(members.into_iter().collect()))
+                Entry::Private(
+                    Arc::new(members.into_iter().collect()),
+                    std::time::Instant::now(),
+                )
             }
             // No row: a message not stored yet (cannot happen for a stored
             // one); public for now, not remembered.
@@ -87,7 +134,7 @@ impl Privacy {
             return Ok(());
         };
         loop {
-            let Entry::Private(members) = &entry else {
+            let Entry::Private(members, _) = &entry else {
                 return Ok(());
             };
             let outsiders: Vec<_> = io
