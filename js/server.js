@@ -16,6 +16,7 @@ const { Server } = require('socket.io')
 const { Keyring, Sealer } = require('.')
 const { load } = require('./lib/config')
 const chat = require('./lib/chat')
+const presence = require('./lib/presence')
 const service = require('./lib/service')
 const directory = require('./lib/directory')
 const sealing = require('./lib/sealing')
@@ -85,6 +86,7 @@ function createServer(config = load()) {
   const io = new Server(httpServer, { maxHttpBufferSize: config.maxPayloadBytes, serveClient: false, parser })
   const drain = chat.attach(io, { config, sealer, sealing: seal, history, log })
   chat.watchSlowReaders(io, config.socketBuffer, log)
+  presence.watch(io)
 
   // SIGHUP (see below): read the keyring again and announce the new primary.
   function reloadKeyring() {

@@ -7,6 +7,7 @@ const validate = require('./validate')
 const { RateLimiter } = require('./rate')
 const { uuidv7 } = require('./uuid')
 const { NOT_AN_OBJECT } = require('./parser')
+const presence = require('./presence')
 
 const RECENT_ON_JOIN = 50
 const TYPING_PER_SEC = 2
@@ -99,7 +100,15 @@ function attach(io, { config, sealer, sealing, history, log }) {
       req.since === null
         ? history.latest(req.room, Math.min(RECENT_ON_JOIN, config.historyLimit))
         : history.since(req.room, req.since, config.historyLimit)
-    return { ok: true, room: req.room, keys, missed, latestSeq: history.latestSeq(req.room), historyId: history.id }
+    return {
+      ok: true,
+      room: req.room,
+      keys,
+      missed,
+      latestSeq: history.latestSeq(req.room),
+      historyId: history.id,
+      presence: presence.online(io, req.room),
+    }
   }
 
   function typing(socket, limiter, payload) {

@@ -83,6 +83,8 @@ pub struct Shared {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Limits against floods and slow clients.
     pub guards: crate::guards::Guards,
+    /// What each room was last told of who is online.
+    pub presence: crate::chat::presence::Presence,
 }
 
 impl Shared {
@@ -109,6 +111,7 @@ impl Shared {
             writer: OnceLock::new(),
             cluster: None,
             guards: crate::guards::Guards::default(),
+            presence: crate::chat::presence::Presence::default(),
         }
     }
 }

@@ -140,6 +140,24 @@ test('typing on one server reaches the room on the other, once', async () => {
   assert.deepEqual(seen, [{ room, name: '~tyann', typing: true }])
 })
 
+test('presence across servers: a name on the other server comes and goes', async () => {
+  const room = 'presence-across'
+  const a = await client(servers[0], 'prann', room)
+  const events = []
+  a.on('presence', (p) => p.room === room && events.push(p))
+  const b = await connect(servers[1].url, { name: 'prbob' })
+  sockets.push(b)
+  await b.timeout(5000).emitWithAck('join', { room })
+  await until(() => events.some((e) => e.name === '~prbob' && e.online), 10000, 'bob online on A')
+  // A join on A now lists bob, who is on B.
+  const c = await connect(servers[0].url, { name: 'prcat' })
+  sockets.push(c)
+  const ack = await c.timeout(5000).emitWithAck('join', { room })
+  assert.deepEqual(ack.presence, ['~prann', '~prbob', '~prcat'])
+  b.close()
+  await until(() => events.some((e) => e.name === '~prbob' && !e.online), 10000, 'bob offline on A')
+})
+
 test('Redis unreachable: each server keeps serving; readers catch up when it is back', async () => {
   const room = 'outage'
   const a = await client(servers[0], 'cara', room)
@@ -335,6 +353,12 @@ test('a server killed mid-traffic: its clients move to the other; nothing acked 
   const room = 'failover'
   const reader = await client(servers[1], 'gail', room)
   let writer = await client(servers[0], 'hal', room)
+  // Presence: ivy, on the server about to die, drops out within seconds.
+  const presence = []
+  reader.on('presence', (p) => p.room === 'failover-lounge' && presence.push(p))
+  assert.equal((await reader.timeout(5000).emitWithAck('join', { room: 'failover-lounge' })).ok, true)
+  await client(servers[0], 'ivy', 'failover-lounge')
+  await until(() => presence.some((p) => p.name === '~ivy' && p.online), 10000, 'ivy online on the other server')
   const acked = new Map()
   const unacked = new Map()
   const loop = (async () => {
@@ -369,4 +393,6 @@ test('a server killed mid-traffic: its clients move to the other; nothing acked 
   for (const id of acked.values()) assert.ok(stored.includes(id), `acked ${id} is stored`)
   const seen = new Set([...ids(reader, room), ...stored])
   assert.equal(seen.size, stored.length)
+  // A dead server stops refreshing its presence entries: they lapse.
+  await until(() => presence.some((p) => p.name === '~ivy' && !p.online), 20000, 'ivy offline after her server died')
 })

@@ -497,3 +497,22 @@ test('typing reaches the others in the room, never the sender or outsiders; neve
   assert.ok(limited.length >= 10, `only ${limited.length} of 20 refused`)
   for (const a of limited) assertError(a, 'RATE_LIMITED')
 })
+
+test('presence: the join ack lists who is online; others see names come and go', async () => {
+  const room = freshRoom('presence')
+  const ann = await guest('pann')
+  const events = []
+  ann.on('presence', (p) => p.room === room && events.push(p))
+  const first = await request(ann, 'join', { room })
+  assert.deepEqual(first.presence, ['~pann'])
+  const bob = await guest('pbob')
+  const second = await request(bob, 'join', { room })
+  assert.deepEqual(second.presence, ['~pann', '~pbob'])
+  await until(() => events.some((e) => e.name === '~pbob' && e.online), 5000, 'bob online')
+  bob.close()
+  await until(() => events.some((e) => e.name === '~pbob' && !e.online), 5000, 'bob offline after his disconnect')
+  assert.deepEqual(
+    events.filter((e) => e.name === '~pbob').map((e) => [e.room, e.online]),
+    [[room, true], [room, false]],
+  )
+})

@@ -7,6 +7,7 @@
 //! * [`session`]: `join`, `leave` and `chat message`; [`typing`]: `typing`.
 //! * [`writer`]: stores messages in batches, then broadcasts them in order.
 //! * [`rooms`]: access rules, per-room order, broadcast.
+//! * [`presence`]: who is online in a room.
 //! * [`protocol`]: payloads and their validation.
 
 pub mod catch_up;
@@ -14,6 +15,7 @@ pub mod connection;
 pub mod detach;
 pub mod expiry;
 pub mod identity;
+pub mod presence;
 pub mod protocol;
 pub mod rooms;
 pub mod session;
@@ -62,6 +64,7 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
     state
         .writer
         .get_or_init(|| writer::Writer::start(Arc::downgrade(state)));
+    presence::start(Arc::downgrade(state));
     layer
 }
 

@@ -214,6 +214,9 @@ pub struct JoinAck {
     pub latest_seq: i64,
     /// Which history the seqs belong to (docs/protocol.md §2).
     pub history_id: String,
+    /// Who is online in the room, the joiner included; `null` when the
+    /// room is too large for presence.
+    pub presence: Option<Vec<String>>,
 }
 
 /// The ack of a stored `chat message`.

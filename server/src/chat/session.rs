@@ -154,6 +154,7 @@ async fn join(
     if let Some(cluster) = &state.cluster {
         cluster.joined(&req.room, latest_seq);
     }
+    let presence = super::presence::online(state, &req.room).map(|n| n.into_iter().collect());
     Ok(JoinAck {
         ok: true,
         room: req.room,
@@ -161,6 +162,7 @@ async fn join(
         missed,
         latest_seq,
         history_id: state.store.history_id().to_owned(),
+        presence,
     })
 }
 

@@ -94,6 +94,29 @@ pub struct Cluster {
     up: AtomicBool,
     delivered: Mutex<HashMap<String, Delivered>>,
     privacy: privacy::Privacy,
+    /// Presence on the other servers, per room with sockets here, as last
+    /// read (`None`: too many names), and the rooms this server wrote.
+    presence: Mutex<PresenceView>,
+}
+
+#[derive(Debug, Default)]
+struct PresenceView {
+    remote: HashMap<String, Option<BTreeSet<String>>>,
+    written: BTreeSet<String>,
+    conn: Option<redis::aio::MultiplexedConnection>,
+}
+
+/// How long a server's presence entries count without a refresh: a server
+/// that dies drops out of every room's presence after this.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(10);
+
+/// One server's names in one room, as written to Redis.
+#[derive(Serialize, Deserialize)]
+struct PresenceEntry {
+    /// Unix ms after which it no longer counts.
+    until: i64,
+    /// `None`: more than the presence limit.
+    names: Option<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -119,6 +142,7 @@ impl Cluster {
             up: AtomicBool::new(false),
             delivered: Mutex::new(HashMap::new()),
             privacy: privacy::Privacy::default(),
+            presence: Mutex::new(PresenceView::default()),
         })
     }
 
@@ -166,6 +190,112 @@ impl Cluster {
     /// waited for, when the queue is full.
     pub fn publish_typing(&self, out: &TypingOut) {
         let _ = self.outbox.try_send(Outgoing::Typing(out.clone()));
+    }
+
+    /// The names online in `room` on the other servers, as last read;
+    /// `None` when they are too many (presence is off for the room).
+    pub fn remote_presence(&self, room: &str) -> Option<BTreeSet<String>> {
+        let view = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        match view.remote.get(room) {
+            Some(names) => names.clone(),
+            None => Some(BTreeSet::new()),
+        }
+    }
+
+    /// Writes this server's names per room to Redis (and removes the rooms
+    /// it has left), and reads the other servers' for the same rooms, in one
+    /// pipelined round trip. Redis away: the remote view is emptied (only
+    /// this server's names count until it is back).
+    pub async fn exchange_presence(&self, local: &[(String, Option<BTreeSet<String>>)]) {
+        let (conn, written) = {
+            let mut view = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+            (view.conn.take(), std::mem::take(&mut view.written))
+        };
+        let conn = match conn {
+            Some(c) => Some(c),
+            None => tokio::time::timeout(
+                Duration::from_secs(1),
+                self.client.get_multiplexed_async_connection(),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok),
+        };
+        let now = crate::auth::unix_now().as_millis() as i64;
+        let until = now + PRESENCE_TTL.as_millis() as i64;
+        let key = |room: &str| format!("{}:presence:{room}", self.channel);
+        let mut remote = HashMap::new();
+        let mut kept_conn = None;
+        if let Some(mut c) = conn {
+            let mut pipe = redis::pipe();
+            for room in written
+                .iter()
+                .filter(|r| !local.iter().any(|(l, _)| l == *r))
+            {
+                pipe.cmd("HDEL").arg(key(room)).arg(&self.node).ignore();
+            }
+            for (room, names) in local {
+                let entry = PresenceEntry {
+                    until,
+                    names: names.clone(),
+                };
+                let Ok(value) = serde_json::to_string(&entry) else {
+                    continue;
+                };
+                pipe.cmd("HSET")
+                    .arg(key(room))
+                    .arg(&self.node)
+                    .arg(value)
+                    .ignore();
+                pipe.cmd("PEXPIRE")
+                    .arg(key(room))
+                    .arg(2 * PRESENCE_TTL.as_millis() as u64)
+                    .ignore();
+                pipe.cmd("HGETALL").arg(key(room));
+            }
+            let read = tokio::time::timeout(
+                Duration::from_secs(1),
+                pipe.query_async::<Vec<HashMap<String, String>>>(&mut c),
+            )
+            .await;
+            if let Ok(Ok(all)) = read {
+                for ((room, _), fields) in local.iter().zip(all) {
+                    let mut names = Some(BTreeSet::new());
+                    for (node, value) in fields {
+                        if node == self.node {
+                            continue;
+                        }
+                        let Ok(entry) = serde_json::from_str::<PresenceEntry>(&value) else {
+                            continue;
+                        };
+                        if entry.until < now {
+                            continue; // a server that stopped refreshing
+                        }
+                        names = match (names, entry.names) {
+                            (Some(mut all), Some(theirs)) => {
+                                all.extend(theirs);
+                                Some(all)
+                            }
+                            _ => None,
+                        };
+                    }
+                    remote.insert(room.clone(), names);
+                }
+                kept_conn = Some(c);
+            }
+        }
+        let mut view = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        view.remote = remote;
+        view.written = if kept_conn.is_some() {
+            local.iter().map(|(r, _)| r.clone()).collect()
+        } else {
+            // Unknown what was written: delete all of them next time.
+            written
+                .into_iter()
+                .chain(local.iter().map(|(r, _)| r.clone()))
+                .collect()
+        };
+        view.conn = kept_conn;
     }
 
     /// Tells the other servers `room` lost members. A lost notice is
