@@ -92,6 +92,10 @@ export interface ClientEvents {
    * its messages come again as new ones.
    */
   reset: (event: { room: string; latestSeq: number; historyId: string | null }) => void
+  /** Someone came online in a joined room, or went (see Client.online). */
+  presence: (event: { room: string; name: string; online: boolean }) => void
+  /** Someone else in a joined room started or stopped typing. */
+  typing: (event: { room: string; name: string; typing: boolean }) => void
   /** A joined room that could not be joined again (e.g. removed from a private room). */
   'room error': (event: { room: string; code: string; message: string }) => void
   /** The handshake was refused for good (a bad or taken name). */
@@ -125,6 +129,10 @@ export declare class Client {
   retry(clientId: string): Promise<Ack>
   discard(clientId: string): void
   pending(): OutboxEntry[]
+  /** Tells a joined room you are typing (false: stopped); never stored, at most 2/s. */
+  typing(room: string, typing?: boolean): Promise<void>
+  /** Who is online in a joined room, sorted; null when presence is off for it or it is not joined yet. */
+  online(room: string): string[] | null
   lastSeq(room: string): number | null
   joinedRooms(): string[]
   /** Older messages of a joined room, oldest first. */

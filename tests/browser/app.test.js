@@ -178,6 +178,24 @@ test('public rooms from GET /api/rooms are listed and joined with a click; a fai
   assert.deepEqual(down.errors, [])
 })
 
+test('who is online and who is typing show above and below the conversation', { timeout: 60000 }, async () => {
+  const uma = await signIn(browser, server.url, 'uma')
+  const vic = await signIn(browser, server.url, 'vic')
+  await joinRoom(uma, 'porch')
+  await joinRoom(vic, 'porch')
+  await uma.waitForSelector('#online:text-is("online: ~uma (you), ~vic")')
+  await vic.waitForSelector('#online:text-is("online: ~uma, ~vic (you)")')
+  await vic.type('#message', 'hel')
+  await uma.waitForSelector('#typing:text-is("~vic is typing…")')
+  await shot(uma, 'typing.png')
+  await vic.press('#message', 'Enter')
+  await uma.waitForSelector('#typing:text-is("")')
+  await uma.waitForSelector(line('~vic', 'hel'))
+  await vic.close()
+  await uma.waitForSelector('#online:text-is("online: ~uma (you)")', { timeout: 10000 })
+  assert.deepEqual(uma.errors, [])
+})
+
 test('a message the server refuses shows "not sent" with its code; Retry tries again, Discard drops it', { timeout: 60000 }, async () => {
   const page = await signIn(browser, server.url, 'sol')
   await say(page, 'x'.repeat(70 * 1024))

@@ -63,6 +63,30 @@ test('send resolves once stored; everyone sees every message once, in seq order,
   assertInOrderOnce(assert, bob, r)
 })
 
+test('presence and typing: who is online stays right across a reconnect; typing reaches the others', async () => {
+  const r = fresh()
+  const ann = sdk({ url: lb.url, name: 'pa' })
+  const bob = sdk({ url: server.url, name: 'pb' })
+  const seenTyping = []
+  bob.on('typing', (t) => seenTyping.push(t))
+  await ann.join(r)
+  assert.deepEqual(ann.online(r), ['~pa'])
+  await bob.join(r)
+  assert.deepEqual(bob.online(r), ['~pa', '~pb'])
+  await until(() => JSON.stringify(ann.online(r)) === JSON.stringify(['~pa', '~pb']), 'ann learns of bob')
+  await ann.typing(r)
+  await until(() => seenTyping.length === 1, 'bob sees ann typing')
+  assert.deepEqual(seenTyping, [{ room: r, name: '~pa', typing: true }])
+  await assert.rejects(ann.typing('not-joined'), (e) => e.code === 'NOT_JOINED')
+  // Ann's connection drops and comes back: her list is the server's again.
+  lb.cut()
+  await until(() => ann.status.state === 'offline', 'ann offline')
+  bob.close()
+  lb.restore()
+  await until(() => ann.status.state === 'online', 'ann back')
+  await until(() => JSON.stringify(ann.online(r)) === JSON.stringify(['~pa']), 'bob gone from her list')
+})
+
 test('sent while the connection is down: queued, reported pending, stored once after it is back', async () => {
   const r = fresh()
   const ann = sdk({ url: lb.url, name: 'ann' })

@@ -110,6 +110,12 @@ class Client extends Emitter {
     s.on('connect_error', (err) => this.onConnectError(err))
     s.on('chat message', (msg) => this.onMessage(msg))
     s.on('room key', (ev) => this.onRoomKey(ev))
+    s.on('presence', (ev) => this.onPresence(ev))
+    s.on('typing', (ev) => {
+      if (ev && typeof ev.room === 'string' && this.rooms.has(ev.room) && typeof ev.name === 'string') {
+        this.emit('typing', { room: ev.room, name: ev.name, typing: ev.typing !== false })
+      }
+    })
     s.on('session expired', (ev) => {
       this.expiredByServer = true
       this.expiredReason = ev && typeof ev.message === 'string' ? ev.message.slice(0, 200) : 'token expired'
@@ -345,6 +351,11 @@ class Client extends Emitter {
     this.rooms.get(ev.room)?.addKey(ev.key)
   }
 
+  onPresence(ev) {
+    if (!ev || typeof ev.room !== 'string' || typeof ev.name !== 'string') return
+    this.rooms.get(ev.room)?.presence(ev.name, ev.online === true)
+  }
+
   /** Emits an ack-ed event; resolves with the ok ack or throws ChatError. */
   async request(event, payload) {
     if (!this.socket.connected) throw new ChatError('OFFLINE', 'not connected')
@@ -416,6 +427,23 @@ class Client extends Emitter {
   /** Messages not yet stored, and those that failed: `{ clientId, room, text, state, error }`. */
   pending() {
     return this.outbox.list()
+  }
+
+  /**
+   * Tells a joined room you are typing (or, with false, that you stopped).
+   * Never stored; send it again every few seconds while typing (others let
+   * it lapse). Rejects with ChatError (RATE_LIMITED over 2/s, OFFLINE).
+   */
+  async typing(room, typing = true) {
+    checkRoom(room)
+    if (!this.rooms.has(room)) throw new ChatError('NOT_JOINED', `join ${room} before typing in it`)
+    await this.request('typing', { room, typing: typing !== false })
+  }
+
+  /** Who is online in a joined room, sorted; null when the room is too large for presence (or not joined yet). */
+  online(room) {
+    const names = this.rooms.get(room)?.online
+    return names ? [...names].sort() : null
   }
 
   /** The last seq shown for a room (null before its first join ack). */

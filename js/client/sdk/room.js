@@ -18,6 +18,8 @@ class Room {
     this.lastSeq = since === undefined ? null : since
     /** The `historyId` of the last join ack: seqs are only comparable within one. */
     this.historyId = null
+    /** Names online (from each join ack and `presence` events); null: off or unknown. */
+    this.online = null
     this.firstSeq = null
     this.buffer = new Map()
     this.chain = Promise.resolve()
@@ -105,6 +107,15 @@ class Room {
 
   async applyJoin(ack) {
     if (!Array.isArray(ack.missed) || !Number.isSafeInteger(ack.latestSeq)) throw new Error('malformed join ack')
+    // Each join's list replaces what was known: events missed while away
+    // (or from before a reconnect) cannot leave a ghost. The difference is
+    // reported as events, as if they had come.
+    const before = this.online
+    this.online = Array.isArray(ack.presence) ? new Set(ack.presence.filter((n) => typeof n === 'string')) : null
+    if (before && this.online) {
+      for (const name of before) if (!this.online.has(name)) this.client.emit('presence', { room: this.name, name, online: false })
+      for (const name of this.online) if (!before.has(name)) this.client.emit('presence', { room: this.name, name, online: true })
+    }
     await this.addKeys(ack.keys)
     const missed = ack.missed
     if (this.lastSeq === null) {
@@ -180,6 +191,16 @@ class Room {
       out.error = { code: err instanceof Unreadable ? err.code : 'BAD_ENVELOPE', message: err.message }
     }
     return out
+  }
+
+  /** A `presence` event: a name came or went. */
+  presence(name, online) {
+    if (!this.online) return
+    const had = this.online.has(name)
+    if (online === had) return
+    if (online) this.online.add(name)
+    else this.online.delete(name)
+    this.client.emit('presence', { room: this.name, name, online })
   }
 
   addKey(key) {

@@ -47,6 +47,8 @@ function start(s) {
     chatError(`${e.code}: ${e.message} (${e.room})`)
     dropRoom(e.room)
   })
+  chat.on('presence', (e) => e.room === current && renderOnline())
+  chat.on('typing', onTyping)
   chat.on('gap', (e) => chatNote(`messages ${e.from}–${e.to} of ${e.room} are no longer held by the server`))
   chat.on('reset', (e) => {
     rooms.set(e.room, newRoom())
@@ -142,7 +144,10 @@ async function joinRoom(room, showIt = true) {
   try {
     await chat.join(room)
     persist()
-    if (room === current) fill()
+    if (room === current) {
+      fill()
+      renderOnline()
+    }
   } catch (err) {
     if (!fresh) return
     chatError(`${err.code || 'ERROR'}: ${err.reason || err.message}`)
@@ -194,6 +199,46 @@ async function loadPublicRooms() {
   $('public').hidden = names.length === 0
 }
 
+// ---- who is online, who is typing ----
+
+/** room -> Map(name -> timer that ends their "typing") */
+const typists = new Map()
+/** A typing signal lapses without a repeat within this (senders repeat every 3 s). */
+const TYPING_LAPSE_MS = 5000
+let lastTypingSent = 0
+
+function renderOnline() {
+  const names = current ? chat?.online(current) : null
+  $('online').textContent = names ? `online: ${names.map(shownName).join(', ')}` : ''
+}
+
+function renderTyping() {
+  const names = [...(typists.get(current)?.keys() ?? [])]
+  $('typing').textContent = names.length ? `${names.map(shownName).join(', ')} ${names.length === 1 ? 'is' : 'are'} typing…` : ''
+}
+
+function shownName(name) {
+  return name === me?.name || name === `~${me?.name}` ? `${name} (you)` : name
+}
+
+function onTyping(e) {
+  const room = typists.get(e.room) ?? new Map()
+  typists.set(e.room, room)
+  clearTimeout(room.get(e.name))
+  if (e.typing) {
+    room.set(
+      e.name,
+      setTimeout(() => {
+        room.delete(e.name)
+        if (e.room === current) renderTyping()
+      }, TYPING_LAPSE_MS),
+    )
+  } else {
+    room.delete(e.name)
+  }
+  if (e.room === current) renderTyping()
+}
+
 function show(room) {
   current = room
   unseen = 0
@@ -205,6 +250,8 @@ function show(room) {
   renderRooms()
   renderMessages()
   renderOutbox()
+  renderOnline()
+  renderTyping()
   persist()
 }
 
@@ -431,11 +478,22 @@ $('invite-form').addEventListener('submit', async (e) => {
   }
 })
 
+// Typing: at most one signal every 3 s while keys are pressed; a stop when sent.
+$('message').addEventListener('input', () => {
+  if (!current || !chat || !$('message').value || Date.now() - lastTypingSent < 3000) return
+  lastTypingSent = Date.now()
+  chat.typing(current).catch(() => {})
+})
+
 $('send-form').addEventListener('submit', (e) => {
   e.preventDefault()
   const text = $('message').value
   if (!text || !current) return
   $('message').value = ''
+  if (lastTypingSent) {
+    lastTypingSent = 0
+    chat.typing(current, false).catch(() => {})
+  }
   $('chat-error').textContent = ''
   // Pending, sent or failed: the outbox shows it; the promise is not needed here.
   chat.send(current, text).catch(() => {})
