@@ -216,6 +216,18 @@ test('refresh with a newer token of the same account keeps the session; others a
   assert.equal((await request(s, 'chat message', { message: 'still in' })).ok, true)
 })
 
+test('a flood of refresh is cut at 5, then 1/s: each one costs a token check and a store read', async () => {
+  const tok = await account('refresher')
+  const s = await as(tok)
+  const fresh = shortToken('refresher', 600).token
+  const acks = await Promise.all(Array.from({ length: 12 }, () => request(s, 'refresh', { token: fresh })))
+  const limited = acks.filter((a) => !a.ok)
+  assert.ok(acks.filter((a) => a.ok).length >= 5, 'the burst passes')
+  assert.ok(limited.length >= 5, `only ${limited.length} of 12 refused`)
+  for (const a of limited) assert.equal(a.error.code, 'RATE_LIMITED')
+  assert.equal((await request(s, 'chat message', { message: 'still serving' })).ok, true)
+})
+
 test('private rooms: the owner invites; others, and guests, are refused', async () => {
   const [ownerTok, bobTok, carolTok] = [await account('owner'), await account('bob'), await account('carol')]
   const room = `private-${process.pid}`

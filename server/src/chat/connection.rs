@@ -89,6 +89,8 @@ pub struct Connection {
     catch_ups: DefaultDirectRateLimiter,
     /// `typing` signals (see [`super::typing`]).
     typing: DefaultDirectRateLimiter,
+    /// `refresh`es: each costs a token check and a store read.
+    refreshes: DefaultDirectRateLimiter,
     /// Disconnected as a slow reader (see [`super::rooms::evict`]).
     evicted: std::sync::atomic::AtomicBool,
 }
@@ -123,6 +125,7 @@ impl Connection {
             joins: rate_limiter(state.guards.join.per_sec, state.guards.join.burst),
             catch_ups: rate_limiter(state.guards.catch_up.per_sec, state.guards.catch_up.burst),
             typing: rate_limiter(super::typing::PER_SEC, super::typing::BURST),
+            refreshes: rate_limiter(REFRESH_PER_SEC, REFRESH_BURST),
             state,
             next_ticket: AtomicU64::new(0),
             line: Mutex::new(Line::default()),
@@ -145,6 +148,11 @@ impl Connection {
             ));
         }
         Ok(())
+    }
+
+    /// Takes one `refresh` from the connection's rate; false when over it.
+    pub fn admit_refresh(&self) -> bool {
+        self.refreshes.check().is_ok()
     }
 
     /// Takes one `typing` from the connection's rate; false when over it.
@@ -199,6 +207,11 @@ impl Connection {
         }
     }
 }
+
+/// A client refreshes once per token (minutes apart); a few in a row are
+/// retries. More is a flood of token checks and store reads.
+const REFRESH_PER_SEC: u32 = 1;
+const REFRESH_BURST: u32 = 5;
 
 /// Events received and not yet acknowledged, in the whole process.
 static BUSY: AtomicUsize = AtomicUsize::new(0);

@@ -28,15 +28,15 @@ pub async fn handle(
     job: Job,
 ) {
     let outcome = match job.kind {
-        EventKind::Refresh => refresh(state, identity, expiry, job.data).await,
+        EventKind::Refresh => {
+            let admit = || connection(socket).is_none_or(|conn| conn.admit_refresh());
+            refresh(state, identity, expiry, admit, job.data).await
+        }
         EventKind::Join => join(state, socket, identity, job.data).await.map(ack_value),
         EventKind::Leave => leave(socket, job.data).map(ack_value),
         EventKind::Typing => {
-            let allowed = socket
-                .extensions
-                .get::<std::sync::Arc<super::connection::Connection>>()
-                .is_none_or(|conn| conn.admit_typing());
-            super::typing::handle(state, socket, identity, allowed, job.data)
+            let admit = || connection(socket).is_none_or(|conn| conn.admit_typing());
+            super::typing::handle(state, socket, identity, admit, job.data)
         }
         EventKind::Send => match send(state, socket, identity, limiter, job.data).await {
             Ok((writer, message)) => {
@@ -79,6 +79,13 @@ pub async fn handle(
     };
     // A client that sent no ack id gets nothing; a gone socket is not an error.
     let _ = job.ack.send(&ack);
+}
+
+/// The socket's connection (set at the handshake).
+fn connection(socket: &SocketRef) -> Option<std::sync::Arc<super::connection::Connection>> {
+    socket
+        .extensions
+        .get::<std::sync::Arc<super::connection::Connection>>()
 }
 
 fn refused(failure: Failure) -> serde_json::Value {
@@ -172,6 +179,7 @@ async fn refresh(
     state: &AppState,
     identity: &Identity,
     expiry: &Expiry,
+    admit: impl FnOnce() -> bool,
     data: Result<serde_json::Value, String>,
 ) -> Result<serde_json::Value, Failure> {
     let Identity::Account(name) = identity else {
@@ -181,6 +189,13 @@ async fn refresh(
         ));
     };
     let token = protocol::parse_refresh_request(data)?;
+    // Taken after the payload is read: a malformed one costs nothing.
+    if !admit() {
+        return Err(Failure::new(
+            Code::RateLimited,
+            "too many refreshes: slow down",
+        ));
+    }
     let verified = identity::account_of(state, &token)
         .await
         .map_err(|r| Failure::new(r.code, r.message))?;

@@ -26,11 +26,12 @@ pub fn handle(
     state: &AppState,
     socket: &SocketRef,
     identity: &Identity,
-    allowed: bool,
+    admit: impl FnOnce() -> bool,
     data: Result<serde_json::Value, String>,
 ) -> Result<serde_json::Value, Failure> {
     let req = protocol::parse_typing_request(data)?;
-    if !allowed {
+    // Taken after the payload is read, as on the Node server.
+    if !admit() {
         return Err(Failure::new(
             Code::RateLimited,
             "too many typing signals: slow down",
