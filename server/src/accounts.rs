@@ -148,6 +148,10 @@ pub(crate) async fn register(
         (crate::config::Registration::Open, _) => None,
     };
     auth::validate_username(&creds.username).map_err(|m| ApiError::new(Code::BadRequest, m))?;
+    if let Some(oidc) = &state.oidc {
+        oidc.may_register(&creds.username)
+            .map_err(|m| ApiError::new(Code::BadRequest, m))?;
+    }
     auth::validate_password(&creds.password).map_err(|m| ApiError::new(Code::BadRequest, m))?;
     let hash = state.guards.hasher.hash(creds.password).await?;
     let now = auth::unix_now().as_millis() as i64;

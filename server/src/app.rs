@@ -85,6 +85,8 @@ pub struct Shared {
     pub guards: crate::guards::Guards,
     /// What each room was last told of who is online.
     pub presence: crate::chat::presence::Presence,
+    /// Tokens of an OpenID Connect provider, when one is configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 impl Shared {
@@ -112,6 +114,7 @@ impl Shared {
             cluster: None,
             guards: crate::guards::Guards::default(),
             presence: crate::chat::presence::Presence::default(),
+            oidc: None,
         }
     }
 }
@@ -169,6 +172,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
     });
     if let Some(cluster) = &state.cluster {
         body["redis"] = (if cluster.is_up() { "ok" } else { "unavailable" }).into();
+    }
+    if let Some(oidc) = &state.oidc {
+        // Like Redis: the server serves its own accounts and guests without.
+        body["oidc"] = (if oidc.has_keys() { "ok" } else { "unavailable" }).into();
     }
     let status = if store {
         StatusCode::OK

@@ -209,6 +209,10 @@ pub struct Config {
     #[arg(long, env = "CHATSEAL_ROTATE_AFTER_SEALS", default_value_t = 1 << 30)]
     pub rotate_after_seals: u64,
 
+    /// Tokens of an OpenID Connect identity provider (`--oidc-…`).
+    #[command(flatten)]
+    pub oidc: crate::oidc::OidcArgs,
+
     /// Log filter (RUST_LOG syntax).
     #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -254,6 +258,7 @@ impl Config {
                 "REDIS_URL needs DATABASE_URL=postgres://…: servers of a cluster share one database"
             );
         }
+        self.oidc.settings()?;
         if let Some(dir) = &self.client_dir {
             anyhow::ensure!(
                 dir.join("index.html").is_file(),
@@ -295,6 +300,7 @@ impl std::fmt::Debug for Config {
             .field("rate_burst", &self.rate_burst)
             .field("rotate_after", &self.rotate_after)
             .field("rotate_after_seals", &self.rotate_after_seals)
+            .field("oidc", &self.oidc)
             .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,8 @@
 //!   over PostgreSQL and Redis.
 //! * [`store`]: SQLite or PostgreSQL.
 //! * [`auth`], [`accounts`], [`history`], [`directory`], [`publish`]:
-//!   accounts, tokens, history API, room directory, publish API.
+//!   accounts, tokens, history API, room directory, publish API; [`oidc`]:
+//!   tokens of an identity provider.
 //! * [`client`]: the browser client's files; [`metrics`]: Prometheus.
 //! * [`error`]: the one error type and its JSON form; [`files`]: the data
 //!   directory's modes.
@@ -39,6 +40,7 @@ pub mod keys;
 pub mod logging;
 pub mod login_limit;
 pub mod metrics;
+pub mod oidc;
 pub mod per_ip;
 pub mod publish;
 pub mod serve;
@@ -124,6 +126,10 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
     shared.socket_buffer = config.socket_buffer.max(16);
     shared.client_dir = config.client_dir.clone().or_else(client::default_dir);
     shared.guards = guards::Guards::from_config(config);
+    if let Some(oidc) = oidc::Oidc::from_args(&config.oidc)? {
+        oidc.start().await;
+        shared.oidc = Some(oidc);
+    }
     if let Some(url) = &config.redis_url {
         shared.cluster = Some(Arc::new(cluster::Cluster::new(url, &config.redis_channel)?));
         tracing::info!(channel = %config.redis_channel, "cluster mode: fan-out over Redis");

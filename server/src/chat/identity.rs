@@ -107,8 +107,16 @@ pub async fn authenticate(
 
 /// The account a token speaks for: a valid signature, a `sub` within the
 /// name rules (checked by [`auth::Tokens::verify`]) and an account that
-/// exists. Used by the handshake, `refresh` and the HTTP API.
+/// exists. Used by the handshake, `refresh` and the HTTP API. A token of
+/// the configured identity provider is the provider's to check
+/// ([`crate::oidc`]).
 pub async fn account_of(state: &Shared, token: &str) -> Result<auth::Verified, Refused> {
+    if let Some(oidc) = state.oidc.as_ref().filter(|o| o.owns(token)) {
+        return oidc
+            .account_of(&state.store, token)
+            .await
+            .map_err(|(code, message)| refuse(code, message));
+    }
     let verified = state.tokens.verify(token).map_err(|e| match e {
         TokenError::Expired | TokenError::Invalid => refuse(Code::Unauthorized, e.to_string()),
     })?;
