@@ -121,6 +121,7 @@ services_start() {
   export CHATSEAL_TEST_PG="${CHATSEAL_TEST_PG:-postgres://root@127.0.0.1:5432/test}"
   export CHATSEAL_TEST_REDIS_PORT="${CHATSEAL_TEST_REDIS_PORT:-6379}"
   command -v python3 >/dev/null || _svc_die "the tests need python3" || return 1
+  command -v openssl >/dev/null || _svc_die "the tests need openssl (server/tests/oidc.rs makes its RSA keys with it)" || return 1
   if _svc_pg_reachable && _svc_redis_reachable; then
     echo "using PostgreSQL at $CHATSEAL_TEST_PG and Redis on 127.0.0.1:$CHATSEAL_TEST_REDIS_PORT"
     return 0
