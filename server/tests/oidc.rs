@@ -267,6 +267,7 @@ async fn serve_other(State(idp): State<Idp>) -> Response {
 
 struct Chat {
     base: String,
+    state: chatseal_server::app::AppState,
     http: reqwest::Client,
     _stop: tokio::sync::oneshot::Sender<()>,
     _db: TestDb,
@@ -336,6 +337,7 @@ async fn chat_with(extra: &[String]) -> Chat {
     });
     Chat {
         base: format!("http://{addr}"),
+        state,
         http: reqwest::Client::new(),
         _stop: stop,
         _db: db,
@@ -697,6 +699,39 @@ async fn names_from_the_idp_never_take_a_password_account() {
     assert_eq!(chat.refusal(&signed(&key, &claims)).await.0, 401);
     claims["sub"] = json!(42);
     assert_eq!(chat.refusal(&signed(&key, &claims)).await.0, 401);
+}
+
+/// `chatseal-server users disable` works on the provider's users as on
+/// password accounts: their tokens are refused, and after `enable` those
+/// issued before the disable stay refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_idp_user_is_refused() {
+    let idp = Idp::start().await;
+    let key = ec_key("ec-1");
+    idp.publish(&[&key]);
+    let chat = serve_chat(&idp, &[]).await;
+    let mut claims = idp.claims("eve");
+    claims["iat"] = (now() - 60).into();
+    let before = signed(&key, &claims);
+    assert_eq!(chat.status(&before).await, 200);
+
+    let store = &chat.state.store;
+    assert!(store.set_disabled("eve", true, now() as i64).await.unwrap());
+    let (status, _, message) = chat.refusal(&before).await;
+    assert_eq!(status, 401);
+    assert!(message.contains("disabled"), "{message}");
+
+    assert!(
+        store
+            .set_disabled("eve", false, now() as i64)
+            .await
+            .unwrap()
+    );
+    let (status, _, message) = chat.refusal(&before).await;
+    assert_eq!(status, 401);
+    assert!(message.contains("revoked"), "{message}");
+    claims["iat"] = (now() + 1).into();
+    assert_eq!(chat.status(&signed(&key, &claims)).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

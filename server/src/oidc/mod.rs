@@ -41,7 +41,7 @@ use jwks::{FetchError, Key};
 
 use crate::auth::{self, Verified};
 use crate::error::Code;
-use crate::store::Store;
+use crate::store::{AccountState, Store};
 
 /// Longer tokens are never read as this issuer's (IdP tokens with many
 /// claims are a few KiB).
@@ -79,11 +79,13 @@ impl Rejected {
     }
 }
 
-/// A verified token: the account name (prefix included) and its `exp`.
+/// A verified token: the account name (prefix included), its `exp` and
+/// its `iat` if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     pub name: String,
     pub expires_at: u64,
+    pub issued_at: Option<u64>,
 }
 
 /// One fetched JWKS.
@@ -453,22 +455,32 @@ impl Oidc {
         Ok(Claimed {
             name,
             expires_at: exp,
+            issued_at: claims.get("iat").and_then(Value::as_u64),
         })
     }
 
-    /// The account a token of this issuer speaks for: verified, then its
-    /// name admitted (see [`Oidc::admit`]). The `Code` and text are the
+    /// The account a token of this issuer speaks for: verified, its name
+    /// admitted (see [`Oidc::admit`]), and the account neither disabled nor
+    /// its tokens revoked since the token's `iat` (`chatseal-server users
+    /// disable`, as for password accounts). The `Code` and text are the
     /// refusal's.
     pub async fn account_of(&self, store: &Store, token: &str) -> Result<Verified, (Code, String)> {
         let claimed = self.verify(token).await.map_err(|r| {
             tracing::debug!(why = %r, "OIDC: token refused");
             (r.code(), r.to_string())
         })?;
-        self.admit(store, &claimed.name).await?;
+        let state = self.admit(store, &claimed.name).await?;
+        let refused = |m: &str| Err((Code::Unauthorized, m.to_owned()));
+        if state.disabled {
+            return refused("this account is disabled");
+        }
+        if state.tokens_after > 0 && claimed.issued_at.unwrap_or(0) < state.tokens_after {
+            return refused("this session was revoked: sign in again");
+        }
         Ok(Verified {
             username: claimed.name,
             expires_at: claimed.expires_at,
-            issued_at: None,
+            issued_at: claimed.issued_at,
         })
     }
 
@@ -477,27 +489,27 @@ impl Oidc {
     /// for its password), so it can be invited, and no one can register it
     /// or use it as a guest. A name taken by a password account (in any
     /// case) or another issuer's user is refused, unless linking is on and
-    /// it is a password account of exactly this name.
-    async fn admit(&self, store: &Store, name: &str) -> Result<(), (Code, String)> {
-        let down = |e: crate::store::StoreError| {
-            tracing::warn!(error = %e, "OIDC: store unavailable");
-            (Code::Unavailable, "try again shortly".to_owned())
-        };
-        if let Some(stored) = store.password_hash(name).await.map_err(down)? {
-            return self.may_use(name, &stored);
+    /// it is a password account of exactly this name. Returns the account's
+    /// state (disabled, tokens revoked).
+    async fn admit(&self, store: &Store, name: &str) -> Result<AccountState, (Code, String)> {
+        if let Some((stored, state)) = store.account_with_state(name).await.map_err(store_down)? {
+            return self.may_use(name, &stored).map(|()| state);
         }
         let now = auth::unix_now().as_millis() as i64;
         if store
             .create_user(name, &self.marker, now)
             .await
-            .map_err(down)?
+            .map_err(store_down)?
         {
             tracing::info!(user = %name, "OIDC: account made for the identity provider's user");
-            return Ok(());
+            return Ok(AccountState {
+                disabled: false,
+                tokens_after: 0,
+            });
         }
         // Made meanwhile by another request, or taken in another case.
-        match store.password_hash(name).await.map_err(down)? {
-            Some(stored) => self.may_use(name, &stored),
+        match store.account_with_state(name).await.map_err(store_down)? {
+            Some((stored, state)) => self.may_use(name, &stored).map(|()| state),
             None => Err((
                 Code::Forbidden,
                 format!("the name {name} is taken by another account (names are one in any case)"),
@@ -537,6 +549,11 @@ impl Oidc {
         }
         Ok(())
     }
+}
+
+fn store_down(e: crate::store::StoreError) -> (Code, String) {
+    tracing::warn!(error = %e, "OIDC: store unavailable");
+    (Code::Unavailable, "try again shortly".to_owned())
 }
 
 fn rejection(e: &jsonwebtoken::errors::Error) -> Rejected {

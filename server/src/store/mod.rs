@@ -7,6 +7,7 @@
 //! gap-free and a message is acknowledged only once it is committed.
 
 mod keys;
+mod oidc;
 mod rooms;
 mod schema;
 mod users;
