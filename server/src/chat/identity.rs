@@ -123,9 +123,10 @@ pub async fn account_of(state: &Shared, token: &str) -> Result<auth::Verified, R
     match state.store.account_state(&verified.username).await {
         Ok(None) => Err(refuse(Code::Unauthorized, "no such account")),
         Ok(Some(s)) if s.disabled => Err(refuse(Code::Unauthorized, "this account is disabled")),
-        // A password reset revokes what was issued before it; a token
-        // without `iat` cannot show it is newer.
-        Ok(Some(s)) if s.tokens_after > 0 && verified.issued_at.unwrap_or(0) < s.tokens_after => {
+        // A password reset (or a disable) revokes what was issued up to its
+        // second: `iat` has whole seconds, so a token of that same second
+        // may be from before it. A token without `iat` cannot show it is newer.
+        Ok(Some(s)) if s.tokens_after > 0 && verified.issued_at.unwrap_or(0) <= s.tokens_after => {
             Err(refuse(
                 Code::Unauthorized,
                 "this session was revoked (password reset): log in again",

@@ -474,7 +474,7 @@ impl Oidc {
         if state.disabled {
             return refused("this account is disabled");
         }
-        if state.tokens_after > 0 && claimed.issued_at.unwrap_or(0) < state.tokens_after {
+        if state.tokens_after > 0 && claimed.issued_at.unwrap_or(0) <= state.tokens_after {
             return refused("this session was revoked: sign in again");
         }
         Ok(Verified {
