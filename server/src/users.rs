@@ -65,13 +65,24 @@ pub fn code_hash(code: &str) -> String {
 
 /// Runs a `users` command.
 pub async fn run(config: &Config, command: Users) -> anyhow::Result<()> {
+    if let Users::Add { username, .. } = &command {
+        auth::validate_username(username).map_err(anyhow::Error::msg)?;
+        let prefix = &config.oidc.oidc_name_prefix;
+        anyhow::ensure!(
+            prefix.is_empty()
+                || !username
+                    .to_ascii_lowercase()
+                    .starts_with(&prefix.to_ascii_lowercase()),
+            "names starting with {prefix} are for the identity provider's users \
+             (CHATSEAL_OIDC_NAME_PREFIX)"
+        );
+    }
     let store = crate::keys::cli::connect(config).await?;
     let now_ms = auth::unix_now().as_millis() as i64;
     let now_s = auth::unix_now().as_secs() as i64;
     let outcome = async {
         match command {
             Users::Add { username, generate } => {
-                auth::validate_username(&username).map_err(anyhow::Error::msg)?;
                 let password = password(generate)?;
                 let hash = hash(password).await?;
                 anyhow::ensure!(

@@ -47,6 +47,10 @@ test('closed: no sign-up over HTTP; `users add` makes accounts that log in', asy
     assert.notEqual(r.code, 0, args.join(' '))
     assert.match(r.stderr, what)
   }
+  // Names of the identity provider's users are not for local accounts.
+  const sso = await users(['add', 'SSO.ann'], { dataDir: s.dataDir, input: 'another password\n', env: { CHATSEAL_OIDC_NAME_PREFIX: 'sso.' } })
+  assert.notEqual(sso.code, 0)
+  assert.match(sso.stderr, /identity provider/)
   const generated = await users(['add', 'robot', '--generate'], { dataDir: s.dataDir })
   assert.equal(generated.code, 0, generated.stderr)
   const password = /password: (\S+)/.exec(generated.stdout)[1]
