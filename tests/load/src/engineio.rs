@@ -23,8 +23,19 @@ pub enum Incoming {
     Other,
 }
 
-/// Opens the WebSocket and connects to namespace `/` with `auth`.
+/// The longest a connect (or a request) may wait for the server: a server
+/// that accepts the TCP connection and then says nothing must not hang the
+/// run (it once sat at 0 % CPU against a plain relay until killed).
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the WebSocket and connects to namespace `/` with `auth`, within [`WAIT`].
 pub async fn connect(url: &str, auth: &Value) -> anyhow::Result<Ws> {
+    tokio::time::timeout(WAIT, handshake(url, auth))
+        .await
+        .map_err(|_| anyhow::anyhow!("no Socket.IO connect within {} s", WAIT.as_secs()))?
+}
+
+async fn handshake(url: &str, auth: &Value) -> anyhow::Result<Ws> {
     let base = url.trim_end_matches('/').replacen("http", "ws", 1);
     let ws_url = format!("{base}/socket.io/?EIO=4&transport=websocket");
     let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url)
@@ -82,9 +93,20 @@ pub fn parse(text: &str) -> Incoming {
     Incoming::Other
 }
 
-/// Sends an event with an ack id and waits for that ack, answering pings and
-/// dropping anything else (used during set-up only).
+/// Sends an event with an ack id and waits for that ack (within [`WAIT`]),
+/// answering pings and dropping anything else (used during set-up only).
 pub async fn request(ws: &mut Ws, name: &str, data: &Value, id: u64) -> anyhow::Result<Value> {
+    tokio::time::timeout(WAIT, request_unbounded(ws, name, data, id))
+        .await
+        .map_err(|_| anyhow::anyhow!("no {name} ack within {} s", WAIT.as_secs()))?
+}
+
+async fn request_unbounded(
+    ws: &mut Ws,
+    name: &str,
+    data: &Value,
+    id: u64,
+) -> anyhow::Result<Value> {
     ws.send(event(name, data, Some(id))).await?;
     loop {
         match ws.next().await {
@@ -102,6 +124,30 @@ pub async fn request(ws: &mut Ws, name: &str, data: &Value, id: u64) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that accepts and then never speaks: connect gives up after
+    /// WAIT instead of hanging the run.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_server_does_not_hang_a_connect() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(conn);
+        });
+        let url = format!("http://{addr}");
+        let connecting = connect(&url, &Value::Null);
+        let err = tokio::time::timeout(2 * WAIT, connecting)
+            .await
+            .expect("connect must give up by itself")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no Socket.IO connect within"),
+            "{err}"
+        );
+        hold.abort();
+    }
 
     #[test]
     fn packets_are_classified() {
