@@ -115,6 +115,10 @@ function attach(io, { config, sealer, sealing, history, log }) {
     const req = validate.typingRequest(payload)
     if (!limiter.take()) throw new ProtocolError('RATE_LIMITED', 'too many typing signals: slow down')
     if (!socket.rooms.has(req.room)) throw new ProtocolError('FORBIDDEN', 'join the room before typing in it')
+    // Where presence is off (a lobby of thousands) typing is too.
+    if ((io.sockets.adapter.rooms.get(req.room)?.size ?? 0) > presence.MAX_ROOM) {
+      throw new ProtocolError('TOO_LARGE', `typing is off in rooms of more than ${presence.MAX_ROOM} people`)
+    }
     socket.to(req.room).emit('typing', { room: req.room, name: socket.data.name, typing: req.typing })
     return { ok: true }
   }

@@ -41,7 +41,11 @@ class History {
     this.rooms = new Map() // room -> { seq, messages: [], head, bytes } (Map order = recency)
     this.holding = new Map() // the rooms with kept messages, least recently written first
     this.clientIds = new Map() // `${room}\0${sender}\0${clientId}` -> ack
-    this.sorted = null // room names in order, for list(); null when a room came or went
+    this.sorted = [] // room names in order, for list(); kept in order as rooms come and go
+    // Seqs never repeat under one `id`: a room forgotten (over maxRooms)
+    // and written again numbers on from the highest seq ever forgotten, so
+    // a client holding `since` from before sees a gap, never old seqs reused.
+    this.floor = 0
   }
 
   room(name) {
@@ -49,9 +53,9 @@ class History {
     if (r) {
       this.rooms.delete(name) // move to most recent
     } else {
-      r = { seq: 0, messages: [], head: 0, bytes: 0 }
+      r = { seq: this.floor, messages: [], head: 0, bytes: 0 }
       if (this.rooms.size >= this.maxRooms) this.forget(this.rooms.keys().next().value)
-      this.sorted = null
+      this.sorted.splice(this.position(name), 0, name)
     }
     this.rooms.set(name, r)
     return r
@@ -59,28 +63,36 @@ class History {
 
   forget(name) {
     const r = this.rooms.get(name)
+    this.floor = Math.max(this.floor, r.seq)
     this.bytes -= r.bytes
     this.rooms.delete(name)
     this.holding.delete(name)
-    this.sorted = null
+    const at = this.position(name)
+    if (this.sorted[at] === name) this.sorted.splice(at, 1)
   }
 
   /**
    * Rooms by name after `after`, at most `limit`: `{ name, lastSeq }`. The
-   * sorted names are kept until a room comes or goes, so a page costs a
-   * binary search, not a sort of every room.
+   * names are kept in order as rooms come and go, so a page costs a binary
+   * search, never a sort of every room.
    */
   list(after, limit) {
-    if (this.sorted === null) this.sorted = [...this.rooms.keys()].sort()
     const names = this.sorted
+    let lo = this.position(after)
+    if (names[lo] === after) lo++
+    return names.slice(lo, lo + limit).map((name) => ({ name, lastSeq: this.latestSeq(name) }))
+  }
+
+  /** Where `name` is or would go in `sorted` (binary search). */
+  position(name) {
     let lo = 0
-    let hi = names.length
+    let hi = this.sorted.length
     while (lo < hi) {
       const mid = (lo + hi) >> 1
-      if (names[mid] <= after) lo = mid + 1
+      if (this.sorted[mid] < name) lo = mid + 1
       else hi = mid
     }
-    return names.slice(lo, lo + limit).map((name) => ({ name, lastSeq: this.latestSeq(name) }))
+    return lo
   }
 
   /** Drops the oldest kept message of `r`. */

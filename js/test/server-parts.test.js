@@ -93,6 +93,19 @@ test('history forgets the least recently used room past maxRooms', () => {
   assert.equal(h.latestSeq('c'), 1)
 })
 
+test('a forgotten room written again never reuses a seq (one historyId, one meaning per seq)', () => {
+  const h = new History({ perRoom: 10, maxRooms: 2 })
+  for (let i = 1; i <= 5; i++) h.append(msg('x', i), null) // x: seqs 1..5
+  h.append(msg('y', 1), null)
+  h.append(msg('z', 1), null) // x goes
+  assert.equal(h.latestSeq('x'), 0)
+  const again = h.append(msg('x', 6), null)
+  assert.ok(again.seq > 5, `seq ${again.seq} was used before`)
+  // The listing follows rooms coming and going, in name order.
+  assert.deepEqual(h.list('', 10).map((r) => r.name), ['x', 'z'])
+  assert.deepEqual(h.list('x', 10).map((r) => r.name), ['z'])
+})
+
 test('dedup returns the first ack per (room, sender, clientId), bounded', () => {
   const h = new History({ maxClientIds: 2 })
   const first = h.append(msg('a', 1), 'c1')

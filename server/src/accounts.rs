@@ -325,7 +325,13 @@ pub(crate) async fn remove_member(
     Caller(caller): Caller,
     Path((room, username)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    owned_room(&state, &caller, &room).await?;
+    let info = owned_room(&state, &caller, &room).await?;
+    if !info.private {
+        return Err(ApiError::new(
+            Code::BadRequest,
+            "a public room has no members to remove: anyone may join it",
+        ));
+    }
     if username == caller {
         return Err(ApiError::new(
             Code::BadRequest,
@@ -341,17 +347,23 @@ pub(crate) async fn remove_member(
 }
 
 /// `DELETE /api/rooms/:room`: the owner deletes the room **and its whole
-/// history**, for good; every socket leaves it. The name stays used: a
-/// deleted private room has no members (no one may join it again), a
-/// deleted public room starts empty, numbered on from where it was.
+/// history**, for good. The name stays used: a deleted private room has no
+/// members (every socket is put out and no one may join it again); a
+/// deleted public room goes on empty, numbered on from where it was.
 pub(crate) async fn delete_room(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(room): Path<String>,
 ) -> Result<Response, ApiError> {
-    owned_room(&state, &caller, &room).await?;
+    let info = owned_room(&state, &caller, &room).await?;
     let deleted = state.store.delete_room(&room).await?;
-    let put_out = crate::chat::rooms::put_out(&state, &room, None).await;
+    // A deleted private room is closed to all; a public one goes on, empty
+    // (its readers stay, on every server alike).
+    let put_out = if info.private {
+        crate::chat::rooms::put_out(&state, &room, None).await
+    } else {
+        0
+    };
     tracing::info!(deleted, put_out, "room deleted with its history");
     Ok(Json(serde_json::json!({ "ok": true, "deletedMessages": deleted })).into_response())
 }

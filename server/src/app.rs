@@ -63,7 +63,8 @@ pub struct Shared {
     pub store: Store,
     pub tokens: Tokens,
     pub service_auth: ServiceAuth,
-    /// The publish API's token; `None` turns the API off (401 to all).
+    /// The publish API's token (always set by [`crate::state`]); state built
+    /// without one (tests, embedders) has the API off: 401 to all.
     pub publish_auth: Option<ServiceAuth>,
     pub limits: Limits,
     pub registration: crate::config::Registration,

@@ -475,6 +475,8 @@ test('owners remove members and delete rooms; the removed stop receiving at once
   for (const u of ['remmember', 'remother']) assert.equal((await api('POST', `/api/rooms/${room}/members`, { username: u }, ownerTok)).status, 200)
   const owner = await as(ownerTok)
   const member = await as(memTok)
+  const closed = []
+  member.on('room closed', (e) => closed.push(e))
   await request(owner, 'join', { room })
   assert.equal((await request(member, 'join', { room })).ok, true)
   const before = await request(owner, 'chat message', { message: 'before', room })
@@ -487,6 +489,8 @@ test('owners remove members and delete rooms; the removed stop receiving at once
   assert.equal((await remove('remowner', ownerTok)).status, 400)
   assert.equal((await remove('nobody', ownerTok)).status, 404)
   assert.equal((await remove('remmember', ownerTok)).status, 200)
+  await until(() => closed.length === 1, 5000, 'the removed member is told')
+  assert.deepEqual(closed[0], { room, code: 'FORBIDDEN', message: 'you were removed from this room' })
 
   const after = await request(owner, 'chat message', { message: 'after', room })
   assert.equal(after.ok, true)
@@ -508,6 +512,20 @@ test('owners remove members and delete rooms; the removed stop receiving at once
   assert.equal((await api('POST', '/api/rooms', { name: room, private: true }, otherTok)).status, 409, 'the name stays used')
   assert.equal((await api('DELETE', `/api/rooms/${room}`, undefined, ownerTok)).status, 403, 'it has no owner now')
   assert.equal((await api('DELETE', `/api/rooms/nowhere-${process.pid}`, undefined, ownerTok)).status, 404)
+
+  // A public room: no members to remove; deleting it empties it, readers stay.
+  const open = `removal-open-${process.pid}`
+  assert.equal((await api('POST', '/api/rooms', { name: open }, ownerTok)).status, 201)
+  const reader = await as(otherTok)
+  await request(reader, 'join', { room: open })
+  await request(owner, 'join', { room: open })
+  assert.equal((await request(owner, 'chat message', { message: 'one', room: open })).seq, 1)
+  assert.equal((await api('DELETE', `/api/rooms/${open}/members/remother`, undefined, ownerTok)).status, 400)
+  assert.deepEqual((await api('DELETE', `/api/rooms/${open}`, undefined, ownerTok)).body, { ok: true, deletedMessages: 1 })
+  const two = await request(owner, 'chat message', { message: 'two', room: open })
+  assert.equal(two.seq, 2, 'numbered on: a seq never means two messages')
+  await until(() => reader.received.some((m) => m.id === two.id), 5000, 'the reader stays in a deleted public room')
+  assert.deepEqual((await request(reader, 'join', { room: open, since: 0 })).missed.map((m) => m.seq), [2])
 })
 
 test('/metrics exports Prometheus counters', async () => {

@@ -290,7 +290,10 @@ test('a member removed on one server stops receiving on the other, within second
   for (const s of [owner, member]) assert.equal((await s.timeout(5000).emitWithAck('join', { room })).ok, true)
   const first = await send(owner, room, 'while a member')
   await until(() => member.received.some((m) => m.id === first.id), 10000, 'delivery on B')
+  const closed = []
+  member.on('room closed', (e) => closed.push(e))
   assert.equal((await api(A, 'DELETE', `/api/rooms/${room}/members/${gone}`, undefined, ownerTok)).status, 200)
+  await until(() => closed.length === 1, 10000, 'told on B that the room is closed to it')
   // B hears of it over Redis (or, were that lost, reads the members again
   // within seconds); a message a little after must not reach the socket.
   await sleep(500)

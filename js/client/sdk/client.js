@@ -111,6 +111,13 @@ class Client extends Emitter {
     s.on('chat message', (msg) => this.onMessage(msg))
     s.on('room key', (ev) => this.onRoomKey(ev))
     s.on('presence', (ev) => this.onPresence(ev))
+    // Removed from a private room, or the room was deleted: it is gone.
+    s.on('room closed', (ev) => {
+      const room = ev && typeof ev.room === 'string' ? this.rooms.get(ev.room) : null
+      if (!room) return
+      const message = typeof ev.message === 'string' ? ev.message.slice(0, 200) : 'room closed'
+      this.roomFailed(room, new ChatError(typeof ev.code === 'string' ? ev.code : 'FORBIDDEN', message))
+    })
     s.on('typing', (ev) => {
       if (ev && typeof ev.room === 'string' && this.rooms.has(ev.room) && typeof ev.name === 'string') {
         this.emit('typing', { room: ev.room, name: ev.name, typing: ev.typing !== false })

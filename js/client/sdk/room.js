@@ -59,8 +59,14 @@ class Room {
           const payload = this.lastSeq === null ? { room: this.name } : { room: this.name, since: this.lastSeq }
           const ack = await this.client.joinRequest(payload, gen)
           if (gen !== this.client.generation || this.client.rooms.get(this.name) !== this) return
-          if (await this.enqueue(() => this.startOver(ack))) continue
-          await this.enqueue(() => this.applyJoin(ack))
+          // One step on the room's queue: a presence event or live message
+          // queued meanwhile cannot fall between the two.
+          const over = await this.enqueue(async () => {
+            if (this.startOver(ack)) return true
+            await this.applyJoin(ack)
+            return false
+          })
+          if (over) continue
           this.joinedGen = gen
           if (!this.settled) {
             this.settled = true
@@ -193,8 +199,12 @@ class Room {
     return out
   }
 
-  /** A `presence` event: a name came or went. */
+  /** A `presence` event: a name came or went (in order with join acks). */
   presence(name, online) {
+    this.enqueue(() => this.applyPresence(name, online))
+  }
+
+  applyPresence(name, online) {
     if (!this.online) return
     const had = this.online.has(name)
     if (online === had) return

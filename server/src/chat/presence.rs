@@ -15,7 +15,7 @@
 //! a room's `join` ack has `presence: null` and no events are sent; a
 //! lobby of thousands would otherwise send every join to everyone.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ use crate::app::Shared;
 pub const MAX_ROOM: usize = 200;
 /// How often rooms are compared with what they were told.
 pub const TICK: Duration = Duration::from_secs(1);
+/// Rooms one tick looks at, at most.
+pub const MAX_ROOMS: usize = 5000;
 
 /// What each room was last told: its online names (`None`: too large).
 #[derive(Debug, Default)]
@@ -55,13 +57,34 @@ pub fn local_names(io: &SocketIo, room: &str) -> Option<BTreeSet<String>> {
 }
 
 /// Everyone online in `room`: here, and on the other servers as last read.
+/// A room the last tick found too large answers `None` at once, without
+/// walking its sockets (a lobby of thousands joined by a reconnect storm).
 pub fn online(state: &Shared, room: &str) -> Option<BTreeSet<String>> {
+    if state.presence.too_large(room) {
+        return None;
+    }
     let io = state.io.get()?;
-    let mut names = local_names(io, room)?;
+    with_remote(state, room, local_names(io, room)?)
+}
+
+/// `local` plus the other servers' names for `room`; `None` when too many.
+fn with_remote(
+    state: &Shared,
+    room: &str,
+    mut names: BTreeSet<String>,
+) -> Option<BTreeSet<String>> {
     if let Some(cluster) = &state.cluster {
         names.extend(cluster.remote_presence(room)?);
     }
     (names.len() <= MAX_ROOM).then_some(names)
+}
+
+impl Presence {
+    /// Whether the last tick found `room` too large for presence.
+    pub fn too_large(&self, room: &str) -> bool {
+        let shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(shown.get(room), Some(None))
+    }
 }
 
 /// Starts the once-a-second comparison.
@@ -83,12 +106,19 @@ async fn tick(state: &Shared) {
         Ok(rooms) => rooms,
         Err(_) => return,
     };
-    let rooms: Vec<String> = rooms.into_iter().map(|r| r.to_string()).collect();
+    // Each room's sockets are walked once per tick. Past MAX_ROOMS rooms
+    // (joins write nothing, so rooms cost a client nothing), the rest have
+    // no presence this tick rather than making the tick unbounded.
+    let local: Vec<(String, Option<BTreeSet<String>>)> = rooms
+        .into_iter()
+        .take(MAX_ROOMS)
+        .map(|r| {
+            let room = r.to_string();
+            let names = local_names(io, &room);
+            (room, names)
+        })
+        .collect();
     if let Some(cluster) = &state.cluster {
-        let local: Vec<(String, Option<BTreeSet<String>>)> = rooms
-            .iter()
-            .map(|room| (room.clone(), local_names(io, room)))
-            .collect();
         cluster.exchange_presence(&local).await;
     }
     let mut changes: Vec<(String, String, bool)> = Vec::new();
@@ -98,9 +128,12 @@ async fn tick(state: &Shared) {
             .shown
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        shown.retain(|room, _| rooms.contains(room));
-        for room in &rooms {
-            let now = online(state, room);
+        let present: HashSet<&str> = local.iter().map(|(r, _)| r.as_str()).collect();
+        shown.retain(|room, _| present.contains(room.as_str()));
+        for (room, names) in &local {
+            let now = names
+                .clone()
+                .and_then(|names| with_remote(state, room, names));
             // A room seen for the first time was told nobody yet.
             let before = shown
                 .insert(room.clone(), now.clone())

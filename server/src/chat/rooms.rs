@@ -85,6 +85,12 @@ pub async fn put_out_non_members(state: &AppState, room: &str, owner: &str) {
     if put_out > 0 {
         tracing::info!(put_out, "room created private: earlier joiners put out");
     }
+    // The other servers put out theirs now, not at the room's next message
+    // from elsewhere (their own deliveries, presence and typing would reach
+    // those sockets meanwhile).
+    if let Some(cluster) = &state.cluster {
+        cluster.publish_room_changed(room);
+    }
 }
 
 /// After an owner removed `username` from `room` (or deleted the room:
@@ -104,6 +110,20 @@ pub async fn put_out(state: &AppState, room: &str, username: Option<&str>) -> us
                 .is_some_and(|conn| matches!(&conn.identity, Identity::Account(n) if n == name))
         });
         if theirs {
+            // Told first, so the client drops the room instead of waiting
+            // on it (its next post would be refused FORBIDDEN anyway).
+            let _ = socket.emit(
+                "room closed",
+                &serde_json::json!({
+                    "room": room,
+                    "code": "FORBIDDEN",
+                    "message": if username.is_some() {
+                        "you were removed from this room"
+                    } else {
+                        "this room was deleted"
+                    },
+                }),
+            );
             socket.leave(room.to_owned());
             put_out += 1;
         }

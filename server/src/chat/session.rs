@@ -125,7 +125,7 @@ async fn join(
     // stream, none comes in both, and a private creation of this name
     // (which puts earlier joiners out under the same lock) cannot fall
     // between the check and the join.
-    let _turn = state.room_locks.exclusive(&req.room).await;
+    let turn = state.room_locks.exclusive(&req.room).await;
     rooms::check_access(state, identity, &req.room).await?;
     let keys = state
         .sealer
@@ -161,6 +161,9 @@ async fn join(
     if let Some(cluster) = &state.cluster {
         cluster.joined(&req.room, latest_seq);
     }
+    // Outside the room's turn: walking its sockets need not hold up the
+    // room's broadcasts.
+    drop(turn);
     let presence = super::presence::online(state, &req.room).map(|n| n.into_iter().collect());
     Ok(JoinAck {
         ok: true,

@@ -43,6 +43,17 @@ pub fn handle(
             "join the room before typing in it",
         ));
     }
+    // Where presence is off (a lobby of thousands) typing is too: each
+    // signal would be a frame to every socket in the room.
+    if state.presence.too_large(&req.room) {
+        return Err(Failure::new(
+            Code::TooLarge,
+            format!(
+                "typing is off in rooms of more than {} people",
+                super::presence::MAX_ROOM
+            ),
+        ));
+    }
     let out = TypingOut {
         room: req.room,
         name: identity.name().to_owned(),

@@ -102,9 +102,13 @@ pub struct Cluster {
 #[derive(Debug, Default)]
 struct PresenceView {
     remote: HashMap<String, Option<BTreeSet<String>>>,
-    written: BTreeSet<String>,
+    /// What this server last wrote per room, and when (unix ms).
+    written: HashMap<String, (Option<BTreeSet<String>>, i64)>,
     conn: Option<redis::aio::MultiplexedConnection>,
 }
+
+/// Rooms per presence pipeline.
+const PRESENCE_CHUNK: usize = 500;
 
 /// How long a server's presence entries count without a refresh: a server
 /// that dies drops out of every room's presence after this.
@@ -189,7 +193,11 @@ impl Cluster {
     /// Queues a `typing` for the other servers' sockets; dropped, never
     /// waited for, when the queue is full.
     pub fn publish_typing(&self, out: &TypingOut) {
-        let _ = self.outbox.try_send(Outgoing::Typing(out.clone()));
+        // Messages and removals first: typing only while the queue is
+        // at most half full, so a typing flood never drops one of them.
+        if self.outbox.capacity() > OUTBOX / 2 {
+            let _ = self.outbox.try_send(Outgoing::Typing(out.clone()));
+        }
     }
 
     /// The names online in `room` on the other servers, as last read;
@@ -202,16 +210,18 @@ impl Cluster {
         }
     }
 
-    /// Writes this server's names per room to Redis (and removes the rooms
-    /// it has left), and reads the other servers' for the same rooms, in one
-    /// pipelined round trip. Redis away: the remote view is emptied (only
-    /// this server's names count until it is back).
+    /// Writes this server's names per room to Redis (only those that
+    /// changed, and each again every third of [`PRESENCE_TTL`]; the rooms it
+    /// has left are removed), and reads the other servers' for the same
+    /// rooms, in pipelines of [`PRESENCE_CHUNK`] rooms. A chunk that fails
+    /// keeps its rooms' previous view (their entries carry their own expiry),
+    /// so one slow round trip does not flap every room's presence.
     pub async fn exchange_presence(&self, local: &[(String, Option<BTreeSet<String>>)]) {
-        let (conn, written) = {
+        let (conn, mut written) = {
             let mut view = self.presence.lock().unwrap_or_else(|p| p.into_inner());
             (view.conn.take(), std::mem::take(&mut view.written))
         };
-        let conn = match conn {
+        let mut conn = match conn {
             Some(c) => Some(c),
             None => tokio::time::timeout(
                 Duration::from_secs(1),
@@ -223,79 +233,109 @@ impl Cluster {
         };
         let now = crate::auth::unix_now().as_millis() as i64;
         let until = now + PRESENCE_TTL.as_millis() as i64;
+        let refresh = (PRESENCE_TTL / 3).as_millis() as i64;
         let key = |room: &str| format!("{}:presence:{room}", self.channel);
-        let mut remote = HashMap::new();
-        let mut kept_conn = None;
-        if let Some(mut c) = conn {
+        let present: std::collections::HashSet<&str> =
+            local.iter().map(|(r, _)| r.as_str()).collect();
+        let gone: Vec<String> = written
+            .keys()
+            .filter(|r| !present.contains(r.as_str()))
+            .cloned()
+            .collect();
+        let mut remote: HashMap<String, Option<BTreeSet<String>>> = HashMap::new();
+        let mut failed: Vec<&str> = Vec::new();
+        for (n, chunk) in local.chunks(PRESENCE_CHUNK).enumerate() {
+            let Some(c) = conn.as_mut() else {
+                failed.extend(chunk.iter().map(|(r, _)| r.as_str()));
+                continue;
+            };
             let mut pipe = redis::pipe();
-            for room in written
-                .iter()
-                .filter(|r| !local.iter().any(|(l, _)| l == *r))
-            {
-                pipe.cmd("HDEL").arg(key(room)).arg(&self.node).ignore();
+            if n == 0 {
+                for room in &gone {
+                    pipe.cmd("HDEL").arg(key(room)).arg(&self.node).ignore();
+                }
             }
-            for (room, names) in local {
-                let entry = PresenceEntry {
-                    until,
-                    names: names.clone(),
+            let mut wrote = Vec::new();
+            for (room, names) in chunk.iter() {
+                let due = match written.get(room) {
+                    Some((last, at)) => last != names || now - at >= refresh,
+                    None => true,
                 };
-                let Ok(value) = serde_json::to_string(&entry) else {
-                    continue;
-                };
-                pipe.cmd("HSET")
-                    .arg(key(room))
-                    .arg(&self.node)
-                    .arg(value)
-                    .ignore();
-                pipe.cmd("PEXPIRE")
-                    .arg(key(room))
-                    .arg(2 * PRESENCE_TTL.as_millis() as u64)
-                    .ignore();
+                if due {
+                    let entry = PresenceEntry {
+                        until,
+                        names: names.clone(),
+                    };
+                    if let Ok(value) = serde_json::to_string(&entry) {
+                        pipe.cmd("HSET")
+                            .arg(key(room))
+                            .arg(&self.node)
+                            .arg(value)
+                            .ignore();
+                        pipe.cmd("PEXPIRE")
+                            .arg(key(room))
+                            .arg(2 * PRESENCE_TTL.as_millis() as u64)
+                            .ignore();
+                        wrote.push((room.clone(), names.clone()));
+                    }
+                }
                 pipe.cmd("HGETALL").arg(key(room));
             }
             let read = tokio::time::timeout(
                 Duration::from_secs(1),
-                pipe.query_async::<Vec<HashMap<String, String>>>(&mut c),
+                pipe.query_async::<Vec<HashMap<String, String>>>(c),
             )
             .await;
-            if let Ok(Ok(all)) = read {
-                for ((room, _), fields) in local.iter().zip(all) {
-                    let mut names = Some(BTreeSet::new());
-                    for (node, value) in fields {
-                        if node == self.node {
-                            continue;
-                        }
-                        let Ok(entry) = serde_json::from_str::<PresenceEntry>(&value) else {
-                            continue;
-                        };
-                        if entry.until < now {
-                            continue; // a server that stopped refreshing
-                        }
-                        names = match (names, entry.names) {
-                            (Some(mut all), Some(theirs)) => {
-                                all.extend(theirs);
-                                Some(all)
-                            }
-                            _ => None,
-                        };
-                    }
-                    remote.insert(room.clone(), names);
-                }
-                kept_conn = Some(c);
+            let Ok(Ok(all)) = read else {
+                conn = None;
+                failed.extend(chunk.iter().map(|(r, _)| r.as_str()));
+                continue;
+            };
+            for (room, names) in wrote {
+                written.insert(room, (names, now));
+            }
+            for ((room, _), fields) in chunk.iter().zip(all) {
+                remote.insert(room.clone(), self.others(&fields, now));
             }
         }
         let mut view = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        for room in failed {
+            if let Some(before) = view.remote.get(room) {
+                remote.insert(room.to_owned(), before.clone());
+            }
+        }
         view.remote = remote;
-        view.written = if kept_conn.is_some() {
-            local.iter().map(|(r, _)| r.clone()).collect()
-        } else {
-            // Unknown what was written: delete all of them next time.
-            written
-                .into_iter()
-                .chain(local.iter().map(|(r, _)| r.clone()))
-                .collect()
-        };
-        view.conn = kept_conn;
+        if conn.is_some() {
+            for room in &gone {
+                written.remove(room);
+            }
+        }
+        view.written = written;
+        view.conn = conn;
+    }
+
+    /// The other servers' names in one room's hash, dropping expired ones.
+    fn others(&self, fields: &HashMap<String, String>, now: i64) -> Option<BTreeSet<String>> {
+        let mut names = Some(BTreeSet::new());
+        for (node, value) in fields {
+            if *node == self.node {
+                continue;
+            }
+            let Ok(entry) = serde_json::from_str::<PresenceEntry>(value) else {
+                continue;
+            };
+            if entry.until < now {
+                continue; // a server that stopped refreshing
+            }
+            names = match (names, entry.names) {
+                (Some(mut all), Some(theirs)) => {
+                    all.extend(theirs);
+                    Some(all)
+                }
+                _ => None,
+            };
+        }
+        names
     }
 
     /// Tells the other servers `room` lost members. A lost notice is
@@ -383,7 +423,7 @@ async fn subscribe_loop(state: Weak<Shared>) {
                     cluster.up.store(true, Ordering::Relaxed);
                     tracing::info!(channel = %cluster.channel, "cluster: subscribed");
                     // Notices of removed members may have been missed.
-                    cluster.privacy.clear();
+                    cluster.privacy.mark_stale();
                     // Back (or first) on Redis: read what was missed meanwhile.
                     if let Some(s) = state.upgrade() {
                         catch_up(&s, &cluster).await;
@@ -404,6 +444,10 @@ async fn subscribe_loop(state: Weak<Shared>) {
                             deliver_remote(&s, &cluster, &[m]).await;
                         }
                         if let Some(room) = &env.room_changed {
+                            // Under the room's lock: a join here that read
+                            // the old members is in before this looks, or
+                            // reads the new ones.
+                            let _turn = s.room_locks.exclusive(room).await;
                             cluster.privacy.forget(room);
                             if let Err(e) = cluster.privacy.put_out_non_members(&s, room).await {
                                 tracing::warn!(error = %e, "store unavailable: members read later");

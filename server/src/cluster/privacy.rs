@@ -41,7 +41,19 @@ pub const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Debug, Clone)]
 enum Entry {
     Public,
+    /// No row yet (joined, never posted to): public until it has one; read
+    /// again when stale, as a private creation's notice may be lost.
+    NoRow(std::time::Instant),
     Private(Arc<HashSet<String>>, std::time::Instant),
+}
+
+impl Entry {
+    fn stale(&self) -> bool {
+        match self {
+            Entry::Public => false,
+            Entry::NoRow(read) | Entry::Private(_, read) => read.elapsed() >= FRESH,
+        }
+    }
 }
 
 /// The per-server cache: room → public, or private with its members.
@@ -53,18 +65,25 @@ pub struct Privacy {
 impl Privacy {
     fn get(&self, room: &str) -> Option<Entry> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(room)
-            .filter(|e| !matches!(e, Entry::Private(_, read) if read.elapsed() >= FRESH))
-            .cloned()
+        // Stale entries still serve deliveries: `refresh_stale` reads them
+        // again in the background, so the hot path never waits on the store
+        // for them.
+        entries.get(room).cloned()
     }
 
-    /// Forgets everything: after a Redis outage, notices may have been lost.
-    pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+    /// After a Redis outage notices may have been lost: every entry that
+    /// can change is read again by the next `refresh_stale` rounds.
+    pub fn mark_stale(&self) {
+        let long_ago = std::time::Instant::now()
+            .checked_sub(FRESH)
+            .unwrap_or_else(std::time::Instant::now);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in entries.values_mut() {
+            match entry {
+                Entry::Public => {}
+                Entry::NoRow(read) | Entry::Private(_, read) => *read = long_ago,
+            }
+        }
     }
 
     /// Reads again (at most `max` of) the private rooms read [`FRESH`] ago
@@ -72,16 +91,24 @@ impl Privacy {
     /// a removal whose notice was lost also stops this server's own
     /// deliveries (which do not go through this cache) within seconds.
     pub async fn refresh_stale(&self, state: &Shared, max: usize) {
+        let Some(io) = state.io.get() else { return };
         let stale: Vec<String> = {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             entries
                 .iter()
-                .filter(|(_, e)| matches!(e, Entry::Private(_, read) if read.elapsed() >= FRESH))
+                .filter(|(_, e)| e.stale())
                 .map(|(room, _)| room.clone())
                 .take(max)
                 .collect()
         };
         for room in stale {
+            // Nobody here: nothing to put out; forget it (read on demand).
+            if io.to(room.clone()).sockets().is_empty() {
+                self.forget(&room);
+                continue;
+            }
+            let _turn = state.room_locks.exclusive(&room).await;
+            self.forget(&room);
             if self.put_out_non_members(state, &room).await.is_err() {
                 return; // the store is down: next round
             }
@@ -112,9 +139,8 @@ impl Privacy {
                     std::time::Instant::now(),
                 )
             }
-            // No row: a message not stored yet (cannot happen for a stored
-            // one); public for now, not remembered.
-            None => return Ok(Entry::Public),
+            // No row yet: public for now, read again once stale.
+            None => Entry::NoRow(std::time::Instant::now()),
             Some(_) => Entry::Public,
         };
         self.put(room, entry.clone());
@@ -161,6 +187,14 @@ impl Privacy {
                 continue;
             }
             for socket in &outsiders {
+                let _ = socket.emit(
+                    "room closed",
+                    &serde_json::json!({
+                        "room": room,
+                        "code": "FORBIDDEN",
+                        "message": "a private room is for members",
+                    }),
+                );
                 socket.leave(room.to_owned());
             }
             tracing::info!(
