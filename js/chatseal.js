@@ -158,7 +158,9 @@ function decrypt(envelope, room, context) {
 Object.assign(native.Sealer.prototype, { encryptBuffer, decryptBuffer, encrypt, decrypt })
 
 const Keyring = facade(native.Keyring, () => {
-  throw invalidArg('make a Keyring with Keyring.generate(), fromJson(), fromFile(), fromEnv() or loadOrGenerate()')
+  throw invalidArg(
+    'make a Keyring with Keyring.generate(), fromJson(), fromFile(), fromEnv(), loadOrGenerate(), unwrap() or fromWrappedFile()',
+  )
 })
 
 // `new Sealer(notAKeyring)` would fail inside the native constructor with a
@@ -172,5 +174,7 @@ exports.Keyring = Keyring
 exports.Sealer = Sealer
 exports.chatContext = typed(native.chatContext)
 exports.validateChatRoom = typed(native.validateChatRoom)
+exports.generateKek = native.generateKek
+exports.kekId = typed(native.kekId)
 exports.errorCodes = native.errorCodes
 exports.version = native.version

@@ -46,6 +46,49 @@ export declare class Keyring {
   setMinDecrypt(minDecrypt: number): void
   /** The room key of `room` under master key `keyId` (the primary if omitted). */
   roomKey(room: string, keyId?: number | undefined | null): RoomKey
+  /**
+   * This keyring wrapped under the key-encryption key `kek` (32 bytes,
+   * or their standard base64): the wrapped keyring file text
+   * (docs/format.md §8), which holds no key in the clear.
+   */
+  wrap(kek: KekArg): string
+  /** `wrap` on the libuv thread pool. */
+  wrapAsync(kek: KekArg): Promise<string>
+  /**
+   * This keyring wrapped under a KEK derived from `passphrase`
+   * (argon2id, 64 MiB, 3 passes, fresh salt; parameters and salt are
+   * stored in the file). Slow on purpose: prefer `wrapPassphraseAsync`.
+   */
+  wrapPassphrase(passphrase: string | Uint8Array): string
+  /** `wrapPassphrase` on the libuv thread pool. */
+  wrapPassphraseAsync(passphrase: string | Uint8Array): Promise<string>
+  /**
+   * Opens wrapped keyring file text with its KEK. Throws `WRONG_KEK` if it
+   * is wrapped under another KEK, `BAD_TAG` if it was altered,
+   * `INVALID_KEYRING` if it is not a wrapped keyring.
+   */
+  static unwrap(wrapped: string, kek: KekArg): Keyring
+  /** `unwrap` on the libuv thread pool. */
+  static unwrapAsync(wrapped: string, kek: KekArg): Promise<Keyring>
+  /**
+   * Opens wrapped keyring file text made with `wrapPassphrase`, deriving
+   * the KEK with the parameters stored in it. `WRONG_KEK` for a wrong
+   * passphrase. Slow on purpose: prefer `unwrapPassphraseAsync`.
+   */
+  static unwrapPassphrase(wrapped: string, passphrase: string | Uint8Array): Keyring
+  /** `unwrapPassphrase` on the libuv thread pool. */
+  static unwrapPassphraseAsync(wrapped: string, passphrase: string | Uint8Array): Promise<Keyring>
+  /**
+   * Loads a wrapped keyring file (checked as a keyring file: 0600, owner,
+   * directory) and opens it with `kek`, or with the passphrase when
+   * `kek` is `{ passphrase }`.
+   */
+  static fromWrappedFile(path: string, kek: string | Uint8Array | { passphrase: string | Uint8Array }): Keyring
+  /**
+   * Writes this keyring wrapped under `kek` (or `{ passphrase }`) to
+   * `path`, atomically with mode 0600.
+   */
+  saveWrappedFile(path: string, kek: string | Uint8Array | { passphrase: string | Uint8Array }): void
 }
 
 /**
@@ -149,6 +192,24 @@ export declare function chatContext(room: string, messageId: string, sender: str
 /** Every `code` an engine error can carry. */
 export declare function errorCodes(): Array<string>
 
+/**
+ * 32 fresh random bytes from the operating system: a new key-encryption
+ * key (store it apart from the wrapped keyring, e.g. base64 in a 0600 file).
+ */
+export declare function generateKek(): Buffer
+
+/**
+ * A key-encryption key argument: standard base64 of 32 bytes (as a KEK
+ * file or `CHATSEAL_KEK` holds it) or the 32 bytes themselves.
+ */
+export type KekArg = string | Uint8Array
+
+/**
+ * The id that names a KEK (16 hex digits, not secret): what a wrapped
+ * keyring file's `kek_id` holds.
+ */
+export declare function kekId(kek: KekArg): string
+
 /** Why one batch item did not open. */
 export interface OpenFailure {
   code: string
@@ -170,6 +231,14 @@ export interface OpenOutcome {
   ok: boolean
   message?: string
   error?: OpenFailure
+}
+
+/**
+ * `{ passphrase }`: what `fromWrappedFile` and `saveWrappedFile` take
+ * instead of a KEK.
+ */
+export interface PassphraseArg {
+  passphrase: string | Uint8Array
 }
 
 /**

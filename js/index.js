@@ -839,5 +839,7 @@ module.exports.Keyring = nativeBinding.Keyring
 module.exports.Sealer = nativeBinding.Sealer
 module.exports.chatContext = nativeBinding.chatContext
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.generateKek = nativeBinding.generateKek
+module.exports.kekId = nativeBinding.kekId
 module.exports.validateChatRoom = nativeBinding.validateChatRoom
 module.exports.version = nativeBinding.version

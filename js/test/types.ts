@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit --strict` (npm run typecheck): the generated
 // index.d.ts must describe the API as the tests use it. It is never run.
-import { Keyring, Sealer, chatContext, errorCodes, version, type RoomKey, type OpenOutcome, type RewrapOutcome } from 'chatseal'
+import { Keyring, Sealer, chatContext, errorCodes, version, generateKek, kekId, type RoomKey, type OpenOutcome, type RewrapOutcome } from 'chatseal'
 
 const keyring: Keyring = Keyring.generate()
 const sealer = new Sealer(keyring)
@@ -24,3 +24,12 @@ const resealedUnder: number | undefined = rewraps[0].unchanged ? undefined : rew
 const rewrapsLater: Promise<RewrapOutcome[]> = sealer.rewrapBatchAsync([{ envelope }])
 export { text, bytes, keys, first, later, many, id, codes, v, maybe }
 export { rewrapped, rewrappedBytes, rewrapLater, resealedUnder, rewrapsLater }
+const kek: Buffer = generateKek()
+const kekName: string = kekId(kek) + kekId(kek.toString('base64'))
+const wrappedText: string = keyring.wrap(kek)
+const unwrapped: Keyring = Keyring.unwrap(wrappedText, kek)
+const wrapLater: Promise<string> = keyring.wrapPassphraseAsync('a passphrase')
+const unwrapLater: Promise<Keyring> = Keyring.unwrapPassphraseAsync(wrappedText, Buffer.from('a passphrase'))
+const fromFile: Keyring = Keyring.fromWrappedFile('keyring.json', { passphrase: 'a passphrase' })
+keyring.saveWrappedFile('keyring.json', kek)
+export { kekName, unwrapped, wrapLater, unwrapLater, fromFile }

@@ -18,7 +18,7 @@ mod values;
 
 use napi_derive::napi;
 
-pub use keyring::{Keyring, RoomKey};
+pub use keyring::{Keyring, RoomKey, generate_kek, kek_id};
 pub use sealer::Sealer;
 
 /// The context of a chat message (DESIGN §2): `room ‖ 0 ‖ id ‖ 0 ‖ sender`.

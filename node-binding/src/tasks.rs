@@ -21,7 +21,7 @@ pub enum Output {
 
 /// A rejection that carries our `code`: `Task` errors are fixed to napi's
 /// own statuses, so the JS error object is built here and rejected as is.
-fn rejection(env: &Env, err: Error<Code>) -> Error {
+pub(crate) fn rejection(env: &Env, err: Error<Code>) -> Error {
     // SAFETY: `env` is the live environment `resolve` runs in; the value is
     // a fresh error object that napi-rs references until it is thrown.
     unsafe {
