@@ -26,6 +26,7 @@ fn file_len(keyring: &Keyring, with_kdf: bool) -> usize {
     let template = WrappedKeyring {
         kek_id: [0; 8],
         kdf: with_kdf.then(KdfParams::generate),
+        token: None,
         sealed: vec![0; keyring.to_json().len() + chatseal_core::OVERHEAD],
     };
     template.to_json().len()

@@ -21,11 +21,13 @@
 //! and never weaker than OWASP's minimum.
 
 use std::fmt;
+use std::path::Path;
 
 use ring::hkdf;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
+use crate::keyring_file::{create_private_dir, read_private, sync_dir, write_private};
 use crate::secret::{KEY_LEN, SecretKey};
 
 /// Length of a KEK id.
@@ -109,7 +111,49 @@ impl Kek {
     pub fn expose(&self) -> &[u8; KEY_LEN] {
         self.0.expose()
     }
+
+    /// Reads a KEK file: standard base64 of 32 bytes (a trailing newline is
+    /// fine), with the checks of a keyring file (`INSECURE_KEY_FILE` if
+    /// group or others may read it or another user may replace it).
+    pub fn load_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = read_private(path, MAX_KEK_FILE)?;
+        Self::from_base64(&text).map_err(|e| match e {
+            Error::InvalidKeyring(why) => {
+                Error::InvalidKeyring(format!("{}: {why}", path.display()))
+            }
+            other => other,
+        })
+    }
+
+    /// Writes this KEK to a new file (its base64 and a newline, mode 0600;
+    /// the directory is made 0700 if missing). Never replaces a file: a KEK
+    /// file may be the only copy of the key that opens a keyring. `IO` with
+    /// `AlreadyExists` if there is one.
+    pub fn create_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        use base64::Engine as _;
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(io)?;
+        }
+        let mut text =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.expose()));
+        text.push('\n');
+        write_private(path, text.as_bytes()).map_err(io)?;
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(dir).map_err(io)?;
+        }
+        Ok(())
+    }
 }
+
+/// Largest KEK file read (base64 of 32 bytes is 44 characters; room for
+/// whitespace around it).
+pub const MAX_KEK_FILE: usize = 1024;
 
 /// The id as lowercase hex, as files and errors show it.
 pub fn kek_id_hex(id: &[u8; KEK_ID_LEN]) -> String {
@@ -272,6 +316,40 @@ mod tests {
                 ErrorKind::InvalidKeyring
             );
         }
+    }
+
+    #[test]
+    fn kek_files_are_private_and_never_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!(
+            "chatseal-core-kek-{}-{:x}",
+            std::process::id(),
+            u32::from_be_bytes(crate::nonce::fresh()[..4].try_into().unwrap())
+        ));
+        let path = dir.join("sub").join("kek");
+        let kek = Kek::generate();
+        kek.create_file(&path).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(Kek::load_file(&path).unwrap().id(), kek.id());
+        let err = Kek::generate().create_file(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert_eq!(Kek::load_file(&path).unwrap().id(), kek.id());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            Kek::load_file(&path).unwrap_err().kind(),
+            ErrorKind::InsecureKeyFile
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, "c2hvcnQ=\n").unwrap();
+        let err = Kek::load_file(&path).unwrap_err();
+        assert!(err.to_string().contains("not 32"), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

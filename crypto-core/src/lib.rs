@@ -51,5 +51,5 @@ pub use sealer::{
     OpenRequest, RewrapRequest, Rewrapped, RoomKey, SEAL_BUDGET_PER_KEY, SealRequest, Sealer,
 };
 pub use secret::{KEY_LEN, SecretKey};
-pub use wrapped::WrappedKeyring;
+pub use wrapped::{StoredKeyring, TokenWrap, WrappedKeyring};
 pub use zeroize::Zeroizing;

@@ -145,15 +145,107 @@ impl Keyring {
 }
 
 /// A wrapped keyring file: the sealed keyring, the id of its KEK and, when
-/// the KEK comes from a passphrase, how to derive it again. Holds no secret.
+/// the KEK comes from a passphrase, how to derive it again, or, when a
+/// PKCS#11 token holds the key that protects it, the KEK sealed by the
+/// token. Holds no secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedKeyring {
     /// Id of the KEK the keyring is sealed under.
     pub kek_id: [u8; KEK_ID_LEN],
     /// argon2id parameters and salt, if the KEK is from a passphrase.
     pub kdf: Option<KdfParams>,
+    /// The KEK sealed by a key on a PKCS#11 token, if one holds it.
+    pub token: Option<TokenWrap>,
     /// The binary sealed form.
     pub sealed: Vec<u8>,
+}
+
+/// The mechanism a token seals a KEK with.
+pub const TOKEN_MECHANISM: &str = "CKM_AES_GCM";
+/// Longest token key label a file may name.
+pub const MAX_TOKEN_LABEL: usize = 128;
+/// The first part of the associated data a token seals a KEK with.
+pub const TOKEN_AAD_LABEL: &[u8] = b"chatseal kek v1";
+
+/// A KEK sealed by an AES-256 key that never leaves a PKCS#11 token
+/// (docs/format.md §8): AES-256-GCM on the token, 12-byte nonce, 16-byte
+/// tag, associated data [`token_aad`]. The engine only carries it; the
+/// server asks the token to open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenWrap {
+    /// `CKA_LABEL` of the token's key.
+    pub key_label: String,
+    /// The GCM nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// The sealed KEK: 32 bytes of ciphertext and the 16-byte tag.
+    pub sealed_kek: Vec<u8>,
+}
+
+/// Length of [`TokenWrap::sealed_kek`].
+pub const TOKEN_SEALED_KEK_LEN: usize = crate::secret::KEY_LEN + 16;
+
+/// The associated data a token seals the KEK named `kek_id` with:
+/// `"chatseal kek v1" ‖ 0x00 ‖ kek_id`, so a sealed KEK moved to a file
+/// that names another KEK does not open.
+pub fn token_aad(kek_id: &[u8; KEK_ID_LEN]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TOKEN_AAD_LABEL.len() + 1 + KEK_ID_LEN);
+    out.extend_from_slice(TOKEN_AAD_LABEL);
+    out.push(0);
+    out.extend_from_slice(kek_id);
+    out
+}
+
+/// A keyring as stored: plain JSON, or wrapped. What a server reads from a
+/// keyring file or variable before it knows which one it was given.
+#[derive(Debug, Clone)]
+pub enum StoredKeyring {
+    /// The plain JSON form (§1): the keys are bare.
+    Plain(Keyring),
+    /// A wrapped keyring file (§8).
+    Wrapped(WrappedKeyring),
+}
+
+impl StoredKeyring {
+    /// Parses either form, told apart by the wrapped form's `format` field.
+    pub fn from_json(json: &str) -> Result<Self> {
+        if looks_wrapped(json) {
+            WrappedKeyring::from_json(json).map(Self::Wrapped)
+        } else {
+            Keyring::from_json(json).map(Self::Plain)
+        }
+    }
+
+    /// Loads a keyring file of either form, with the checks of a keyring
+    /// file.
+    pub fn load_file(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_json(&read_private(path.as_ref(), MAX_WRAPPED_JSON)?)
+    }
+
+    /// Reads either form from the environment variable `var`: JSON, or
+    /// standard base64 of it. `Ok(None)` if it is not set.
+    pub fn from_env(var: &str) -> Result<Option<Self>> {
+        let Some(value) = std::env::var_os(var) else {
+            return Ok(None);
+        };
+        let value = Zeroizing::new(
+            value
+                .into_string()
+                .map_err(|_| Error::InvalidKeyring(format!("${var} is not UTF-8")))?,
+        );
+        let trimmed = value.trim();
+        if trimmed.len() > MAX_WRAPPED_JSON / 3 * 4 + 4 {
+            return Err(Error::InvalidKeyring(format!("${var} is too long")));
+        }
+        if trimmed.starts_with('{') {
+            return Self::from_json(trimmed).map(Some);
+        }
+        let decoded = Zeroizing::new(STANDARD.decode(trimmed).map_err(|_| {
+            Error::InvalidKeyring(format!("${var} is neither keyring JSON nor base64 of it"))
+        })?);
+        let json = std::str::from_utf8(&decoded)
+            .map_err(|_| Error::InvalidKeyring(format!("${var} decodes to non-UTF-8")))?;
+        Self::from_json(json).map(Some)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -164,7 +256,18 @@ struct WrappedJson {
     kek_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     kdf: Option<KdfJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<TokenJson>,
     sealed: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenJson {
+    mechanism: String,
+    key_label: String,
+    nonce: String,
+    sealed_kek: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -188,6 +291,7 @@ impl WrappedKeyring {
         Self {
             kek_id: kek.id(),
             kdf,
+            token: None,
             sealed: keyring.wrap(kek),
         }
     }
@@ -200,7 +304,8 @@ impl WrappedKeyring {
         Ok(Self::seal(keyring, &kek, Some(params)))
     }
 
-    /// Opens with `kek`: `WRONG_KEK` if the file names another KEK.
+    /// Opens with `kek`: `WRONG_KEK` if the file names another KEK. For a
+    /// file with a `token`, `kek` is the KEK the token opened.
     pub fn open(&self, kek: &Kek) -> Result<Keyring> {
         let id = kek.id();
         if id != self.kek_id {
@@ -234,6 +339,12 @@ impl WrappedKeyring {
                 p_cost: k.p_cost,
                 salt: STANDARD.encode(k.salt),
             }),
+            token: self.token.as_ref().map(|t| TokenJson {
+                mechanism: TOKEN_MECHANISM.into(),
+                key_label: t.key_label.clone(),
+                nonce: STANDARD.encode(t.nonce),
+                sealed_kek: STANDARD.encode(&t.sealed_kek),
+            }),
             sealed: envelope::encode_text(&self.sealed),
         };
         let mut out = serde_json::to_string_pretty(&doc).expect("plain data serializes");
@@ -263,10 +374,17 @@ impl WrappedKeyring {
         }
         let kek_id = parse_kek_id(&doc.kek_id)?;
         let kdf = doc.kdf.map(parse_kdf).transpose()?;
+        let token = doc.token.map(parse_token).transpose()?;
+        if kdf.is_some() && token.is_some() {
+            return Err(Error::InvalidKeyring(
+                "a wrapped keyring has a kdf or a token, not both".into(),
+            ));
+        }
         let sealed = envelope::decode_text(&doc.sealed)?;
         Ok(Self {
             kek_id,
             kdf,
+            token,
             sealed,
         })
     }
@@ -297,6 +415,37 @@ fn parse_kek_id(text: &str) -> Result<[u8; KEK_ID_LEN]> {
         *out = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
     }
     Ok(id)
+}
+
+fn parse_token(t: TokenJson) -> Result<TokenWrap> {
+    let bad = |what: &str| Err(Error::InvalidKeyring(format!("token {what}")));
+    if t.mechanism != TOKEN_MECHANISM {
+        return bad(&format!("mechanism must be {TOKEN_MECHANISM}"));
+    }
+    if t.key_label.is_empty()
+        || t.key_label.len() > MAX_TOKEN_LABEL
+        || t.key_label.chars().any(char::is_control)
+    {
+        return bad(&format!(
+            "key_label must be 1 to {MAX_TOKEN_LABEL} bytes without control characters"
+        ));
+    }
+    let Some(nonce) = STANDARD
+        .decode(&t.nonce)
+        .ok()
+        .and_then(|n| <[u8; NONCE_LEN]>::try_from(n).ok())
+    else {
+        return bad("nonce is not base64 of 12 bytes");
+    };
+    let sealed_kek = match STANDARD.decode(&t.sealed_kek) {
+        Ok(v) if v.len() == TOKEN_SEALED_KEK_LEN => v,
+        _ => return bad("sealed_kek is not base64 of 48 bytes"),
+    };
+    Ok(TokenWrap {
+        key_label: t.key_label,
+        nonce,
+        sealed_kek,
+    })
 }
 
 fn parse_kdf(k: KdfJson) -> Result<KdfParams> {
@@ -419,6 +568,69 @@ mod tests {
             raw.open_with_passphrase(b"x").unwrap_err().kind(),
             ErrorKind::InvalidKeyring
         );
+    }
+
+    #[test]
+    fn a_token_sealed_kek_round_trips_and_is_checked() {
+        let kr = Keyring::generate();
+        let kek = Kek::generate();
+        let mut file = WrappedKeyring::seal(&kr, &kek, None);
+        file.token = Some(TokenWrap {
+            key_label: "chatseal-kek".into(),
+            nonce: [5; NONCE_LEN],
+            sealed_kek: vec![7; TOKEN_SEALED_KEK_LEN],
+        });
+        let json = file.to_json();
+        assert!(json.contains("\"mechanism\": \"CKM_AES_GCM\""), "{json}");
+        let back = WrappedKeyring::from_json(&json).unwrap();
+        assert_eq!(back, file);
+        assert!(same(&back.open(&kek).unwrap(), &kr));
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let with = |field: &str, value: serde_json::Value| {
+            let mut d = doc.clone();
+            d["token"][field] = value;
+            WrappedKeyring::from_json(&d.to_string())
+                .unwrap_err()
+                .kind()
+        };
+        assert_eq!(
+            with("mechanism", "CKM_AES_KEY_WRAP".into()),
+            ErrorKind::InvalidKeyring
+        );
+        assert_eq!(with("key_label", "".into()), ErrorKind::InvalidKeyring);
+        assert_eq!(with("key_label", "a\nb".into()), ErrorKind::InvalidKeyring);
+        assert_eq!(with("nonce", "AAAA".into()), ErrorKind::InvalidKeyring);
+        assert_eq!(with("sealed_kek", "AAAA".into()), ErrorKind::InvalidKeyring);
+        assert_eq!(with("extra", "x".into()), ErrorKind::InvalidKeyring);
+        let mut both = doc.clone();
+        both["kdf"] = serde_json::json!({"algorithm": "argon2id", "version": 19,
+            "m_cost": 19456, "t_cost": 2, "p_cost": 1, "salt": STANDARD.encode([1u8; 16])});
+        assert_eq!(
+            WrappedKeyring::from_json(&both.to_string())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidKeyring
+        );
+        assert_eq!(
+            token_aad(&[1; 8]),
+            b"chatseal kek v1\0\x01\x01\x01\x01\x01\x01\x01\x01"
+        );
+    }
+
+    #[test]
+    fn stored_keyrings_of_either_form_are_told_apart() {
+        let kr = Keyring::generate();
+        let kek = Kek::generate();
+        let wrapped = WrappedKeyring::seal(&kr, &kek, None);
+        match StoredKeyring::from_json(&wrapped.to_json()).unwrap() {
+            StoredKeyring::Wrapped(w) => assert_eq!(w, wrapped),
+            StoredKeyring::Plain(_) => panic!("read a wrapped keyring as plain"),
+        }
+        match StoredKeyring::from_json(&kr.to_json()).unwrap() {
+            StoredKeyring::Plain(p) => assert!(same(&p, &kr)),
+            StoredKeyring::Wrapped(_) => panic!("read a plain keyring as wrapped"),
+        }
+        assert!(StoredKeyring::from_json("{}").is_err());
     }
 
     #[test]

@@ -54,6 +54,15 @@ for (const c of vectors.cases) {
     cipher.setAAD(Buffer.concat([header, context]))
     const body = Buffer.concat([cipher.update(b64(c.plaintext)), cipher.final(), cipher.getAuthTag()])
     assert.equal(Buffer.concat([header, body]).toString('base64'), c.file.sealed)
+    if (c.token_key !== undefined) {
+      // The KEK as a PKCS#11 token seals it: AES-256-GCM under the token's key.
+      const aad = Buffer.concat([Buffer.from('chatseal kek v1\0'), Buffer.from(c.kek_id, 'hex')])
+      assert.equal(aad.toString('base64'), c.token_aad)
+      const token = crypto.createCipheriv('aes-256-gcm', b64(c.token_key), b64(c.file.token.nonce))
+      token.setAAD(aad)
+      const sealedKek = Buffer.concat([token.update(kek), token.final(), token.getAuthTag()])
+      assert.equal(sealedKek.toString('base64'), c.file.token.sealed_kek)
+    }
   })
 }
 

@@ -10,10 +10,11 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::envelope_v1::det;
+use crate::aead::Aes256Gcm;
 use crate::kek::{KdfParams, Kek, SALT_LEN, kek_id_hex};
 use crate::keyring::Keyring;
 use crate::secret::SecretKey;
-use crate::wrapped::{WrappedKeyring, keyring_context, seal_under};
+use crate::wrapped::{TokenWrap, WrappedKeyring, keyring_context, seal_under, token_aad};
 
 const FILE: &str = "tests/vectors/keyring-wrap-v1.json";
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -67,6 +68,24 @@ struct Case {
     secret: Secret,
     kdf: Option<KdfParams>,
     keyring: Keyring,
+    /// The AES-256 key a PKCS#11 token would hold, if a token seals the KEK.
+    token_key: Option<SecretKey>,
+}
+
+/// The KEK sealed as a token seals it (AES-256-GCM under `token_key`,
+/// associated data `token_aad`).
+fn token_wrap(token_key: &SecretKey, kek: &Kek, label: &str) -> TokenWrap {
+    let nonce = nonce(&format!("token/{label}"));
+    let mut buf = kek.expose().to_vec();
+    let tag = Aes256Gcm::new(token_key)
+        .seal_in_place(&nonce, &token_aad(&kek.id()), &mut buf)
+        .unwrap();
+    buf.extend_from_slice(&tag);
+    TokenWrap {
+        key_label: "chatseal-kek".into(),
+        nonce,
+        sealed_kek: buf,
+    }
 }
 
 fn cases() -> Vec<Case> {
@@ -75,12 +94,14 @@ fn cases() -> Vec<Case> {
         secret: Secret::Kek(kek),
         kdf: None,
         keyring,
+        token_key: None,
     };
     let from_passphrase = |name, params: KdfParams, keyring| Case {
         name,
         secret: Secret::Passphrase(PASSPHRASE),
         kdf: Some(params),
         keyring,
+        token_key: None,
     };
     vec![
         with_kek("one key", kek("a"), keyring("one", &[1], 1, 1)),
@@ -108,6 +129,13 @@ fn cases() -> Vec<Case> {
             params("minimum", KdfParams::MIN_M_COST, KdfParams::MIN_T_COST),
             keyring("passphrase-min", &[7], 7, 7),
         ),
+        Case {
+            name: "KEK sealed by a PKCS#11 token",
+            secret: Secret::Kek(kek("token")),
+            kdf: None,
+            keyring: keyring("token", &[1, 2], 2, 1),
+            token_key: Some(SecretKey::from_slice(&det("chatseal/vectors/token-key", 32)).unwrap()),
+        },
     ]
 }
 
@@ -128,6 +156,7 @@ fn generate() -> Value {
         let file = WrappedKeyring {
             kek_id: kek.id(),
             kdf: c.kdf.clone(),
+            token: c.token_key.as_ref().map(|t| token_wrap(t, &kek, c.name)),
             sealed: c.keyring.wrap_with_nonce(&kek, &n),
         };
         let mut v = json!({
@@ -143,6 +172,10 @@ fn generate() -> Value {
         });
         if let Secret::Passphrase(p) = c.secret {
             v["passphrase"] = json!(p);
+        }
+        if let Some(t) = &c.token_key {
+            v["token_key"] = json!(b64(t.expose()));
+            v["token_aad"] = json!(b64(&token_aad(&kek.id())));
         }
         out.push(v);
     }
@@ -162,13 +195,20 @@ fn invalid_cases() -> Vec<Value> {
     let base = WrappedKeyring {
         kek_id: a.id(),
         kdf: None,
+        token: None,
         sealed: kr.wrap_with_nonce(&a, &nonce("invalid")),
+    };
+    let token_key = SecretKey::from_slice(&det("chatseal/vectors/token-key", 32)).unwrap();
+    let with_token = WrappedKeyring {
+        token: Some(token_wrap(&token_key, &a, "invalid")),
+        ..base.clone()
     };
     let min = params("invalid", KdfParams::MIN_M_COST, KdfParams::MIN_T_COST);
     let from_pass = Kek::from_passphrase(PASSPHRASE.as_bytes(), &min).unwrap();
     let pass_file = WrappedKeyring {
         kek_id: from_pass.id(),
         kdf: Some(min.clone()),
+        token: None,
         sealed: kr.wrap_with_nonce(&from_pass, &nonce("invalid/passphrase")),
     };
     let mut out = Vec::new();
@@ -297,6 +337,33 @@ fn invalid_cases() -> Vec<Value> {
         "a plain keyring",
         &a,
         serde_json::from_str(&kr.to_json()).unwrap(),
+        "INVALID_KEYRING",
+    );
+    let token_field = |key: &str, value: Value| {
+        let mut v = file_value(&with_token);
+        v["token"][key] = value;
+        v
+    };
+    push_kek(
+        "token mechanism not CKM_AES_GCM",
+        &a,
+        token_field("mechanism", json!("CKM_AES_KEY_WRAP_PAD")),
+        "INVALID_KEYRING",
+    );
+    push_kek(
+        "token sealed_kek of 32 bytes",
+        &a,
+        token_field("sealed_kek", json!(b64(&[0u8; 32]))),
+        "INVALID_KEYRING",
+    );
+    push_kek(
+        "token and kdf both",
+        &a,
+        {
+            let mut v = file_value(&with_token);
+            v["kdf"] = file_value(&pass_file)["kdf"].clone();
+            v
+        },
         "INVALID_KEYRING",
     );
     let mut push_pass = |name: &str, passphrase: &str, file: Value, error: &str| {
@@ -429,6 +496,16 @@ fn keyring_wrap_v1_vectors_open_and_reproduce() {
                 same(&file.open_with_passphrase(p.as_bytes()).unwrap(), &expected),
                 "{name}"
             );
+        }
+        if let Some(t) = c.get("token_key").and_then(Value::as_str) {
+            let token = file.token.as_ref().expect(name);
+            let key = SecretKey::from_slice(&STANDARD.decode(t).unwrap()).unwrap();
+            assert_eq!(token_aad(&kek.id()), d(c, "token_aad"), "{name}");
+            let mut buf = token.sealed_kek.clone();
+            let opened = Aes256Gcm::new(&key)
+                .open_in_place(&token.nonce, &d(c, "token_aad"), &mut buf)
+                .unwrap();
+            assert_eq!(opened, kek.expose().as_slice(), "{name}");
         }
         // Sealing the plaintext again with the given nonce gives the bytes.
         let n: [u8; 12] = d(c, "nonce").try_into().unwrap();
