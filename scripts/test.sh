@@ -59,6 +59,7 @@ run services services_start
 run format cargo fmt --all -- --check
 run lint quiet "$LOGS/clippy-output.txt" cargo clippy --workspace --all-targets --locked -- -D warnings
 run build quiet "$LOGS/build-output.txt" cargo build --workspace --all-targets --locked
+run softhsm bash scripts/softhsm.sh
 run rust rust_tests
 run rust-doc cargo test --workspace --doc --locked
 for suite in scripts/test.d/*.sh; do

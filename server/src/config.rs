@@ -26,15 +26,19 @@ pub struct Config {
     )]
     pub data_dir: PathBuf,
 
-    /// Keyring file (JSON, mode 0600). Default: <data-dir>/keyring.json,
-    /// created on first start.
+    /// Keyring file (mode 0600), wrapped under a key-encryption key or plain
+    /// JSON. Default: <data-dir>/keyring.json, created wrapped on first start.
     #[arg(long, global = true, env = "CHATSEAL_KEYRING_FILE")]
     pub keyring_file: Option<PathBuf>,
 
     /// Name of the environment variable that holds the keyring (JSON or
-    /// base64 of it). Takes precedence over files when set.
+    /// base64 of it, plain or wrapped). Takes precedence over files when set.
     #[arg(long, global = true, default_value = "CHATSEAL_KEYRING")]
     pub keyring_env: String,
+
+    /// The key-encryption key the keyring is wrapped under at rest.
+    #[command(flatten)]
+    pub kek: crate::keys::kek::KekArgs,
 
     /// Bearer token that /encrypt and /decrypt require, on every address.
     /// Default: a random one kept in <data-dir>/service-token (mode 0600).
@@ -245,6 +249,7 @@ impl Config {
     /// What can be checked without touching anything, so a flag that cannot
     /// work exits before the data directory, keyring or database is made.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.kek.validate()?;
         if let Some(secret) = &self.jwt_secret {
             crate::keys::check_jwt_secret(secret)?;
         }
@@ -276,6 +281,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("keyring_file", &self.keyring_file)
+            .field("kek", &self.kek)
             .field(
                 "service_token",
                 &self.service_token.as_ref().map(|_| "<redacted>"),

@@ -1,58 +1,300 @@
-//! Where the server's keyring comes from.
+//! Where the server's keyring comes from, and how it is kept at rest.
 //!
 //! In order: the environment variable (production), an explicit file
 //! (production), or `<data-dir>/keyring.json`, generated on first start so the
-//! quick start needs no set-up. A generated keyring is announced in the log,
-//! because a keyring nobody backs up is history nobody can read.
+//! quick start needs no set-up. Either may be a wrapped keyring
+//! (docs/format.md §8), opened with the configured key-encryption key
+//! ([`kek`]); the generated one always is, under `<data-dir>/kek` unless a
+//! KEK is configured. A plain keyring still loads, with a warning. A
+//! generated keyring is announced in the log, because a keyring nobody
+//! backs up is history nobody can read.
 
 pub mod cli;
 pub mod guard;
+pub mod kek;
+pub mod pkcs11;
 pub mod rewrap;
 pub mod rotate;
 pub mod watch;
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Context as _;
-use chatseal_core::{Keyring, Zeroizing};
+use chatseal_core::{Kek, Keyring, StoredKeyring, Zeroizing};
 
 use crate::config::Config;
+use kek::{KekSource, Wrapping};
 
-/// Loads or creates the keyring that `config` names.
+/// File name of the development KEK in the data dir.
+pub const DEV_KEK_FILE: &str = "kek";
+
+/// Where the keyring is kept.
+#[derive(Debug, Clone)]
+pub enum Place {
+    /// The environment variable (its name).
+    Env(String),
+    /// A file: `--keyring-file`, or `<data-dir>/keyring.json` (`dev`).
+    File { path: PathBuf, dev: bool },
+}
+
+impl Place {
+    /// Where `config` says the keyring is.
+    pub fn of(config: &Config) -> Place {
+        if std::env::var_os(&config.keyring_env).is_some() {
+            return Place::Env(config.keyring_env.clone());
+        }
+        match &config.keyring_file {
+            Some(path) => Place::File {
+                path: path.clone(),
+                dev: false,
+            },
+            None => Place::File {
+                path: config.data_dir.join("keyring.json"),
+                dev: true,
+            },
+        }
+    }
+
+    /// How messages name it.
+    pub fn describe(&self) -> String {
+        match self {
+            Place::Env(var) => format!("${var}"),
+            Place::File { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+/// A keyring as read, and how to write it back: `wrapping` is `None` for a
+/// plain keyring.
+#[derive(Debug)]
+pub struct Stored {
+    pub keyring: Keyring,
+    pub wrapping: Option<Wrapping>,
+    /// The KEK's source, for messages; `None` for a plain keyring.
+    pub kek: Option<String>,
+}
+
+/// The KEK for the keyring at `place`: the configured one, or for the
+/// data-dir keyring the development KEK file beside it, if there is one.
+pub fn kek_source(config: &Config, place: &Place) -> anyhow::Result<Option<KekSource>> {
+    if let Some(source) = config.kek.source()? {
+        return Ok(Some(source));
+    }
+    if let Place::File { dev: true, .. } = place {
+        let path = config.data_dir.join(DEV_KEK_FILE);
+        if path.exists() {
+            return Ok(Some(KekSource::File { path, dev: true }));
+        }
+    }
+    Ok(None)
+}
+
+/// The keyring at `place` as stored (plain or wrapped), `None` if the file
+/// does not exist.
+pub fn read_stored(place: &Place) -> anyhow::Result<Option<StoredKeyring>> {
+    match place {
+        Place::Env(var) => Ok(StoredKeyring::from_env(var)?),
+        Place::File { path, .. } => match StoredKeyring::load_file(path) {
+            Ok(stored) => Ok(Some(stored)),
+            Err(chatseal_core::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => {
+                Err(anyhow::Error::new(e).context(format!("keyring file {}", path.display())))
+            }
+        },
+    }
+}
+
+/// Opens what [`read_stored`] found. A wrapped keyring needs its KEK; a
+/// plain one is refused while a KEK is configured (its keys would stay
+/// bare: `keys wrap` wraps it).
+pub fn open_stored(
+    config: &Config,
+    place: &Place,
+    stored: StoredKeyring,
+) -> anyhow::Result<Stored> {
+    let what = place.describe();
+    match stored {
+        StoredKeyring::Plain(keyring) => {
+            if let Some(source) = config.kek.source()? {
+                anyhow::bail!(
+                    "{what} is a plain keyring, but a key-encryption key is configured ({}):                      wrap it with `chatseal-server keys wrap` (same flags and environment), or                      unset the KEK settings to use it plain",
+                    source.describe()
+                );
+            }
+            Ok(Stored {
+                keyring,
+                wrapping: None,
+                kek: None,
+            })
+        }
+        StoredKeyring::Wrapped(wrapped) => {
+            let source = kek_source(config, place)?.ok_or_else(|| kek::missing(&wrapped, &what))?;
+            let (keyring, wrapping) = source.open(&wrapped, &what)?;
+            Ok(Stored {
+                keyring,
+                wrapping: Some(wrapping),
+                kek: Some(source.describe()),
+            })
+        }
+    }
+}
+
+/// Reads and opens the keyring `config` names; `None` if its file does not
+/// exist. Never generates one.
+pub fn read(config: &Config) -> anyhow::Result<Option<Stored>> {
+    let place = Place::of(config);
+    read_stored(&place)?
+        .map(|stored| open_stored(config, &place, stored))
+        .transpose()
+}
+
+/// Writes `keyring` to `path` as `wrapping` says (plain when `None`),
+/// atomically with mode 0600.
+pub fn write(path: &Path, keyring: &Keyring, wrapping: Option<&Wrapping>) -> anyhow::Result<()> {
+    match wrapping {
+        Some(w) => w.seal(keyring).save_file(path)?,
+        None => keyring.save_file(path)?,
+    }
+    Ok(())
+}
+
+/// A keyring file that commands and rotations rewrite in place, as it is
+/// kept (wrapped under the same KEK, or plain).
+#[derive(Debug, Clone)]
+pub struct KeyringFile {
+    pub path: PathBuf,
+    config: Config,
+}
+
+impl KeyringFile {
+    /// The file `config` names; `None` when the environment variable holds
+    /// the keyring (no command can change it).
+    pub fn of(config: &Config) -> Option<KeyringFile> {
+        match Place::of(config) {
+            Place::Env(_) => None,
+            Place::File { path, .. } => Some(KeyringFile {
+                path,
+                config: config.clone(),
+            }),
+        }
+    }
+
+    /// Reads and opens it (it must exist).
+    pub fn load(&self) -> anyhow::Result<Stored> {
+        let place = Place::of(&self.config);
+        let stored = read_stored(&place)?
+            .ok_or_else(|| anyhow::anyhow!("no keyring file at {}", self.path.display()))?;
+        open_stored(&self.config, &place, stored)
+    }
+
+    /// Rewrites it with `keyring`, kept as `wrapping` says.
+    pub fn save(&self, keyring: &Keyring, wrapping: Option<&Wrapping>) -> anyhow::Result<()> {
+        write(&self.path, keyring, wrapping)
+    }
+}
+
+/// Loads the keyring that `config` names, or creates the development one:
+/// wrapped under the configured KEK, or under `<data-dir>/kek`, made now.
 pub fn load(config: &Config) -> anyhow::Result<Keyring> {
-    if let Some(keyring) = Keyring::from_env(&config.keyring_env)? {
-        tracing::info!(source = %format!("${}", config.keyring_env), primary = keyring.primary(), "keyring loaded");
-        return Ok(keyring);
+    let place = Place::of(config);
+    if let Some(stored) = read(config)? {
+        let what = place.describe();
+        match &stored.kek {
+            Some(kek) => tracing::info!(
+                source = %what,
+                primary = stored.keyring.primary(),
+                kek = %kek,
+                kek_id = %stored.wrapping.as_ref().map(Wrapping::kek_id).unwrap_or_default(),
+                "keyring loaded (wrapped)"
+            ),
+            None => {
+                tracing::warn!(
+                    source = %what,
+                    "the keyring is plain JSON: whoever copies it reads every message. Wrap it                      under a key-encryption key kept elsewhere with `chatseal-server keys wrap`"
+                );
+                tracing::info!(source = %what, primary = stored.keyring.primary(), "keyring loaded (plain)");
+            }
+        }
+        return Ok(stored.keyring);
     }
-    if let Some(path) = &config.keyring_file {
-        let keyring =
-            Keyring::load_file(path).with_context(|| format!("keyring file {}", path.display()))?;
-        tracing::info!(source = %path.display(), primary = keyring.primary(), "keyring loaded");
-        return Ok(keyring);
-    }
-    let path = config.data_dir.join("keyring.json");
-    let (keyring, created) = Keyring::load_or_generate(&path)
-        .with_context(|| format!("keyring file {}", path.display()))?;
-    if created {
-        tracing::warn!(
-            path = %path.display(),
-            "created a new development keyring; back it up, or set CHATSEAL_KEYRING_FILE / CHATSEAL_KEYRING in production"
+    let Place::File { path, dev: true } = place else {
+        let Place::File { path, .. } = place else {
+            unreachable!("a set variable always reads as a keyring or an error")
+        };
+        anyhow::bail!(
+            "keyring file {}: it does not exist (give the file the servers share, or leave              --keyring-file unset for a development keyring in the data dir)",
+            path.display()
         );
-    } else {
-        tracing::info!(source = %path.display(), primary = keyring.primary(), "keyring loaded");
+    };
+    let (source, kek_created) = match config.kek.source()? {
+        Some(source) => (source, false),
+        None => dev_kek(&config.data_dir)?,
+    };
+    let wrapping = source.new_wrapping(true)?;
+    let keyring = Keyring::generate();
+    if !create_new(&path, &keyring, &wrapping)? {
+        // Another process made it meanwhile: use theirs.
+        return read(config)?
+            .map(|s| s.keyring)
+            .ok_or_else(|| anyhow::anyhow!("{} vanished", path.display()));
     }
+    tracing::info!(
+        path = %path.display(),
+        kek = %source.describe(),
+        kek_id = %wrapping.kek_id(),
+        kek_created,
+        "created a new development keyring, wrapped under the key-encryption key; back both up,          apart (a data dir backup without the KEK opens nothing), or set          CHATSEAL_KEYRING_FILE / CHATSEAL_KEYRING and a KEK in production"
+    );
     Ok(keyring)
+}
+
+/// `<data-dir>/kek`: loaded if it is there, else generated (0600).
+fn dev_kek(data_dir: &Path) -> anyhow::Result<(KekSource, bool)> {
+    let path = data_dir.join(DEV_KEK_FILE);
+    crate::files::private_dir(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let created = match Kek::generate().create_file(&path) {
+        Ok(()) => true,
+        Err(chatseal_core::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            false
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot create the development KEK")),
+    };
+    Ok((KekSource::File { path, dev: true }, created))
+}
+
+/// Writes a new keyring file, never replacing one: `false` if `path`
+/// exists (the file appears whole or not at all).
+pub fn create_new(path: &Path, keyring: &Keyring, wrapping: &Wrapping) -> anyhow::Result<bool> {
+    let tmp = path.with_file_name(format!(
+        ".{}.new-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("keyring"),
+        std::process::id()
+    ));
+    write(&tmp, keyring, Some(wrapping))?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot create {}", path.display()))),
+    }
 }
 
 /// Reads the keyring again from where [`load`] found it, for a rotation
 /// without a restart (SIGHUP). Never generates one.
 pub fn reload(config: &Config) -> anyhow::Result<Keyring> {
-    if let Some(keyring) = Keyring::from_env(&config.keyring_env)? {
-        return Ok(keyring);
-    }
-    let path = config
-        .keyring_file
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("keyring.json"));
-    Ok(Keyring::load_file(path)?)
+    read(config)?
+        .map(|s| s.keyring)
+        .ok_or_else(|| anyhow::anyhow!("no keyring at {}", Place::of(config).describe()))
 }
 
 /// Longest a SIGHUP reload waits for the keyring file: a file that never

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chatseal_core::{Keyring, SEAL_BUDGET_PER_KEY};
 
 use super::guard::{self, KeyUse, now_ms};
-use super::rotate;
+use super::{KeyringFile, rotate};
 use crate::config::Config;
 use crate::store::Store;
 
@@ -117,19 +117,12 @@ pub(crate) async fn connect(config: &Config) -> anyhow::Result<Store> {
 
 /// The keyring as the servers read it, if there is one (never generated).
 fn current_keyring(config: &Config) -> anyhow::Result<Option<Keyring>> {
-    if let Some(keyring) = Keyring::from_env(&config.keyring_env)? {
-        return Ok(Some(keyring));
-    }
-    let path = guard::keyring_path(config).expect("no environment keyring");
-    if !path.exists() {
-        return Ok(None);
-    }
-    Ok(Some(Keyring::load_file(path)?))
+    Ok(super::read(config)?.map(|s| s.keyring))
 }
 
 /// The keyring file a command may rewrite.
-fn writable_keyring(config: &Config) -> anyhow::Result<PathBuf> {
-    guard::keyring_path(config).ok_or_else(|| {
+fn writable_keyring(config: &Config) -> anyhow::Result<KeyringFile> {
+    KeyringFile::of(config).ok_or_else(|| {
         anyhow::anyhow!(
             "the keyring comes from ${}, which no command can change: rotate it where it is \
              kept (add the key, SIGHUP every server, then make it primary, SIGHUP again), or \
@@ -240,13 +233,14 @@ fn generate(out: Option<&Path>, key_only: bool) -> anyhow::Result<()> {
 }
 
 async fn rotate_cmd(config: &Config, store: &Store, wait: Duration) -> anyhow::Result<()> {
-    let path = writable_keyring(config)?;
+    let file = writable_keyring(config)?;
+    let path = &file.path;
     let options = rotate::Options {
         holder: holder(),
         wait,
         only_if_primary: None,
     };
-    match rotate::rotate(store, &path, &options).await? {
+    match rotate::rotate(store, &file, &options).await? {
         Some(done) => {
             println!(
                 "key {} is primary in {} and on {} running server(s)",
@@ -267,9 +261,14 @@ async fn retire(
     force: bool,
     wait: Duration,
 ) -> anyhow::Result<()> {
-    let path = writable_keyring(config)?;
+    let file = writable_keyring(config)?;
+    let path = &file.path;
     let done = rotate::with_lease(store, &holder(), async || {
-        let (keyring, usage) = rotate::load_checked(store, &path).await?;
+        let rotate::Checked {
+            keyring,
+            usage,
+            wrapping,
+        } = rotate::load_checked(store, &file).await?;
         anyhow::ensure!(
             below <= keyring.primary(),
             "--below {below} would retire the primary key {}: run `keys rotate` first",
@@ -330,7 +329,7 @@ async fn retire(
             })
             .collect::<anyhow::Result<_>>()?;
         let next = Keyring::from_parts(kept, keyring.primary(), below.max(keyring.min_decrypt()))?;
-        rotate::publish(store, &path, &next, wait, |n| {
+        rotate::publish(store, &file, &next, wrapping.as_ref(), wait, |n| {
             n.key_ids.iter().all(|id| *id >= below || !force)
         })
         .await?;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chatseal_core::sealer::Rewrapped;
-use chatseal_core::{Keyring, Sealer, chat_context};
+use chatseal_core::{Sealer, chat_context};
 
 use super::guard::{self, KeyUse, now_ms};
 use super::rotate::NODE_TTL;
@@ -34,13 +34,7 @@ const MAX_FAILURES: usize = 1000;
 /// Runs `keys rewrap`.
 pub async fn run(config: &Config, store: &Store, batch: usize, rate: u64) -> anyhow::Result<()> {
     let batch = batch.clamp(1, 100_000);
-    let keyring = match Keyring::from_env(&config.keyring_env)? {
-        Some(k) => k,
-        None => {
-            let path = guard::keyring_path(config).expect("no environment keyring");
-            Keyring::load_file(&path)?
-        }
-    };
+    let keyring = super::reload(config)?;
     let source = guard::source_of(config);
     let usage = KeyUse::read(store).await?;
     guard::check(&keyring, &source, &usage)?;

@@ -7,12 +7,13 @@
 //!
 //! One change at a time, cluster-wide: each holds the store's lease.
 
-use std::path::Path;
 use std::time::Duration;
 
 use chatseal_core::{Keyring, SecretKey};
 
+use super::KeyringFile;
 use super::guard::{self, KeyUse, now_ms};
+use super::kek::Wrapping;
 use crate::store::{NodeRecord, Store};
 
 /// A server whose last heartbeat is older than this is not waited for.
@@ -57,31 +58,47 @@ where
     outcome.map(Some)
 }
 
-/// Loads the keyring file and checks it against the store.
-pub async fn load_checked(store: &Store, path: &Path) -> anyhow::Result<(Keyring, KeyUse)> {
-    let keyring = {
-        let path = path.to_owned();
-        tokio::task::spawn_blocking(move || Keyring::load_file(path)).await??
-    };
-    let usage = KeyUse::read(store).await?;
-    guard::check(&keyring, &path.display().to_string(), &usage)?;
-    Ok((keyring, usage))
+/// A keyring read from its file, checked against the store, with how it is
+/// kept (wrapped under which KEK, or plain) so it is written back the same.
+#[derive(Debug)]
+pub struct Checked {
+    pub keyring: Keyring,
+    pub usage: KeyUse,
+    pub wrapping: Option<Wrapping>,
 }
 
-/// Writes `keyring` to `path`, bumps the generation and waits until every
-/// running server has read it and `done` holds for it. Returns how many
-/// servers there were.
+/// Loads the keyring file (opening it with its KEK) and checks it against
+/// the store.
+pub async fn load_checked(store: &Store, file: &KeyringFile) -> anyhow::Result<Checked> {
+    let stored = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || file.load()).await??
+    };
+    let usage = KeyUse::read(store).await?;
+    guard::check(&stored.keyring, &file.path.display().to_string(), &usage)?;
+    Ok(Checked {
+        keyring: stored.keyring,
+        usage,
+        wrapping: stored.wrapping,
+    })
+}
+
+/// Writes `keyring` to the file (kept as `wrapping` says), bumps the
+/// generation and waits until every running server has read it and `done`
+/// holds for it. Returns how many servers there were.
 pub async fn publish(
     store: &Store,
-    path: &Path,
+    file: &KeyringFile,
     keyring: &Keyring,
+    wrapping: Option<&Wrapping>,
     wait: Duration,
     done: impl Fn(&NodeRecord) -> bool,
 ) -> anyhow::Result<usize> {
     {
-        let (path, keyring) = (path.to_owned(), keyring.clone());
-        tokio::task::spawn_blocking(move || keyring.save_file(path)).await??;
+        let (file, keyring, wrapping) = (file.clone(), keyring.clone(), wrapping.cloned());
+        tokio::task::spawn_blocking(move || file.save(&keyring, wrapping.as_ref())).await??;
     }
+    let path = &file.path;
     let generation = store.bump_key_generation().await?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -118,11 +135,16 @@ pub async fn publish(
 /// if `only_if_primary` is no longer the primary.
 pub async fn rotate(
     store: &Store,
-    path: &Path,
+    file: &KeyringFile,
     options: &Options,
 ) -> anyhow::Result<Option<Rotated>> {
+    let path = &file.path;
     with_lease(store, &options.holder, async || {
-        let (mut keyring, usage) = load_checked(store, path).await?;
+        let Checked {
+            mut keyring,
+            usage,
+            wrapping,
+        } = load_checked(store, file).await?;
         if options
             .only_if_primary
             .is_some_and(|p| p != keyring.primary())
@@ -147,9 +169,14 @@ pub async fn rotate(
             "key id {id} was recorded by someone else meanwhile"
         );
         // Step 1: every server holds the new key (still sealing with the old).
-        publish(store, path, &keyring, options.wait, |n| {
-            n.key_ids.contains(&id)
-        })
+        publish(
+            store,
+            file,
+            &keyring,
+            wrapping.as_ref(),
+            options.wait,
+            |n| n.key_ids.contains(&id),
+        )
         .await
         .map_err(|e| {
             e.context(format!(
@@ -160,7 +187,15 @@ pub async fn rotate(
         })?;
         // Step 2: every server seals with it.
         keyring.promote(id)?;
-        let servers = publish(store, path, &keyring, options.wait, |n| n.primary == id).await?;
+        let servers = publish(
+            store,
+            file,
+            &keyring,
+            wrapping.as_ref(),
+            options.wait,
+            |n| n.primary == id,
+        )
+        .await?;
         Ok(Some(Rotated { id, servers }))
     })
     .await

@@ -225,7 +225,7 @@ async fn auto_rotate(
     let Some(why) = due(config, record.created, record.seals, now_ms()) else {
         return;
     };
-    let Some(path) = super::guard::keyring_path(config) else {
+    let Some(file) = super::KeyringFile::of(config) else {
         tracing::warn!(
             key_id = primary,
             reason = why,
@@ -244,7 +244,7 @@ async fn auto_rotate(
             wait: Duration::from_secs(60),
             only_if_primary: Some(primary),
         };
-        match rotate::rotate(&state.store, &path, &options).await {
+        match rotate::rotate(&state.store, &file, &options).await {
             Ok(Some(done)) => {
                 tracing::info!(
                     key_id = done.id,
