@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod guard;
 pub mod kek;
+pub mod kek_cli;
 pub mod pkcs11;
 pub mod rewrap;
 pub mod rotate;
@@ -121,7 +122,9 @@ pub fn open_stored(
         StoredKeyring::Plain(keyring) => {
             if let Some(source) = config.kek.source()? {
                 anyhow::bail!(
-                    "{what} is a plain keyring, but a key-encryption key is configured ({}):                      wrap it with `chatseal-server keys wrap` (same flags and environment), or                      unset the KEK settings to use it plain",
+                    "{what} is a plain keyring, but a key-encryption key is configured ({}): \
+                    wrap it with `chatseal-server keys wrap` (same flags and environment), or \
+                    unset the KEK settings to use it plain",
                     source.describe()
                 );
             }
@@ -214,7 +217,8 @@ pub fn load(config: &Config) -> anyhow::Result<Keyring> {
             None => {
                 tracing::warn!(
                     source = %what,
-                    "the keyring is plain JSON: whoever copies it reads every message. Wrap it                      under a key-encryption key kept elsewhere with `chatseal-server keys wrap`"
+                    "the keyring is plain JSON: whoever copies it reads every message. Wrap it \
+                    under a key-encryption key kept elsewhere with `chatseal-server keys wrap`"
                 );
                 tracing::info!(source = %what, primary = stored.keyring.primary(), "keyring loaded (plain)");
             }
@@ -226,7 +230,8 @@ pub fn load(config: &Config) -> anyhow::Result<Keyring> {
             unreachable!("a set variable always reads as a keyring or an error")
         };
         anyhow::bail!(
-            "keyring file {}: it does not exist (give the file the servers share, or leave              --keyring-file unset for a development keyring in the data dir)",
+            "keyring file {}: it does not exist (give the file the servers share, or leave \
+            --keyring-file unset for a development keyring in the data dir)",
             path.display()
         );
     };
@@ -236,7 +241,7 @@ pub fn load(config: &Config) -> anyhow::Result<Keyring> {
     };
     let wrapping = source.new_wrapping(true)?;
     let keyring = Keyring::generate();
-    if !create_new(&path, &keyring, &wrapping)? {
+    if !create_new(&path, &keyring, Some(&wrapping))? {
         // Another process made it meanwhile: use theirs.
         return read(config)?
             .map(|s| s.keyring)
@@ -247,7 +252,9 @@ pub fn load(config: &Config) -> anyhow::Result<Keyring> {
         kek = %source.describe(),
         kek_id = %wrapping.kek_id(),
         kek_created,
-        "created a new development keyring, wrapped under the key-encryption key; back both up,          apart (a data dir backup without the KEK opens nothing), or set          CHATSEAL_KEYRING_FILE / CHATSEAL_KEYRING and a KEK in production"
+        "created a new development keyring, wrapped under the key-encryption key; back both up, \
+        apart (a data dir backup without the KEK opens nothing), or set \
+        CHATSEAL_KEYRING_FILE / CHATSEAL_KEYRING and a KEK in production"
     );
     Ok(keyring)
 }
@@ -271,7 +278,11 @@ fn dev_kek(data_dir: &Path) -> anyhow::Result<(KekSource, bool)> {
 
 /// Writes a new keyring file, never replacing one: `false` if `path`
 /// exists (the file appears whole or not at all).
-pub fn create_new(path: &Path, keyring: &Keyring, wrapping: &Wrapping) -> anyhow::Result<bool> {
+pub fn create_new(
+    path: &Path,
+    keyring: &Keyring,
+    wrapping: Option<&Wrapping>,
+) -> anyhow::Result<bool> {
     let tmp = path.with_file_name(format!(
         ".{}.new-{}",
         path.file_name()
@@ -279,7 +290,7 @@ pub fn create_new(path: &Path, keyring: &Keyring, wrapping: &Wrapping) -> anyhow
             .unwrap_or("keyring"),
         std::process::id()
     ));
-    write(&tmp, keyring, Some(wrapping))?;
+    write(&tmp, keyring, wrapping)?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {

@@ -674,3 +674,199 @@ fn rotations_keep_a_wrapped_keyring_wrapped_under_the_same_kek() {
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+fn keys_cmd(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut all = vec!["keys"];
+    all.extend_from_slice(args);
+    let mut c = cmd(dir, &all);
+    c.envs(env.iter().copied()).output().unwrap()
+}
+
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "{}", text(&out));
+    out
+}
+
+fn fails(out: Output) -> String {
+    assert!(!out.status.success(), "succeeded: {}", text(&out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn plain(path: &Path) -> Keyring {
+    match StoredKeyring::load_file(path).unwrap() {
+        StoredKeyring::Plain(k) => k,
+        StoredKeyring::Wrapped(_) => panic!("{} is wrapped", path.display()),
+    }
+}
+
+/// No temporary file is left beside the keyring.
+fn no_temporaries(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "{name} left in {}", dir.display());
+    }
+}
+
+/// `keys wrap`, `keys rekey-kek` (to a KEK file, a passphrase, a PKCS#11
+/// token) and `keys unwrap`, each writing 0600 files atomically, each
+/// keeping the same keys, with a running server's store holding messages
+/// that keep opening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_wrap_rekey_kek_and_unwrap_keep_the_keys_and_write_0600() {
+    let dir = temp_dir("cli");
+    let keys = temp_dir("cli-keys");
+    let file = dir.join("keyring.json");
+    let original = Keyring::generate();
+    original.save_file(&file).unwrap();
+    // A store the servers use, holding messages under the keyring.
+    drop(serve(&dir, &[]));
+    {
+        let db = store(&dir).await;
+        seed(&db, &Sealer::new(original.clone()), "lobby", 5).await;
+        db.close().await;
+    }
+    let same = |k: &Keyring| {
+        assert_eq!(k.primary(), original.primary());
+        assert_eq!(k.check_value(1), original.check_value(1));
+    };
+
+    // wrap: the data-dir keyring under a new <data-dir>/kek.
+    let out = ok(keys_cmd(&dir, &["wrap"], &[]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("wrapped under"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&dir.join("kek")), 0o600);
+    let dev = Kek::load_file(dir.join("kek")).unwrap();
+    same(&wrapped(&file).open(&dev).unwrap());
+    let err = fails(keys_cmd(&dir, &["wrap"], &[]));
+    assert!(err.contains("wrapped already"), "{err}");
+    drop(serve(&dir, &[]));
+
+    // rekey-kek to a KEK file outside the data dir, generated now.
+    let outside = keys.join("kek");
+    let out = ok(keys_cmd(
+        &dir,
+        &["rekey-kek", "--new-kek-file", outside.to_str().unwrap()],
+        &[],
+    ));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("generated a new key-encryption key"));
+    assert_eq!(mode(&outside), 0o600);
+    let moved = Kek::load_file(&outside).unwrap();
+    same(&wrapped(&file).open(&moved).unwrap());
+    // The dev KEK left in the data dir opens it no more: a start refuses.
+    let err = refused(&dir, &[]);
+    assert!(err.contains("wrong key-encryption key"), "{err}");
+    let with_file = [("CHATSEAL_KEK_FILE", outside.to_str().unwrap())];
+    drop(serve(&dir, &with_file));
+
+    // rekey-kek to a passphrase.
+    let pass = keys.join("passphrase");
+    write_secret(&pass, "a passphrase of some length\n");
+    ok(keys_cmd(
+        &dir,
+        &[
+            "rekey-kek",
+            "--new-kek-passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+        &with_file,
+    ));
+    let by_pass = wrapped(&file);
+    assert!(by_pass.kdf.is_some());
+    same(
+        &by_pass
+            .open_with_passphrase(b"a passphrase of some length")
+            .unwrap(),
+    );
+    let with_pass = [("CHATSEAL_KEK_PASSPHRASE_FILE", pass.to_str().unwrap())];
+    // A short new passphrase is refused, nothing written.
+    let err = fails(keys_cmd(
+        &dir,
+        &["rekey-kek"],
+        &[with_pass[0], ("CHATSEAL_NEW_KEK_PASSPHRASE", "short")],
+    ));
+    assert!(err.contains("12 or more"), "{err}");
+    assert_eq!(wrapped(&file), by_pass);
+
+    // rekey-kek to a PKCS#11 token (its key created on the token).
+    let hsm = SoftHsm::new("cli", "chatseal", "1234");
+    let pin = keys.join("pin");
+    write_secret(&pin, "1234\n");
+    let mut to_token = with_pass.to_vec();
+    to_token.push(("SOFTHSM2_CONF", hsm.conf.to_str().unwrap()));
+    ok(keys_cmd(
+        &dir,
+        &[
+            "rekey-kek",
+            "--new-pkcs11-module",
+            hsm.module.to_str().unwrap(),
+            "--new-pkcs11-token",
+            "chatseal",
+            "--new-pkcs11-pin-file",
+            pin.to_str().unwrap(),
+        ],
+        &to_token,
+    ));
+    assert!(wrapped(&file).token.is_some());
+    let token_env = hsm.env("chatseal", &pin);
+    drop(serve(&dir, &token_env));
+    // A wrong current KEK: refused, the file unchanged.
+    let before = std::fs::read(&file).unwrap();
+    let err = fails(keys_cmd(
+        &dir,
+        &[
+            "rekey-kek",
+            "--new-kek-file",
+            keys.join("another").to_str().unwrap(),
+        ],
+        &with_pass,
+    ));
+    assert!(err.contains("PKCS#11"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+
+    // unwrap to a new file, then in place; --out never overwrites.
+    let copy = keys.join("plain.json");
+    let out = ok(keys_cmd(
+        &dir,
+        &["unwrap", "--out", copy.to_str().unwrap()],
+        &token_env,
+    ));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bare"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(mode(&copy), 0o600);
+    same(&plain(&copy));
+    let err = fails(keys_cmd(
+        &dir,
+        &["unwrap", "--out", copy.to_str().unwrap()],
+        &token_env,
+    ));
+    assert!(err.contains("never overwritten"), "{err}");
+    ok(keys_cmd(&dir, &["unwrap"], &token_env));
+    same(&plain(&file));
+    assert_eq!(mode(&file), 0o600);
+    // Plain beside the token settings is refused at start; without them it loads.
+    assert!(refused(&dir, &token_env).contains("is a plain keyring"));
+    let server = serve(&dir, &[]);
+    server.wait_for("plain JSON");
+    drop(server);
+    no_temporaries(&dir);
+    no_temporaries(&keys);
+    // Every stored message still opens with the keyring as it is now.
+    let db = store(&dir).await;
+    let sealer = Sealer::new(plain(&file));
+    let stored = db.messages("lobby", 0, None, 100).await.unwrap();
+    assert_eq!(stored.len(), 5);
+    for m in &stored {
+        let context = chat_context(&m.room, &m.id, &m.sender);
+        assert!(sealer.open_text(&m.room, &context, &m.message).is_ok());
+    }
+    db.close().await;
+    std::fs::remove_dir_all(keys).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

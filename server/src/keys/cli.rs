@@ -20,7 +20,8 @@ use crate::store::Store;
 /// What the binary does besides serving.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Manage the keyring: status, generate, rotate, rewrap, retire.
+    /// Manage the keyring: status, generate, rotate, rewrap, retire, wrap,
+    /// unwrap, rekey-kek.
     #[command(subcommand)]
     Keys(Keys),
     /// Manage accounts: add, reset-password, disable, enable, invite.
@@ -78,12 +79,39 @@ pub enum Keys {
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         wait: Duration,
     },
+    /// Wrap a plain keyring under the key-encryption key the --kek-* or
+    /// --pkcs11-* settings give (for the data-dir keyring without any:
+    /// <data-dir>/kek, generated), in place.
+    Wrap {
+        /// Write the wrapped keyring to this new file instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a wrapped keyring back as plain JSON (its keys bare at rest),
+    /// in place.
+    Unwrap {
+        /// Write the plain keyring to this new file instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Wrap the keyring under a new key-encryption key (--new-*), in place.
+    RekeyKek {
+        #[command(flatten)]
+        new: Box<super::kek_cli::NewKek>,
+        /// Write the rewrapped keyring to this new file instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Runs a `keys` command.
 pub async fn run(config: &Config, keys: Keys) -> anyhow::Result<()> {
-    if let Keys::Generate { out, key_only } = keys {
-        return generate(out.as_deref(), key_only);
+    match keys {
+        Keys::Generate { out, key_only } => return generate(out.as_deref(), key_only),
+        Keys::Wrap { out } => return super::kek_cli::wrap(config, out).await,
+        Keys::Unwrap { out } => return super::kek_cli::unwrap(config, out).await,
+        Keys::RekeyKek { new, out } => return super::kek_cli::rekey(config, &new, out).await,
+        _ => {}
     }
     let store = connect(config).await?;
     let outcome = match keys {
@@ -91,7 +119,9 @@ pub async fn run(config: &Config, keys: Keys) -> anyhow::Result<()> {
         Keys::Rotate { wait } => rotate_cmd(config, &store, wait).await,
         Keys::Rewrap { batch, rate } => super::rewrap::run(config, &store, batch, rate).await,
         Keys::Retire { below, force, wait } => retire(config, &store, below, force, wait).await,
-        Keys::Generate { .. } => unreachable!("handled above"),
+        Keys::Generate { .. } | Keys::Wrap { .. } | Keys::Unwrap { .. } | Keys::RekeyKek { .. } => {
+            unreachable!("handled above")
+        }
     };
     store.close().await;
     outcome
