@@ -13,8 +13,9 @@ const http = require('node:http')
 const path = require('node:path')
 const express = require('express')
 const { Server } = require('socket.io')
-const { Keyring, Sealer } = require('.')
+const { Sealer } = require('.')
 const { load } = require('./lib/config')
+const keyrings = require('./lib/keyring')
 const chat = require('./lib/chat')
 const presence = require('./lib/presence')
 const service = require('./lib/service')
@@ -27,15 +28,10 @@ const parser = require('./lib/parser')
 const log = (...args) => console.error(new Date().toISOString(), ...args)
 
 function loadKeyring(config) {
-  const fromEnv = Keyring.fromEnv(config.keyringEnv)
-  if (fromEnv) return { keyring: fromEnv, source: `$${config.keyringEnv}` }
-  if (config.keyringFile) return { keyring: Keyring.fromFile(config.keyringFile), source: config.keyringFile }
-  const file = path.join(config.dataDir, 'keyring.json')
-  const existed = fs.existsSync(file)
-  fs.mkdirSync(config.dataDir, { recursive: true })
-  const keyring = Keyring.loadOrGenerate(file)
-  if (!existed) log(`created a new development keyring at ${file}; back it up, or set CHATSEAL_KEYRING_FILE / CHATSEAL_KEYRING in production`)
-  return { keyring, source: file }
+  const loaded = keyrings.loadKeyring(config)
+  if (loaded.warning) log(`warning: ${loaded.warning}`)
+  if (loaded.created) log(loaded.created)
+  return loaded
 }
 
 /** Builds the server; `listen()` starts it. */

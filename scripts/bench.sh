@@ -107,7 +107,7 @@ node_remote() { # the tutorial's architecture: a POST to the Rust /encrypt per m
   start_rust "$service" "$2"
   # /encrypt needs the service token, which the Rust server generated.
   start_node "$1" "$2/node" CHATSEAL_ENCRYPTION_URL="http://127.0.0.1:$service" \
-    CHATSEAL_ENCRYPTION_TOKEN="$(cat "$2/service-token")" CHATSEAL_KEYRING_FILE="$2/keyring.json"
+    CHATSEAL_ENCRYPTION_TOKEN="$(cat "$2/service-token")" CHATSEAL_KEYRING_FILE="$2/keyring.json" CHATSEAL_KEK_FILE="$2/kek"
 }
 
 have_pg() { command -v psql >/dev/null && psql -q -h 127.0.0.1 -d test -c 'select 1' >/dev/null 2>&1; }

@@ -71,7 +71,7 @@ function publishToken(server) {
 
 /**
  * 'node-remote': js/server.js sealing through a Rust server's /encrypt over
- * HTTP (the tutorial's architecture). Both share one keyring file, so the
+ * HTTP (the tutorial's architecture). Both share one keyring file (and its KEK), so the
  * Node server hands out room keys that open what the service sealed.
  */
 async function startRemote(options) {
@@ -84,6 +84,8 @@ async function startRemote(options) {
         CHATSEAL_ENCRYPTION_URL: service.url,
         CHATSEAL_ENCRYPTION_TOKEN: serviceToken(service),
         CHATSEAL_KEYRING_FILE: path.join(service.dataDir, 'keyring.json'),
+        // The service's development keyring is wrapped under the KEK beside it.
+        CHATSEAL_KEK_FILE: path.join(service.dataDir, 'kek'),
       },
     })
     const stopFront = front.stop
