@@ -11,6 +11,7 @@ const assert = require('node:assert/strict')
 const { execFileSync } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const { start } = require('../conformance/lib/servers')
 const { connect, request, until } = require('../conformance/lib/client')
@@ -24,10 +25,14 @@ after(async () => {
 })
 
 test('a keyring file that hangs fails the reload, not the server', async () => {
-  server = await start('rust', { env: { TOKIO_WORKER_THREADS: '1' } })
+  // A plain keyring file of the operator's (the dev default is wrapped:
+  // this test rewrites the file by hand, as an operator would a plain one).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatseal-fifo-keys-'))
+  const file = path.join(dir, 'keyring.json')
+  const keyring = { primary: 1, keys: [{ id: 1, key: crypto.randomBytes(32).toString('base64') }] }
+  fs.writeFileSync(file, JSON.stringify(keyring), { mode: 0o600 })
+  server = await start('rust', { env: { TOKIO_WORKER_THREADS: '1', CHATSEAL_KEYRING_FILE: file } })
   socket = await connect(server.url, { name: 'ann' })
-  const file = path.join(server.dataDir, 'keyring.json')
-  const keyring = JSON.parse(fs.readFileSync(file, 'utf8'))
 
   fs.unlinkSync(file)
   execFileSync('mkfifo', ['-m', '600', file])
@@ -62,4 +67,5 @@ test('a keyring file that hangs fails the reload, not the server', async () => {
   await until(rotatedNow, 10000, 'the rotation')
   const after = await request(socket, 'join', { room: 'rotated' })
   assert.deepEqual(after.keys.map((k) => k.id).sort(), [1, 2])
+  fs.rmSync(dir, { recursive: true, force: true })
 })
