@@ -4,7 +4,9 @@
 
 mod common;
 
-use chatseal_server::store::{NewEnvelope, NodeRecord, OwnedMessage, Store};
+use chatseal_server::store::{
+    Backend, NewEnvelope, NodeRecord, OwnedMessage, RewrapCursor, RewrapRow, Store,
+};
 use common::TestDb;
 
 fn message(id: &str, room: &str, key_id: u32) -> OwnedMessage {
@@ -17,6 +19,10 @@ fn message(id: &str, room: &str, key_id: u32) -> OwnedMessage {
         envelope: format!("env-{id}"),
         client_id: None,
     }
+}
+
+fn ids(rows: &[RewrapRow]) -> Vec<&str> {
+    rows.iter().map(|m| m.id.as_str()).collect()
 }
 
 async fn suite(url: &str) {
@@ -98,15 +104,35 @@ async fn suite(url: &str) {
         vec![(1, 6), (2, 4), (3, 1)]
     );
     assert_eq!(store.messages_below(3).await.unwrap(), 10);
-    let first = store.messages_to_rewrap(3, 4, &[]).await.unwrap();
-    assert_eq!(first.len(), 4);
-    assert!(first.iter().all(|m| m.key_id == 1), "lowest key ids first");
-    let skipped = store
-        .messages_to_rewrap(2, 100, &["m0".into(), "m1".into()])
+    // Pages in the order of the walk (SQLite's rowid, PostgreSQL's id: the
+    // same here), each after the last, of rows under a key below `below`.
+    let start = RewrapCursor::default();
+    let first = store.messages_to_rewrap(3, &start, 4).await.unwrap();
+    assert_eq!(ids(&first), ["m0", "m1", "m2", "m3"]);
+    assert_eq!(
+        (
+            first[0].room.as_str(),
+            first[0].sender.as_str(),
+            first[0].key_id,
+            first[0].envelope.as_str()
+        ),
+        ("r", "ann", 1, "env-m0")
+    );
+    let rest = store
+        .messages_to_rewrap(3, &first[3].cursor(), 100)
         .await
         .unwrap();
-    assert_eq!(skipped.len(), 4);
-    assert!(skipped.iter().all(|m| m.id != "m0" && m.id != "m1"));
+    assert_eq!(ids(&rest), ["m4", "m5", "m6", "m7", "m8", "m9"]);
+    assert!(
+        store
+            .messages_to_rewrap(3, &rest[5].cursor(), 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the walk ends"
+    );
+    let below_2 = store.messages_to_rewrap(2, &start, 100).await.unwrap();
+    assert_eq!(ids(&below_2), ["m0", "m1", "m2", "m3", "m4", "m5"]);
     assert_eq!(
         store
             .sample_message(3)
@@ -116,41 +142,74 @@ async fn suite(url: &str) {
             .as_deref(),
         Some("x")
     );
+    let all = store.messages_to_rewrap(4, &start, 100).await.unwrap();
+    let row = |id: &str| all.iter().find(|m| m.id == id).unwrap();
+    let fresh = |id: &str, old_key_id: u32, key_id: u32| NewEnvelope {
+        rowid: row(id).rowid,
+        id: id.into(),
+        old_key_id,
+        key_id,
+        envelope: format!("new-{id}"),
+    };
 
     // A row is replaced only while it is under the key it was read under.
-    let fresh = vec![
-        NewEnvelope {
-            id: "m0".into(),
-            old_key_id: 1,
-            key_id: 3,
-            envelope: "new-m0".into(),
-        },
-        NewEnvelope {
-            id: "m6".into(),
-            old_key_id: 1, // it is under key 2: left alone
-            key_id: 3,
-            envelope: "new-m6".into(),
-        },
-    ];
-    assert_eq!(store.replace_envelopes(&fresh, (3, 0)).await.unwrap(), 1);
+    let mut writer = store.envelope_writer();
+    let replaced = writer
+        .replace(
+            &[
+                fresh("m0", 1, 3),
+                // It is under key 2: left alone.
+                fresh("m6", 1, 3),
+            ],
+            (3, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.changed, 1);
     let room = store.messages("r", 0, None, 100).await.unwrap();
     let m0 = room.iter().find(|m| m.id == "m0").unwrap();
     assert_eq!((m0.seq, m0.key_id, m0.message.as_str()), (1, 3, "new-m0"));
     let m6 = room.iter().find(|m| m.id == "m6").unwrap();
     assert_eq!((m6.key_id, m6.message.as_str()), (2, "env-m6"));
+    // Rewrapped, it left the walk.
+    assert_eq!(
+        ids(&store.messages_to_rewrap(3, &start, 2).await.unwrap()),
+        ["m1", "m2"]
+    );
+    if store.backend() == Backend::Sqlite {
+        // A rowid that no longer holds the message read (a VACUUM may
+        // renumber rows) changes nothing.
+        let mut moved = fresh("m2", 1, 3);
+        moved.rowid = row("m1").rowid;
+        assert_eq!(writer.replace(&[moved], (3, 0)).await.unwrap().changed, 0);
+    }
     // Many rows: more than one statement's worth.
     let many: Vec<NewEnvelope> = (1..10)
-        .map(|i| NewEnvelope {
-            id: format!("m{i}"),
-            old_key_id: if i < 6 { 1 } else { 2 },
-            key_id: 3,
-            envelope: format!("new-m{i}"),
-        })
+        .map(|i| fresh(&format!("m{i}"), if i < 6 { 1 } else { 2 }, 3))
         .cycle()
         .take(600)
         .collect();
-    assert_eq!(store.replace_envelopes(&many, (2, 4)).await.unwrap(), 9);
+    assert_eq!(writer.replace(&many, (2, 4)).await.unwrap().changed, 9);
     assert_eq!(store.messages_below(3).await.unwrap(), 0);
+    assert!(
+        store
+            .messages_to_rewrap(3, &start, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Whether a server stored messages since the writer's last transaction
+    // (SQLite: the rewrap then leaves gaps); never on PostgreSQL.
+    let sqlite = store.backend() == Backend::Sqlite;
+    assert!(!writer.replace(&[], (3, 0)).await.unwrap().others_wrote);
+    store.append_batch(&[message("y", "s", 3)]).await.unwrap();
+    assert_eq!(
+        writer.replace(&[], (3, 0)).await.unwrap().others_wrote,
+        sqlite
+    );
+    assert!(!writer.replace(&[], (3, 0)).await.unwrap().others_wrote);
+    drop(writer);
 
     store.retire_keys_below(2).await.unwrap();
     let retired: Vec<bool> = store

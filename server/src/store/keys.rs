@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 
 use sqlx::Row as _;
 
-use super::{Result, Store, StoredMessage, Within as _, message_of};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Connection as _};
+
+use super::{Backend, Result, Store, StoredMessage, Within as _, message_of};
 
 /// One row of `chat_keys`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +38,43 @@ pub struct NodeRecord {
     pub seen: i64,
 }
 
-/// A message's new envelope, for [`Store::replace_envelopes`].
+/// A message `keys rewrap` re-seals: where it is, what its context is made
+/// of, and its envelope ([`Store::messages_to_rewrap`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrapRow {
+    /// SQLite's rowid (0 on PostgreSQL, which finds rows by id).
+    pub rowid: i64,
+    pub id: String,
+    pub room: String,
+    pub sender: String,
+    pub key_id: u32,
+    /// The sealed envelope, text form.
+    pub envelope: String,
+}
+
+impl RewrapRow {
+    /// Where the next page starts: after this row.
+    pub fn cursor(&self) -> RewrapCursor {
+        RewrapCursor {
+            rowid: self.rowid,
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// A position in the walk [`Store::messages_to_rewrap`] makes; the default
+/// is the start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewrapCursor {
+    rowid: i64,
+    id: String,
+}
+
+/// A message's new envelope, for [`EnvelopeWriter::replace`].
 #[derive(Debug, Clone)]
 pub struct NewEnvelope {
+    /// The row's [`RewrapRow::rowid`].
+    pub rowid: i64,
     pub id: String,
     pub old_key_id: u32,
     pub key_id: u32,
@@ -281,81 +318,207 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Up to `limit` messages under a key id below `below`, by key id,
-    /// leaving out the ids in `skip` (messages that did not open): what
-    /// `keys rewrap` works through. A rewrapped message leaves the range, so
-    /// the next call (or a new run after a kill) continues where this left.
+    /// Up to `limit` messages under a key id below `below`, after `after`
+    /// in the order `keys rewrap` walks the table: SQLite's rowid (the
+    /// table's own order, a sequential read), PostgreSQL's id. Continue from
+    /// [`RewrapRow::cursor`] of the last row; an empty page ends the walk.
+    /// Rows rewrapped meanwhile are not returned (they left the range).
     pub async fn messages_to_rewrap(
         &self,
         below: u32,
+        after: &RewrapCursor,
         limit: i64,
-        skip: &[String],
-    ) -> Result<Vec<StoredMessage>> {
-        // Parameters in order of appearance: below, the skipped ids, limit.
-        let mut sql = format!(
-            "SELECT {} FROM chat_messages WHERE key_id < ",
-            super::COLUMNS
-        );
-        self.push_param(&mut sql, 1);
-        if !skip.is_empty() {
-            sql.push_str(" AND id NOT IN (");
-            for k in 0..skip.len() {
-                if k > 0 {
-                    sql.push(',');
-                }
-                self.push_param(&mut sql, k + 2);
+    ) -> Result<Vec<RewrapRow>> {
+        match self.backend {
+            Backend::Sqlite => self.sqlite_page(below, after, limit).await,
+            Backend::Postgres => {
+                let rows = sqlx::query(
+                    "SELECT id, room, sender, key_id, envelope FROM chat_messages \
+                     WHERE id > $1 AND key_id < $2 ORDER BY id LIMIT $3",
+                )
+                .bind(after.id.as_str())
+                .bind(i64::from(below))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .within(self.timeout)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(RewrapRow {
+                            rowid: 0,
+                            id: r.try_get("id")?,
+                            room: r.try_get("room")?,
+                            sender: r.try_get("sender")?,
+                            key_id: key_id(r.try_get("key_id")?)?,
+                            envelope: r.try_get("envelope")?,
+                        })
+                    })
+                    .collect()
             }
-            sql.push(')');
         }
-        sql.push_str(" ORDER BY key_id LIMIT ");
-        self.push_param(&mut sql, skip.len() + 2);
-        let mut query = sqlx::query(&sql).bind(i64::from(below));
-        for id in skip {
-            query = query.bind(id.as_str());
-        }
-        let query = query.bind(limit);
-        let rows = query.fetch_all(&self.pool).within(self.timeout).await?;
-        rows.iter().map(message_of).collect()
     }
 
-    /// Replaces envelopes in one transaction, one statement per
-    /// [`super::MAX_BATCH`] rows, and adds `seals` (key id, count: the
-    /// reseals that made them) to the key's count in the same transaction,
-    /// so a kill never stores envelopes whose seals are not counted. A row
-    /// whose key id is no longer `old_key_id` (rewrapped by another run
-    /// meanwhile) is left alone. Returns the rows changed.
-    pub async fn replace_envelopes(&self, batch: &[NewEnvelope], seals: (u32, u64)) -> Result<u64> {
-        let mut tx = self.write_tx().await?;
+    /// [`Store::messages_to_rewrap`] on SQLite: the page comes as one row,
+    /// a JSON array built by SQLite. sqlx hands SQLite's rows over one at a
+    /// time between its worker thread and the caller, waking one for each,
+    /// which cost several times the reading itself (docs/benchmarks.md).
+    async fn sqlite_page(
+        &self,
+        below: u32,
+        after: &RewrapCursor,
+        limit: i64,
+    ) -> Result<Vec<RewrapRow>> {
+        // NOT INDEXED: the rowid range, never the key_id index (which would
+        // sort every row under an old key to return `limit`).
+        let page: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(rowid, id, room, sender, key_id, envelope)) \
+             FROM (SELECT rowid, id, room, sender, key_id, envelope \
+             FROM chat_messages NOT INDEXED WHERE rowid > ? AND key_id < ? \
+             ORDER BY rowid LIMIT ?)",
+        )
+        .bind(after.rowid)
+        .bind(i64::from(below))
+        .bind(limit)
+        .fetch_one(&self.pool)
+        .within(self.timeout)
+        .await?;
+        type Item = (i64, String, String, String, u32, String);
+        let items: Vec<Item> = serde_json::from_str(page.as_deref().unwrap_or("[]"))
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let mut rows: Vec<RewrapRow> = items
+            .into_iter()
+            .map(|(rowid, id, room, sender, key_id, envelope)| RewrapRow {
+                rowid,
+                id,
+                room,
+                sender,
+                key_id,
+                envelope,
+            })
+            .collect();
+        // An aggregate does not promise its input's order.
+        rows.sort_unstable_by_key(|r| r.rowid);
+        Ok(rows)
+    }
+
+    /// A writer for [`Store::messages_to_rewrap`]'s pages.
+    pub fn envelope_writer(&self) -> EnvelopeWriter {
+        EnvelopeWriter {
+            store: self.clone(),
+            conn: None,
+            data_version: None,
+        }
+    }
+}
+
+/// What [`EnvelopeWriter::replace`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replaced {
+    /// Rows changed.
+    pub changed: u64,
+    /// Whether another connection (a server storing messages) committed
+    /// since this writer's previous transaction. SQLite has one writer at a
+    /// time, so a bulk writer that sees others should leave it gaps; always
+    /// false on PostgreSQL, whose writers do not wait for each other here.
+    pub others_wrote: bool,
+}
+
+/// Writes `keys rewrap`'s new envelopes on a connection of its own, kept
+/// between pages, so SQLite can say whether anyone else wrote in between
+/// (`PRAGMA data_version`).
+#[derive(Debug)]
+pub struct EnvelopeWriter {
+    store: Store,
+    conn: Option<PoolConnection<Any>>,
+    /// SQLite's data version in the previous transaction.
+    data_version: Option<i64>,
+}
+
+impl EnvelopeWriter {
+    /// Replaces envelopes in one transaction and adds `seals` (key id,
+    /// count: the reseals that made them) to the key's count in the same
+    /// transaction, so a kill never stores envelopes whose seals are not
+    /// counted. A row whose key id is no longer `old_key_id` (rewrapped by
+    /// another run meanwhile) is left alone. SQLite finds a row by its
+    /// rowid and checks its id too (a VACUUM may renumber rowids);
+    /// PostgreSQL finds it by id.
+    pub async fn replace(&mut self, batch: &[NewEnvelope], seals: (u32, u64)) -> Result<Replaced> {
+        let outcome = self.replace_in(batch, seals).await;
+        if outcome.is_err() {
+            // Perhaps broken, or still in the transaction: a fresh one next.
+            if let Some(mut conn) = self.conn.take() {
+                conn.close_on_drop();
+            }
+            self.data_version = None;
+        }
+        outcome
+    }
+
+    async fn replace_in(&mut self, batch: &[NewEnvelope], seals: (u32, u64)) -> Result<Replaced> {
+        let store = &self.store;
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            empty => empty.insert(store.pool.acquire().within(store.timeout).await?),
+        };
+        let mut tx = conn
+            .begin_with(store.begin_write())
+            .within(store.timeout)
+            .await?;
+        let others_wrote = match store.backend {
+            Backend::Sqlite => {
+                let now: i64 = sqlx::query_scalar("PRAGMA data_version")
+                    .fetch_one(&mut *tx)
+                    .within(store.timeout)
+                    .await?;
+                self.data_version
+                    .replace(now)
+                    .is_some_and(|then| then != now)
+            }
+            Backend::Postgres => false,
+        };
         if seals.1 > 0 {
             sqlx::query("UPDATE chat_keys SET seals = seals + $1 WHERE id = $2")
                 .bind(i64::try_from(seals.1).unwrap_or(i64::MAX))
                 .bind(i64::from(seals.0))
                 .execute(&mut *tx)
-                .within(self.timeout)
+                .within(store.timeout)
                 .await?;
         }
+        // UPDATE … FROM (VALUES …), one statement per MAX_BATCH rows: both
+        // backends name the columns column1, column2, ….
+        let (columns, head, tail) = match store.backend {
+            Backend::Sqlite => (
+                5,
+                "UPDATE chat_messages SET envelope = v.column4, key_id = v.column5 FROM (VALUES ",
+                ") AS v WHERE chat_messages.rowid = v.column1 AND chat_messages.id = v.column2 \
+                 AND chat_messages.key_id = v.column3",
+            ),
+            Backend::Postgres => (
+                4,
+                "UPDATE chat_messages SET envelope = v.column3, key_id = v.column4 FROM (VALUES ",
+                ") AS v WHERE chat_messages.id = v.column1 AND chat_messages.key_id = v.column2",
+            ),
+        };
         let mut changed = 0;
         for chunk in batch.chunks(super::MAX_BATCH) {
-            // UPDATE … FROM (VALUES …): both backends name the columns
-            // column1, column2, ….
-            let mut sql = String::from(
-                "UPDATE chat_messages SET envelope = v.column3, key_id = v.column4 FROM (VALUES ",
-            );
+            let mut sql = String::with_capacity(head.len() + tail.len() + chunk.len() * 12);
+            sql.push_str(head);
             for k in 0..chunk.len() {
                 sql.push_str(if k > 0 { ",(" } else { "(" });
-                for c in 1..=4 {
+                for c in 1..=columns {
                     if c > 1 {
                         sql.push(',');
                     }
-                    self.push_param(&mut sql, 4 * k + c);
+                    store.push_param(&mut sql, columns * k + c);
                 }
                 sql.push(')');
             }
-            sql.push_str(
-                ") AS v WHERE chat_messages.id = v.column1 AND chat_messages.key_id = v.column2",
-            );
+            sql.push_str(tail);
             let mut query = sqlx::query(&sql);
             for m in chunk {
+                if store.backend == Backend::Sqlite {
+                    query = query.bind(m.rowid);
+                }
                 query = query
                     .bind(m.id.as_str())
                     .bind(i64::from(m.old_key_id))
@@ -364,11 +527,14 @@ impl Store {
             }
             changed += query
                 .execute(&mut *tx)
-                .within(self.timeout)
+                .within(store.timeout)
                 .await?
                 .rows_affected();
         }
-        tx.commit().within(self.timeout).await?;
-        Ok(changed)
+        tx.commit().within(store.timeout).await?;
+        Ok(Replaced {
+            changed,
+            others_wrote,
+        })
     }
 }

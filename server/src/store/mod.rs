@@ -12,7 +12,9 @@ mod rooms;
 mod schema;
 mod users;
 
-pub use keys::{KeyRecord, NewEnvelope, NodeRecord};
+pub use keys::{
+    EnvelopeWriter, KeyRecord, NewEnvelope, NodeRecord, Replaced, RewrapCursor, RewrapRow,
+};
 pub use users::{AccountState, Invited};
 
 use std::sync::Arc;
