@@ -476,6 +476,187 @@ async fn a_rewrap_killed_halfway_resumes_and_loses_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The store's file, for what the `Store` API does not do.
+async fn raw(dir: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=rw",
+        dir.join("chatseal.db").display()
+    ))
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrap_stops_cleanly_on_a_write_error_and_resumes() {
+    let dir = temp_dir("write-error");
+    let file = dir.join("keyring.json");
+    let k1 = keyring(&[(1, 1)], 1, 1);
+    k1.save_file(&file).unwrap();
+    let db = store(&dir).await;
+    let sent = seed(&db, &Sealer::new(k1.clone()), "big", 3000).await;
+    assert!(keys(&dir, &["rotate"]).status.success());
+    let k2 = Keyring::load_file(&file).unwrap();
+    // The page holding message 1500 cannot be written.
+    let raw = raw(&dir).await;
+    sqlx::query(&format!(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON chat_messages WHEN OLD.id = '{}' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        sent[1500].0
+    ))
+    .execute(&raw)
+    .await
+    .unwrap();
+
+    let out = keys(&dir, &["rewrap", "--batch", "100"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused by the test"),
+        "{}",
+        text(&out)
+    );
+    // The pages before it are stored; it and the ones read ahead are not.
+    let per_key = db.messages_per_key().await.unwrap();
+    assert_eq!((per_key[&1], per_key[&2]), (1500, 1500), "{per_key:?}");
+    all_open(&db, &k2, "big", &sent).await;
+
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let out = keys(&dir, &["rewrap", "--batch", "100"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        all_open(&db, &k2, "big", &sent)
+            .await
+            .iter()
+            .all(|id| *id == 2)
+    );
+    raw.close().await;
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_do_not_open_are_set_aside() {
+    let dir = temp_dir("set-aside");
+    let file = dir.join("keyring.json");
+    let k1 = keyring(&[(1, 1)], 1, 1);
+    k1.save_file(&file).unwrap();
+    let db = store(&dir).await;
+    let sealer = Sealer::new(k1.clone());
+    let mut sent = Vec::new();
+    let mut damaged = Vec::new();
+    for _ in 0..3 {
+        sent.extend(seed(&db, &sealer, "lobby", 150).await);
+        // Sealed for another sender than the row names: does not open.
+        let id = uuid::Uuid::now_v7().to_string();
+        let envelope = sealer
+            .seal_text("lobby", &chat_context("lobby", &id, "bob"), b"moved")
+            .unwrap();
+        db.append_batch(&[OwnedMessage {
+            id: id.clone(),
+            room: "lobby".into(),
+            sender: "ann".into(),
+            ts: 1,
+            key_id: 1,
+            envelope,
+            client_id: None,
+        }])
+        .await
+        .unwrap();
+        damaged.push(id);
+    }
+    assert!(keys(&dir, &["rotate"]).status.success());
+    let k2 = Keyring::load_file(&file).unwrap();
+
+    // Twice: a second run finds only them, and ends too.
+    for rewrapped in [450, 0] {
+        let out = keys(&dir, &["rewrap", "--batch", "64"]);
+        assert!(!out.status.success(), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for id in &damaged {
+            assert!(
+                err.contains(&format!("message {id} does not open")),
+                "{}",
+                text(&out)
+            );
+        }
+        assert!(
+            err.contains(&format!("rewrapped {rewrapped} message(s); 3 do not open")),
+            "{}",
+            text(&out)
+        );
+        let per_key = db.messages_per_key().await.unwrap();
+        assert_eq!((per_key[&1], per_key[&2]), (3, 450), "{per_key:?}");
+    }
+    let sealer = Sealer::new(k2);
+    for m in db.messages("lobby", 0, None, 1000).await.unwrap() {
+        let opens = sealer
+            .open_text(
+                "lobby",
+                &chat_context("lobby", &m.id, &m.sender),
+                &m.message,
+            )
+            .is_ok();
+        assert_eq!(opens, !damaged.contains(&m.id), "{}", m.id);
+    }
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_stored_behind_the_walk_under_an_old_key_is_rewrapped_too() {
+    let dir = temp_dir("behind");
+    let file = dir.join("keyring.json");
+    let k1 = keyring(&[(1, 1)], 1, 1);
+    k1.save_file(&file).unwrap();
+    let db = store(&dir).await;
+    let sent = seed(&db, &Sealer::new(k1.clone()), "big", 3000).await;
+    assert!(keys(&dir, &["rotate"]).status.success());
+    let k2 = Keyring::load_file(&file).unwrap();
+    let first = db.messages("big", 0, None, 1).await.unwrap().remove(0);
+    assert_eq!(first.key_id, 1);
+
+    let mut run = cmd(&dir, &["keys", "rewrap", "--batch", "100", "--rate", "500"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db
+        .messages_per_key()
+        .await
+        .unwrap()
+        .get(&2)
+        .copied()
+        .unwrap_or(0)
+        < 500
+    {
+        assert!(Instant::now() < deadline, "rewrap made no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first message, long passed, is under key 1 again (as if a server
+    // that had not taken the new primary yet had stored it there).
+    let raw = raw(&dir).await;
+    sqlx::query("UPDATE chat_messages SET envelope = ?, key_id = 1 WHERE id = ?")
+        .bind(&first.message)
+        .bind(&first.id)
+        .execute(&raw)
+        .await
+        .unwrap();
+    let status = run.wait().unwrap();
+    assert!(status.success());
+    assert!(
+        all_open(&db, &k2, "big", &sent)
+            .await
+            .iter()
+            .all(|id| *id == 2)
+    );
+    raw.close().await;
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn post_encrypt(addr: &str, dir: &Path) {
     use std::io::{Read as _, Write as _};
     let token = std::fs::read_to_string(dir.join("service-token")).unwrap();
