@@ -485,11 +485,14 @@ impl EnvelopeWriter {
                 .await?;
         }
         // UPDATE … FROM (VALUES …), one statement per MAX_BATCH rows: both
-        // backends name the columns column1, column2, ….
+        // backends name the columns column1, column2, …. On SQLite OR FAIL
+        // spares it a statement journal (a copy of every page the statement
+        // changes, kept to undo the statement alone): an error here ends the
+        // whole transaction, rolled back, anyway.
         let (columns, head, tail) = match store.backend {
             Backend::Sqlite => (
                 5,
-                "UPDATE chat_messages SET envelope = v.column4, key_id = v.column5 FROM (VALUES ",
+                "UPDATE OR FAIL chat_messages SET envelope = v.column4, key_id = v.column5 FROM (VALUES ",
                 ") AS v WHERE chat_messages.rowid = v.column1 AND chat_messages.id = v.column2 \
                  AND chat_messages.key_id = v.column3",
             ),
