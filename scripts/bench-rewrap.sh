@@ -2,9 +2,11 @@
 # `keys rewrap` on N stored messages (SQLite, release build), and chat
 # latency (p99) before and while it runs. Not part of the test suite: speed
 # is shown, never asserted. Usage: N=1000000 scripts/bench-rewrap.sh
+# (BATCH=5000 for `--batch 5000`; the command's default otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}
+rewrap=(keys rewrap --log "info,chatseal_server::keys::rewrap=debug" ${BATCH:+--batch "$BATCH"})
 T=${CARGO_TARGET_DIR:-target}/release
 cargo build --release --locked -p chatseal-server -p chatseal-load
 dir=$(mktemp -d)
@@ -24,13 +26,13 @@ load fill --clients 8 --senders 8 --rooms 8 --window 64 --messages $((N / 8)) --
 
 echo "== chat latency, no rewrap"
 latency idle | grep latency
-echo "== keys rewrap alone"
-"$T/chatseal-server" keys rewrap --data-dir "$dir" --batch 5000 | tail -n 1
+echo "== keys rewrap ${BATCH:+--batch $BATCH }alone"
+"$T/chatseal-server" "${rewrap[@]}" --data-dir "$dir" | tail -n 1
 "$T/chatseal-server" keys rotate --data-dir "$dir"
 echo "== chat latency while keys rewrap runs"
-"$T/chatseal-server" keys rewrap --data-dir "$dir" --batch 5000 >"$dir/rewrap.log" 2>&1 &
-rewrap=$!
+"$T/chatseal-server" "${rewrap[@]}" --data-dir "$dir" >"$dir/rewrap.log" 2>&1 &
+running=$!
 latency during | grep latency
-wait $rewrap
-tail -n 2 "$dir/rewrap.log"
+wait $running
+tail -n 3 "$dir/rewrap.log"
 "$T/chatseal-server" keys status --data-dir "$dir"
