@@ -912,18 +912,9 @@ impl Store {
 
     /// Creates an account; `false` if the name is taken.
     pub async fn create_user(&self, username: &str, password_hash: &str, now: i64) -> Result<bool> {
-        let created = sqlx::query(
-            "INSERT INTO chat_users (username, password_hash, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .within(self.timeout)
-        .await?
-        .rows_affected();
-        Ok(created == 1)
+        insert_user(&self.pool, username, password_hash, now)
+            .within(self.timeout)
+            .await
     }
 
     /// Whether an account has this name in any case (`ann`, `Ann`, `ANN`
@@ -980,6 +971,26 @@ fn discard(slot: &mut Option<PoolConnection<Any>>) {
     if let Some(mut conn) = slot.take() {
         conn.close_on_drop();
     }
+}
+
+/// Inserts an account; `false` if the name is taken (in any case).
+async fn insert_user<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    username: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<bool> {
+    let created = sqlx::query(
+        "INSERT INTO chat_users (username, password_hash, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(username)
+    .bind(password_hash)
+    .bind(now)
+    .execute(executor)
+    .await?
+    .rows_affected();
+    Ok(created == 1)
 }
 
 async fn add_member(

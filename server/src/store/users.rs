@@ -5,8 +5,6 @@
 //! `chat_invites`), so the schema grows by `CREATE TABLE IF NOT EXISTS`
 //! alone and older servers sharing the database keep working.
 
-use sqlx::Row as _;
-
 use super::{Result, Store, Within as _};
 
 /// What a session token is checked against.
@@ -30,22 +28,10 @@ pub enum Invited {
 impl Store {
     /// An account's state; `None` if there is no such account.
     pub async fn account_state(&self, username: &str) -> Result<Option<AccountState>> {
-        let row = sqlx::query(
-            "SELECT COALESCE(s.disabled, 0) AS disabled, COALESCE(s.tokens_after, 0) AS after \
-             FROM chat_users u LEFT JOIN chat_user_state s ON s.username = u.username \
-             WHERE u.username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .within(self.timeout)
-        .await?;
-        row.map(|r| {
-            Ok(AccountState {
-                disabled: r.try_get::<i64, _>("disabled")? != 0,
-                tokens_after: u64::try_from(r.try_get::<i64, _>("after")?).unwrap_or(0),
-            })
-        })
-        .transpose()
+        Ok(self
+            .account_with_state(username)
+            .await?
+            .map(|(_, state)| state))
     }
 
     /// Sets a new password hash and revokes every token issued before `now`
@@ -158,18 +144,9 @@ impl Store {
             tx.rollback().within(self.timeout).await?;
             return Ok(Invited::BadInvite);
         }
-        let created = sqlx::query(
-            "INSERT INTO chat_users (username, password_hash, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .within(self.timeout)
-        .await?
-        .rows_affected()
-            == 1;
+        let created = super::insert_user(&mut *tx, username, password_hash, now)
+            .within(self.timeout)
+            .await?;
         if !created {
             tx.rollback().within(self.timeout).await?;
             return Ok(Invited::NameTaken);
