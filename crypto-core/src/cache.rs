@@ -2,7 +2,7 @@
 //!
 //! Deriving a room key (two HMAC-SHA256 computations) and expanding it into
 //! an AES-GCM key schedule costs more than sealing a short message, so the
-//! sealer keeps the most recently used `(key id, room)` ciphers. The cache is
+//! sealer keeps the most recently used `(key id, room, epoch)` ciphers. The cache is
 //! bounded (a chat server may see millions of rooms over its life) and
 //! concurrent. Evicted entries wipe themselves when the last user drops them.
 
@@ -13,6 +13,7 @@ use quick_cache::Equivalent;
 use quick_cache::sync::Cache;
 
 use crate::aead::Aes256Gcm;
+use crate::room::Room;
 use crate::secret::SecretKey;
 
 /// Default number of `(key id, room)` entries kept.
@@ -35,11 +36,13 @@ impl RoomCipher {
 #[derive(PartialEq, Eq)]
 struct Owned {
     key_id: u32,
+    epoch: u32,
     room: Box<str>,
 }
 
 struct Borrowed<'a> {
     key_id: u32,
+    epoch: u32,
     room: &'a str,
 }
 
@@ -47,6 +50,7 @@ struct Borrowed<'a> {
 impl Hash for Owned {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.key_id.hash(state);
+        self.epoch.hash(state);
         self.room.as_ref().hash(state);
     }
 }
@@ -54,13 +58,14 @@ impl Hash for Owned {
 impl Hash for Borrowed<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.key_id.hash(state);
+        self.epoch.hash(state);
         self.room.hash(state);
     }
 }
 
 impl Equivalent<Owned> for Borrowed<'_> {
     fn equivalent(&self, key: &Owned) -> bool {
-        self.key_id == key.key_id && self.room == &*key.room
+        self.key_id == key.key_id && self.epoch == key.epoch && self.room == &*key.room
     }
 }
 
@@ -76,22 +81,28 @@ impl RoomCache {
         }
     }
 
-    /// The cipher for `(key_id, room)`, made by `make` on a miss. Looks up
-    /// without allocating; allocates the owned key only on insertion.
+    /// The cipher for `(key_id, room, epoch)`, made by `make` on a miss.
+    /// Looks up without allocating; allocates the owned key only on insertion.
     pub(crate) fn get_or_make<E>(
         &self,
         key_id: u32,
-        room: &str,
+        room: Room<'_>,
         make: impl FnOnce() -> Result<RoomCipher, E>,
     ) -> Result<Arc<RoomCipher>, E> {
-        if let Some(hit) = self.entries.get(&Borrowed { key_id, room }) {
+        let borrowed = Borrowed {
+            key_id,
+            epoch: room.epoch,
+            room: room.name,
+        };
+        if let Some(hit) = self.entries.get(&borrowed) {
             return Ok(hit);
         }
         let made = Arc::new(make()?);
         self.entries.insert(
             Owned {
                 key_id,
-                room: room.into(),
+                epoch: room.epoch,
+                room: room.name.into(),
             },
             Arc::clone(&made),
         );

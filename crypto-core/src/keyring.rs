@@ -161,8 +161,13 @@ impl Keyring {
         Ok(id)
     }
 
-    /// Derives the key of `room` under master key `key_id`.
-    pub fn room_key(&self, key_id: u32, room: &str) -> Result<SecretKey> {
+    /// Derives the key of `room` (a name, or a name at an epoch) under
+    /// master key `key_id`.
+    pub fn room_key<'r>(
+        &self,
+        key_id: u32,
+        room: impl Into<crate::room::Room<'r>>,
+    ) -> Result<SecretKey> {
         derive_room_key(self.key(key_id)?, room)
     }
 

@@ -46,7 +46,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use kek::{KdfParams, Kek};
 pub use keyring::Keyring;
 pub use keyring_file::MAX_KEYRING_JSON;
-pub use room::{MAX_ROOM_CHARS, derive_room_key, validate_chat_room, validate_room};
+pub use room::{MAX_ROOM_CHARS, Room, derive_room_key, validate_chat_room, validate_room};
 pub use sealer::{
     OpenRequest, RewrapRequest, Rewrapped, RoomKey, SEAL_BUDGET_PER_KEY, SealRequest, Sealer,
 };

@@ -5,6 +5,14 @@
 //! room is given that room's keys and never a master key, so a leaked room
 //! key exposes one room only. The room name is the last field of `info`, so
 //! no two names share an `info` string.
+//!
+//! A room also has a key **epoch** (docs/format.md §1): epoch 0 is the
+//! derivation above, so every envelope sealed before epochs existed still
+//! opens; epoch `e > 0` appends `0x00 ‖ be32(e)` to `info`. A new epoch starts
+//! when a room forgets members (a removal, a room made private): whoever
+//! kept the keys of older epochs cannot derive the new one without a master
+//! key. The epoch is authenticated by the derivation itself: an envelope
+//! opened under any other epoch has another key and fails its tag.
 
 use ring::hkdf;
 
@@ -43,6 +51,34 @@ pub fn validate_chat_room(room: &str) -> Result<()> {
     validate_room(room)
 }
 
+/// A room and its key epoch: what a room key is derived from besides the
+/// master key. `"design".into()` is epoch 0, the derivation every room had
+/// before epochs existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Room<'a> {
+    pub name: &'a str,
+    pub epoch: u32,
+}
+
+impl<'a> Room<'a> {
+    /// `name` at epoch `epoch`.
+    pub fn at(name: &'a str, epoch: u32) -> Self {
+        Self { name, epoch }
+    }
+}
+
+impl<'a> From<&'a str> for Room<'a> {
+    fn from(name: &'a str) -> Self {
+        Self { name, epoch: 0 }
+    }
+}
+
+impl<'a> From<&'a String> for Room<'a> {
+    fn from(name: &'a String) -> Self {
+        Self { name, epoch: 0 }
+    }
+}
+
 struct KeyLen;
 
 impl hkdf::KeyType for KeyLen {
@@ -51,12 +87,19 @@ impl hkdf::KeyType for KeyLen {
     }
 }
 
-/// Derives the key of `room` from a master key. The room name is validated
-/// first, so every implementation rejects the same names.
-pub fn derive_room_key(master: &SecretKey, room: &str) -> Result<SecretKey> {
-    validate_room(room)?;
+/// Derives the key of `room` (a name, or a name at an epoch) from a master
+/// key. The room name is validated first, so every implementation rejects
+/// the same names.
+pub fn derive_room_key<'a>(master: &SecretKey, room: impl Into<Room<'a>>) -> Result<SecretKey> {
+    let room = room.into();
+    validate_room(room.name)?;
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(master.expose());
-    let info = [ROOM_KEY_INFO, &[0u8], room.as_bytes()];
+    // Epoch 0 keeps the original `info`; a later epoch appends
+    // 0x00 ‖ be32(epoch) (a room name holds no NUL, so this is unambiguous).
+    let mut epoch = [0u8; 5];
+    epoch[1..].copy_from_slice(&room.epoch.to_be_bytes());
+    let suffix: &[u8] = if room.epoch == 0 { &[] } else { &epoch };
+    let info = [ROOM_KEY_INFO, &[0u8], room.name.as_bytes(), suffix];
     let okm = prk
         .expand(&info, KeyLen)
         .expect("32 bytes is within HKDF-SHA256's output limit");
@@ -105,6 +148,20 @@ mod tests {
         assert_ne!(a.expose(), derive_room_key(&m1, "b").unwrap().expose());
         assert_ne!(a.expose(), derive_room_key(&m2, "a").unwrap().expose());
         assert_eq!(a.expose(), derive_room_key(&m1, "a").unwrap().expose());
+        assert_eq!(
+            a.expose(),
+            derive_room_key(&m1, Room::at("a", 0)).unwrap().expose()
+        );
+        let e1 = derive_room_key(&m1, Room::at("a", 1)).unwrap();
+        assert_ne!(a.expose(), e1.expose());
+        assert_ne!(
+            e1.expose(),
+            derive_room_key(&m1, Room::at("a", 2)).unwrap().expose()
+        );
+        assert_ne!(
+            e1.expose(),
+            derive_room_key(&m1, Room::at("b", 1)).unwrap().expose()
+        );
     }
 
     /// RFC 5869 HKDF-SHA256 on chatseal's inputs, computed with HMAC from
@@ -123,6 +180,16 @@ mod tests {
         let okm = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref()), &info);
         assert_eq!(
             derive_room_key(&master, "lobby").unwrap().expose(),
+            okm.as_ref()
+        );
+        // Epoch 7: info gains 0x00 ‖ be32(7).
+        let mut info = b"chatseal/v1/room-key\0lobby\0\0\0\0\x07".to_vec();
+        info.push(1);
+        let okm = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref()), &info);
+        assert_eq!(
+            derive_room_key(&master, Room::at("lobby", 7))
+                .unwrap()
+                .expose(),
             okm.as_ref()
         );
     }

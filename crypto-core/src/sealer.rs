@@ -20,7 +20,7 @@ use crate::envelope::{self, HEADER_LEN, Header};
 use crate::error::{Error, Result};
 use crate::keyring::Keyring;
 use crate::nonce::{self, NONCE_LEN};
-use crate::room::derive_room_key;
+use crate::room::{Room, derive_room_key};
 use crate::secret::SecretKey;
 
 /// Seals with one key that random 96-bit nonces allow (NIST SP 800-38D):
@@ -31,6 +31,8 @@ pub const SEAL_BUDGET_PER_KEY: u64 = 1 << 32;
 #[derive(Debug, Clone, Copy)]
 pub struct SealRequest<'a> {
     pub room: &'a str,
+    /// The room's key epoch (0: the room's first key).
+    pub epoch: u32,
     pub context: &'a [u8],
     pub plaintext: &'a [u8],
 }
@@ -39,6 +41,8 @@ pub struct SealRequest<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct OpenRequest<'a> {
     pub room: &'a str,
+    /// The key epoch the envelope was sealed under (0: the room's first key).
+    pub epoch: u32,
     pub context: &'a [u8],
     pub envelope: &'a [u8],
 }
@@ -77,10 +81,12 @@ impl<T> Rewrapped<T> {
     }
 }
 
-/// A room key for a client: the master key id it derives from, and the key.
+/// A room key for a client: the master key id and room epoch it derives
+/// from, and the key.
 #[derive(Debug, Clone)]
 pub struct RoomKey {
     pub key_id: u32,
+    pub epoch: u32,
     pub key: SecretKey,
 }
 
@@ -176,7 +182,7 @@ impl Sealer {
             .collect()
     }
 
-    fn cipher(snapshot: &Snapshot, key_id: u32, room: &str) -> Result<Arc<RoomCipher>> {
+    fn cipher(snapshot: &Snapshot, key_id: u32, room: Room<'_>) -> Result<Arc<RoomCipher>> {
         snapshot.cache.get_or_make(key_id, room, || {
             let master = snapshot.keyring.key(key_id)?;
             Ok(RoomCipher::new(derive_room_key(master, room)?))
@@ -184,17 +190,20 @@ impl Sealer {
     }
 
     /// The key of `room` under master key `key_id`, for a member.
-    pub fn room_key(&self, room: &str, key_id: u32) -> Result<RoomKey> {
+    pub fn room_key<'r>(&self, room: impl Into<Room<'r>>, key_id: u32) -> Result<RoomKey> {
+        let room = room.into();
         let snapshot = self.current.load();
         Ok(RoomKey {
             key_id,
+            epoch: room.epoch,
             key: Self::cipher(&snapshot, key_id, room)?.key.clone(),
         })
     }
 
     /// Every key of `room` that may open envelopes (ids ≥ `min_decrypt`),
     /// ascending by id: what a member needs to read the room's history.
-    pub fn room_keys(&self, room: &str) -> Result<Vec<RoomKey>> {
+    pub fn room_keys<'r>(&self, room: impl Into<Room<'r>>) -> Result<Vec<RoomKey>> {
+        let room = room.into();
         let snapshot = self.current.load();
         snapshot
             .keyring
@@ -202,6 +211,7 @@ impl Sealer {
             .map(|key_id| {
                 Ok(RoomKey {
                     key_id,
+                    epoch: room.epoch,
                     key: Self::cipher(&snapshot, key_id, room)?.key.clone(),
                 })
             })
@@ -210,7 +220,13 @@ impl Sealer {
 
     /// Seals `plaintext` for `room` with `context` as associated data into a
     /// new binary envelope.
-    pub fn seal(&self, room: &str, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub fn seal<'r>(
+        &self,
+        room: impl Into<Room<'r>>,
+        context: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        let room = room.into();
         let snapshot = self.current.load();
         self.seal_to_vec(&snapshot, room, context, plaintext)
     }
@@ -220,7 +236,7 @@ impl Sealer {
     fn seal_to_vec(
         &self,
         snapshot: &Snapshot,
-        room: &str,
+        room: Room<'_>,
         context: &[u8],
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
@@ -256,13 +272,14 @@ impl Sealer {
     /// Seals into `out`, which must hold at least
     /// [`envelope::sealed_len`]`(plaintext.len())` bytes; returns the length
     /// written. Nothing is written unless sealing succeeds.
-    pub fn seal_into(
+    pub fn seal_into<'r>(
         &self,
-        room: &str,
+        room: impl Into<Room<'r>>,
         context: &[u8],
         plaintext: &[u8],
         out: &mut [u8],
     ) -> Result<usize> {
+        let room = room.into();
         let len = sealed_len(plaintext.len())?;
         let out = out
             .get_mut(..len)
@@ -273,7 +290,13 @@ impl Sealer {
     }
 
     /// Seals and returns the text form (standard base64).
-    pub fn seal_text(&self, room: &str, context: &[u8], plaintext: &[u8]) -> Result<String> {
+    pub fn seal_text<'r>(
+        &self,
+        room: impl Into<Room<'r>>,
+        context: &[u8],
+        plaintext: &[u8],
+    ) -> Result<String> {
+        let room = room.into();
         Ok(envelope::encode_text(&self.seal(room, context, plaintext)?))
     }
 
@@ -283,7 +306,14 @@ impl Sealer {
         let snapshot = self.current.load();
         items
             .iter()
-            .map(|item| self.seal_to_vec(&snapshot, item.room, item.context, item.plaintext))
+            .map(|item| {
+                self.seal_to_vec(
+                    &snapshot,
+                    Room::at(item.room, item.epoch),
+                    item.context,
+                    item.plaintext,
+                )
+            })
             .collect()
     }
 
@@ -291,7 +321,7 @@ impl Sealer {
     fn seal_with(
         &self,
         snapshot: &Snapshot,
-        room: &str,
+        room: Room<'_>,
         context: &[u8],
         plaintext: &[u8],
         nonce: &[u8; NONCE_LEN],
@@ -330,19 +360,26 @@ impl Sealer {
 
     /// Opens a binary envelope sealed for `room` with `context`. The
     /// plaintext comes back in a buffer that is wiped when dropped.
-    pub fn open(&self, room: &str, context: &[u8], envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn open<'r>(
+        &self,
+        room: impl Into<Room<'r>>,
+        context: &[u8],
+        envelope: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let room = room.into();
         self.open_owned(room, context, Zeroizing::new(envelope.to_vec()))
     }
 
     /// Opens into `out` (at least [`envelope::opened_len`] bytes); returns
     /// the plaintext length. `out` is written only on success.
-    pub fn open_into(
+    pub fn open_into<'r>(
         &self,
-        room: &str,
+        room: impl Into<Room<'r>>,
         context: &[u8],
         envelope: &[u8],
         out: &mut [u8],
     ) -> Result<usize> {
+        let room = room.into();
         Header::parse(envelope)?;
         let len = envelope.len() - envelope::OVERHEAD;
         if out.len() < len {
@@ -354,7 +391,13 @@ impl Sealer {
     }
 
     /// Decodes the text form and opens it.
-    pub fn open_text(&self, room: &str, context: &[u8], text: &str) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn open_text<'r>(
+        &self,
+        room: impl Into<Room<'r>>,
+        context: &[u8],
+        text: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let room = room.into();
         self.open_owned(room, context, Zeroizing::new(envelope::decode_text(text)?))
     }
 
@@ -362,7 +405,7 @@ impl Sealer {
     /// returning the same buffer cut down to the plaintext.
     fn open_owned(
         &self,
-        room: &str,
+        room: Room<'_>,
         context: &[u8],
         mut work: Zeroizing<Vec<u8>>,
     ) -> Result<Zeroizing<Vec<u8>>> {
@@ -376,7 +419,7 @@ impl Sealer {
     pub fn open_batch(&self, items: &[OpenRequest<'_>]) -> Vec<Result<Zeroizing<Vec<u8>>>> {
         items
             .iter()
-            .map(|item| self.open(item.room, item.context, item.envelope))
+            .map(|item| self.open(Room::at(item.room, item.epoch), item.context, item.envelope))
             .collect()
     }
 
@@ -385,7 +428,13 @@ impl Sealer {
     /// plaintext length. On failure `work` never holds plaintext: a failed
     /// authentication zeroes it, a malformed header leaves it as it was. For
     /// callers that own the envelope's buffer (and so need no copy of it).
-    pub fn open_in_place(&self, room: &str, context: &[u8], work: &mut [u8]) -> Result<usize> {
+    pub fn open_in_place<'r>(
+        &self,
+        room: impl Into<Room<'r>>,
+        context: &[u8],
+        work: &mut [u8],
+    ) -> Result<usize> {
+        let room = room.into();
         let header = Header::parse(work)?;
         let snapshot = self.current.load();
         Self::open_with(&snapshot, room, context, &header, work)
@@ -394,7 +443,7 @@ impl Sealer {
     /// Opens `work` (whose parsed header is `header`) with `snapshot`'s keys.
     fn open_with(
         snapshot: &Snapshot,
-        room: &str,
+        room: Room<'_>,
         context: &[u8],
         header: &Header,
         work: &mut [u8],
@@ -424,7 +473,13 @@ impl Sealer {
     ///   (it is opened into a wiped scratch copy to authenticate it).
     /// * A resealed envelope counts as a seal of the primary key
     ///   ([`Sealer::seal_counts`]).
-    pub fn rewrap(&self, room: &str, context: &[u8], envelope: &[u8]) -> Result<Rewrapped> {
+    pub fn rewrap<'r>(
+        &self,
+        room: impl Into<Room<'r>>,
+        context: &[u8],
+        envelope: &[u8],
+    ) -> Result<Rewrapped> {
+        let room = room.into();
         let snapshot = self.current.load();
         self.rewrap_with(&snapshot, room, context, envelope)
     }
@@ -432,7 +487,13 @@ impl Sealer {
     /// [`Sealer::rewrap`] for the text form (standard base64), as the store
     /// keeps envelopes. A text that does not decode is `BadEncoding`, as
     /// with [`Sealer::open_text`].
-    pub fn rewrap_text(&self, room: &str, context: &[u8], text: &str) -> Result<Rewrapped<String>> {
+    pub fn rewrap_text<'r>(
+        &self,
+        room: impl Into<Room<'r>>,
+        context: &[u8],
+        text: &str,
+    ) -> Result<Rewrapped<String>> {
+        let room = room.into();
         let envelope = Zeroizing::new(envelope::decode_text(text)?);
         Ok(match self.rewrap(room, context, &envelope)? {
             Rewrapped::Unchanged => Rewrapped::Unchanged,
@@ -450,14 +511,21 @@ impl Sealer {
         let snapshot = self.current.load();
         items
             .iter()
-            .map(|item| self.rewrap_with(&snapshot, item.room, item.context, item.envelope))
+            .map(|item| {
+                self.rewrap_with(
+                    &snapshot,
+                    Room::at(item.room, item.epoch),
+                    item.context,
+                    item.envelope,
+                )
+            })
             .collect()
     }
 
     fn rewrap_with(
         &self,
         snapshot: &Snapshot,
-        room: &str,
+        room: Room<'_>,
         context: &[u8],
         envelope: &[u8],
     ) -> Result<Rewrapped> {
@@ -477,13 +545,14 @@ impl Sealer {
 
     /// Seals with a caller-chosen nonce, only for making fixed test vectors.
     #[cfg(test)]
-    pub(crate) fn seal_with_nonce(
+    pub(crate) fn seal_with_nonce<'r>(
         &self,
-        room: &str,
+        room: impl Into<Room<'r>>,
         context: &[u8],
         plaintext: &[u8],
         nonce: &[u8; NONCE_LEN],
     ) -> Result<Vec<u8>> {
+        let room = room.into();
         let snapshot = self.current.load();
         let mut out = vec![0u8; sealed_len(plaintext.len())?];
         self.seal_with(&snapshot, room, context, plaintext, nonce, &mut out)?;
@@ -645,11 +714,13 @@ mod tests {
         let reqs = [
             SealRequest {
                 room: "a",
+                epoch: 0,
                 context: b"1",
                 plaintext: b"one",
             },
             SealRequest {
                 room: "b",
+                epoch: 0,
                 context: b"2",
                 plaintext: b"two",
             },
@@ -658,16 +729,19 @@ mod tests {
         let opens = s.open_batch(&[
             OpenRequest {
                 room: "a",
+                epoch: 0,
                 context: b"1",
                 envelope: &envs[0],
             },
             OpenRequest {
                 room: "a",
+                epoch: 0,
                 context: b"2",
                 envelope: &envs[1],
             },
             OpenRequest {
                 room: "b",
+                epoch: 0,
                 context: b"2",
                 envelope: &envs[1],
             },
@@ -677,6 +751,7 @@ mod tests {
         assert_eq!(&**opens[2].as_ref().unwrap(), b"two");
         let bad = [SealRequest {
             room: "\n",
+            epoch: 0,
             context: b"",
             plaintext: b"",
         }];

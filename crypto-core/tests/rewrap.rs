@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chatseal_core::{
-    ErrorKind, Header, Keyring, RewrapRequest, Rewrapped, Sealer, SecretKey, decode_text,
+    ErrorKind, Header, Keyring, RewrapRequest, Rewrapped, Room, Sealer, SecretKey, decode_text,
     encode_text,
 };
 use proptest::prelude::*;
@@ -24,6 +24,14 @@ fn d(v: &Value, field: &str) -> Vec<u8> {
 
 fn s<'a>(v: &'a Value, field: &str) -> &'a str {
     v[field].as_str().unwrap()
+}
+
+/// A vector's room at its key epoch.
+fn vector_room<'a>(v: &'a Value) -> Room<'a> {
+    Room::at(
+        s(v, "room"),
+        u32::try_from(v["epoch"].as_u64().unwrap()).unwrap(),
+    )
 }
 
 /// A key id other than `id`, for "a newer primary" (`u32::MAX` has no newer
@@ -56,7 +64,7 @@ fn every_valid_vector_rewraps_to_the_new_primary_and_opens_the_same() {
         let only_new = Sealer::new(Keyring::from_parts([(new_id, new)], new_id, 0).unwrap());
         let only_old = Sealer::new(Keyring::from_parts([(old_id, old)], old_id, 0).unwrap());
         let (room, ctx, pt, text) = (
-            s(c, "room"),
+            vector_room(c),
             d(c, "context"),
             d(c, "plaintext"),
             s(c, "envelope"),
@@ -151,14 +159,15 @@ fn wrong_room_or_context_fails_like_open() {
             Keyring::from_parts([(old_id, old), (new_id, SecretKey::generate())], new_id, 0)
                 .unwrap(),
         );
-        let (room, ctx, text) = (s(c, "room"), d(c, "context"), s(c, "envelope"));
+        let (room, ctx, text) = (vector_room(c), d(c, "context"), s(c, "envelope"));
         let mut other_ctx = ctx.clone();
         other_ctx.push(b'!');
-        let other_room = format!("{room}x");
+        let other_room = format!("{}x", room.name);
         for (r, cx) in [
             (room, other_ctx.as_slice()),
-            (other_room.as_str(), ctx.as_slice()),
-            ("bad\nroom", ctx.as_slice()),
+            (Room::at(&other_room, room.epoch), ctx.as_slice()),
+            (Room::at(room.name, room.epoch ^ 1), ctx.as_slice()),
+            (Room::at("bad\nroom", room.epoch), ctx.as_slice()),
         ] {
             let open = sealer.open_text(r, cx, text).unwrap_err().kind();
             let rewrap = sealer.rewrap_text(r, cx, text).unwrap_err().kind();
@@ -199,7 +208,7 @@ fn invalid_vectors_give_the_error_codes_of_open() {
     assert!(invalid.len() >= 20);
     for c in invalid {
         let name = s(c, "name");
-        let (room, ctx, text) = (s(c, "room"), d(c, "context"), s(c, "envelope"));
+        let (room, ctx, text) = (vector_room(c), d(c, "context"), s(c, "envelope"));
         let as_given = Sealer::new(Keyring::from_json(&c["keyring"].to_string()).unwrap());
         let rotated = Sealer::new(with_newer_primary(&c["keyring"]));
         for sealer in [&as_given, &rotated] {
@@ -235,6 +244,7 @@ fn batch_uses_one_primary_and_reports_each_item() {
     *tampered.last_mut().unwrap() ^= 1;
     let req = |room, context, envelope| RewrapRequest {
         room,
+        epoch: 0,
         context,
         envelope,
     };

@@ -121,7 +121,12 @@ impl Keyring {
     pub fn room_key(&self, room: String, key_id: Option<u32>) -> Result<RoomKey> {
         let id = key_id.unwrap_or(self.inner.primary());
         let key = self.inner.room_key(id, &room).map_err(engine)?;
-        Ok(core::RoomKey { key_id: id, key }.into())
+        Ok(core::RoomKey {
+            key_id: id,
+            epoch: 0,
+            key,
+        }
+        .into())
     }
 }
 

@@ -181,6 +181,7 @@ impl SealBatchTask {
             .iter()
             .map(|it| SealRequest {
                 room: &it.room,
+                epoch: 0,
                 context: &it.context,
                 plaintext: &it.plaintext,
             })
@@ -244,6 +245,7 @@ impl OpenBatchTask {
                 Ok(envelope) => {
                     requests.push(OpenRequest {
                         room: &item.room,
+                        epoch: 0,
                         context: &item.context,
                         envelope,
                     });
@@ -360,6 +362,7 @@ impl RewrapBatchTask {
             .filter_map(|(item, envelope)| {
                 envelope.as_ref().ok().map(|envelope| RewrapRequest {
                     room: &item.room,
+                    epoch: 0,
                     context: &item.context,
                     envelope,
                 })

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::context::chat_context;
 use crate::envelope::{self, HEADER_LEN};
 use crate::keyring::Keyring;
+use crate::room::Room;
 use crate::sealer::Sealer;
 use crate::secret::SecretKey;
 
@@ -43,6 +44,7 @@ fn master(label: &str) -> SecretKey {
 struct Valid {
     name: &'static str,
     key_id: u32,
+    epoch: u32,
     room: String,
     context: Vec<u8>,
     plaintext: Vec<u8>,
@@ -52,6 +54,7 @@ fn valid_cases() -> Vec<Valid> {
     let case = |name, key_id, room: &str, context: Vec<u8>, plaintext: Vec<u8>| Valid {
         name,
         key_id,
+        epoch: 0,
         room: room.to_string(),
         context,
         plaintext,
@@ -59,6 +62,7 @@ fn valid_cases() -> Vec<Valid> {
     let chat = |room: &str, sender: &str| {
         chat_context(room, "0192f0c1-7a3e-7cc0-9b1e-3f5a2d4c8e10", sender)
     };
+    let at = |epoch, c: Valid| Valid { epoch, ..c };
     vec![
         case("empty plaintext", 1, "lobby", chat("lobby", "ann"), vec![]),
         case(
@@ -216,6 +220,46 @@ fn valid_cases() -> Vec<Valid> {
             chat("lobby", "ann"),
             b"max".to_vec(),
         ),
+        at(
+            1,
+            case(
+                "epoch 1",
+                1,
+                "lobby",
+                chat("lobby", "ann"),
+                b"after a removal".to_vec(),
+            ),
+        ),
+        at(
+            2,
+            case(
+                "epoch 2, key id 3",
+                3,
+                "design",
+                chat("design", "bob"),
+                b"second reset".to_vec(),
+            ),
+        ),
+        at(
+            0x0102_0304,
+            case(
+                "epoch 0x01020304, non-ASCII room",
+                1,
+                "\u{fc}ber-raum",
+                chat("\u{fc}ber-raum", "ann"),
+                b"big-endian epoch".to_vec(),
+            ),
+        ),
+        at(
+            u32::MAX,
+            case(
+                "epoch u32::MAX, service room",
+                1,
+                "",
+                b"order-42".to_vec(),
+                b"last epoch".to_vec(),
+            ),
+        ),
     ]
 }
 
@@ -239,15 +283,17 @@ fn generate() -> Value {
             .try_into()
             .unwrap();
         let sealer = sealer_for(&m, c.key_id);
+        let room = Room::at(&c.room, c.epoch);
         let env = sealer
-            .seal_with_nonce(&c.room, &c.context, &c.plaintext, &nonce)
+            .seal_with_nonce(room, &c.context, &c.plaintext, &nonce)
             .unwrap();
-        let room_key = sealer.room_key(&c.room, c.key_id).unwrap();
+        let room_key = sealer.room_key(room, c.key_id).unwrap();
         cases.push(json!({
             "name": c.name,
             "master_key": b64(m.expose()),
             "key_id": c.key_id,
             "room": c.room,
+            "epoch": c.epoch,
             "context": b64(&c.context),
             "nonce": b64(&nonce),
             "plaintext": b64(&c.plaintext),
@@ -275,6 +321,15 @@ fn invalid_cases() -> Vec<Value> {
     let base = sealer_for(&a, 1)
         .seal_with_nonce(room, &ctx, b"attack at dawn, bring snacks", &nonce)
         .unwrap();
+    let epoch_1 = sealer_for(&a, 1)
+        .seal_with_nonce(
+            Room::at(room, 1),
+            &ctx,
+            b"attack at dawn, bring snacks",
+            &nonce,
+        )
+        .unwrap();
+    let room = Room::from(room);
     let only_a = keyring_json(&[(1, &a)], 1, 1);
     let a_and_b = keyring_json(&[(1, &a), (2, &b)], 2, 1);
     let a_retired = keyring_json(&[(1, &a), (2, &b)], 2, 2);
@@ -287,11 +342,12 @@ fn invalid_cases() -> Vec<Value> {
     let text = envelope::encode_text(&base);
     let mut out = Vec::new();
     let mut push =
-        |name: &str, keyring: &Value, room: &str, context: &[u8], env: String, error: &str| {
+        |name: &str, keyring: &Value, room: Room<'_>, context: &[u8], env: String, error: &str| {
             out.push(json!({
                 "name": name,
                 "keyring": keyring,
-                "room": room,
+                "room": room.name,
+                "epoch": room.epoch,
                 "context": b64(context),
                 "envelope": env,
                 "error": error,
@@ -342,7 +398,7 @@ fn invalid_cases() -> Vec<Value> {
         "context altered (other sender)",
         &only_a,
         room,
-        &chat_context(room, "m-1", "eve"),
+        &chat_context(room.name, "m-1", "eve"),
         text.clone(),
         "BAD_TAG",
     );
@@ -350,7 +406,7 @@ fn invalid_cases() -> Vec<Value> {
         "context altered (other id)",
         &only_a,
         room,
-        &chat_context(room, "m-2", "ann"),
+        &chat_context(room.name, "m-2", "ann"),
         text.clone(),
         "BAD_TAG",
     );
@@ -365,7 +421,7 @@ fn invalid_cases() -> Vec<Value> {
     push(
         "other room",
         &only_a,
-        "general",
+        "general".into(),
         &ctx,
         text.clone(),
         "BAD_TAG",
@@ -443,6 +499,30 @@ fn invalid_cases() -> Vec<Value> {
         "MALFORMED",
     );
     push("empty", &only_a, room, &ctx, String::new(), "MALFORMED");
+    push(
+        "epoch 1 envelope opened as epoch 0",
+        &only_a,
+        room,
+        &ctx,
+        envelope::encode_text(&epoch_1),
+        "BAD_TAG",
+    );
+    push(
+        "epoch 0 envelope opened as epoch 1",
+        &only_a,
+        Room::at(room.name, 1),
+        &ctx,
+        text.clone(),
+        "BAD_TAG",
+    );
+    push(
+        "epoch 1 envelope opened as epoch 2",
+        &only_a,
+        Room::at(room.name, 2),
+        &ctx,
+        envelope::encode_text(&epoch_1),
+        "BAD_TAG",
+    );
     push(
         "not base64",
         &only_a,
@@ -523,7 +603,10 @@ fn envelope_v1_vectors_open_and_reproduce() {
         let name = c["name"].as_str().unwrap();
         let m = SecretKey::from_slice(&d(c, "master_key")).unwrap();
         let key_id = u32::try_from(c["key_id"].as_u64().unwrap()).unwrap();
-        let room = c["room"].as_str().unwrap();
+        let room = Room::at(
+            c["room"].as_str().unwrap(),
+            u32::try_from(c["epoch"].as_u64().unwrap()).unwrap(),
+        );
         let (ctx, pt) = (d(c, "context"), d(c, "plaintext"));
         let sealer = sealer_for(&m, key_id);
         assert_eq!(
@@ -554,7 +637,10 @@ fn envelope_v1_vectors_open_and_reproduce() {
         let sealer = Sealer::new(keyring);
         let err = sealer
             .open_text(
-                c["room"].as_str().unwrap(),
+                Room::at(
+                    c["room"].as_str().unwrap(),
+                    u32::try_from(c["epoch"].as_u64().unwrap()).unwrap(),
+                ),
                 &d(c, "context"),
                 c["envelope"].as_str().unwrap(),
             )

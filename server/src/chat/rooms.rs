@@ -321,7 +321,7 @@ pub async fn announce_keys(state: &AppState, ids: &[u32]) {
     let mut announced = 0usize;
     for room in rooms {
         for &id in ids {
-            let Ok(rk) = state.sealer.room_key(&room, id) else {
+            let Ok(rk) = state.sealer.room_key(&*room, id) else {
                 continue; // not a chat room name
             };
             let key = serde_json::json!({
