@@ -13,7 +13,7 @@ use crate::auth;
 use crate::error::{ApiError, Code, JsonBody};
 use crate::login_limit::RetryAfter;
 use crate::serve::ClientIp;
-use crate::store::StoreError;
+use crate::store::{EpochChange, MAX_EPOCH, StoreError};
 
 /// The account an `Authorization: Bearer <JWT>` header speaks for.
 #[derive(Debug)]
@@ -240,20 +240,22 @@ pub(crate) async fn create_room(
         .create_room(&room.name, &caller, room.private)
         .await?
     {
-        // Someone has posted to it (or created it). Its history is sealed
-        // under a room key earlier readers hold; until rooms have key
-        // epochs, a name with history stays what it is.
+        // Someone has posted to it (or created it): it is theirs, or
+        // nobody's (a room made by its first message has no owner), and
+        // claiming it would take it from its readers.
         let message = if room.private {
-            "that room name has been used: it cannot become private (those who read it \
-             keep its key); choose a new name"
+            "that room name has been used: it cannot become private; choose a new name"
         } else {
             "that room exists already"
         };
         return Err(ApiError::new(Code::Conflict, message));
     }
     if room.private {
-        // A silent name may have sockets in it (joins write nothing).
+        // A silent name may have sockets in it (joins write nothing), and
+        // they were given its epoch-0 key: out they go, and the room seals
+        // under epoch 1 (`Store::create_room`), which only members get.
         crate::chat::rooms::put_out_non_members(&state, &room.name, &caller).await;
+        crate::chat::rooms::announce_epoch(&state, &room.name, 1).await;
     }
     Ok((
         StatusCode::CREATED,
@@ -316,10 +318,12 @@ async fn owned_room(
 
 /// `DELETE /api/rooms/:room/members/:username`: the owner removes a member.
 /// Its sockets leave the room at once (on every server of a cluster within
-/// seconds); it can no longer join, read the history or post. Until rooms
-/// have key epochs it still holds the room key: what it already received
-/// it keeps, and an envelope sealed later opens with that key if it ever
-/// gets one (never from the server).
+/// seconds); it can no longer join, read the history or post. The room
+/// starts a new key epoch in the same transaction: what the member already
+/// received it keeps, but nothing sealed from now on opens with the keys it
+/// holds, even read straight from the database. The members still in get
+/// the new key as `room key` (other servers' members when the notice
+/// reaches their server, or at their next join).
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -338,12 +342,53 @@ pub(crate) async fn remove_member(
             "the owner stays a member (delete the room instead)",
         ));
     }
-    if !state.store.remove_member(&room, &username).await? {
-        return Err(ApiError::new(Code::NotFound, "not a member of that room"));
-    }
+    let epoch = match state.store.remove_member(&room, &username).await? {
+        EpochChange::Now(epoch) => epoch,
+        EpochChange::NotMember => {
+            return Err(ApiError::new(Code::NotFound, "not a member of that room"));
+        }
+        EpochChange::NoRoom => return Err(ApiError::new(Code::NotFound, "no such room")),
+        EpochChange::Exhausted => return Err(epochs_exhausted()),
+    };
     let put_out = crate::chat::rooms::put_out(&state, &room, Some(&username)).await;
-    tracing::info!(put_out, "member removed from a room");
-    Ok(Json(serde_json::json!({ "ok": true })).into_response())
+    crate::chat::rooms::announce_epoch(&state, &room, epoch).await;
+    tracing::info!(put_out, epoch, "member removed from a room");
+    Ok(Json(serde_json::json!({ "ok": true, "epoch": epoch })).into_response())
+}
+
+/// `POST /api/rooms/:room/reset-key`: the owner starts the room's next key
+/// epoch without changing its members (say, after a member's device was
+/// lost): messages from now on are sealed under a key only those in the
+/// room now are given. Answers `{ room, epoch }`.
+pub(crate) async fn reset_key(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(room): Path<String>,
+) -> Result<Response, ApiError> {
+    owned_room(&state, &caller, &room).await?;
+    let epoch = match state.store.new_epoch(&room).await? {
+        EpochChange::Now(epoch) => epoch,
+        EpochChange::NotMember | EpochChange::NoRoom => {
+            return Err(ApiError::new(Code::NotFound, "no such room"));
+        }
+        EpochChange::Exhausted => return Err(epochs_exhausted()),
+    };
+    crate::chat::rooms::announce_epoch(&state, &room, epoch).await;
+    if let Some(cluster) = &state.cluster {
+        cluster.publish_room_changed(&room);
+    }
+    tracing::info!(epoch, "room key reset by its owner");
+    Ok(Json(serde_json::json!({ "room": room, "epoch": epoch })).into_response())
+}
+
+fn epochs_exhausted() -> ApiError {
+    ApiError::new(
+        Code::Conflict,
+        format!(
+            "the room has had {MAX_EPOCH} key epochs, the most a room may have; \
+             move its members to a new room"
+        ),
+    )
 }
 
 /// `DELETE /api/rooms/:room`: the owner deletes the room **and its whole

@@ -86,6 +86,8 @@ pub struct Shared {
     pub guards: crate::guards::Guards,
     /// What each room was last told of who is online.
     pub presence: crate::chat::presence::Presence,
+    /// Each room's key epoch, as this server last learnt it.
+    pub epochs: crate::chat::epochs::Epochs,
     /// Tokens of an OpenID Connect provider, when one is configured.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
@@ -115,6 +117,7 @@ impl Shared {
             cluster: None,
             guards: crate::guards::Guards::default(),
             presence: crate::chat::presence::Presence::default(),
+            epochs: crate::chat::epochs::Epochs::default(),
             oidc: None,
         }
     }
@@ -144,6 +147,7 @@ pub fn router(state: AppState) -> Router {
             "/api/rooms/{room}/members/{username}",
             delete(accounts::remove_member),
         )
+        .route("/api/rooms/{room}/reset-key", post(accounts::reset_key))
         .route(
             "/api/rooms/{room}/messages",
             get(history::messages).post(publish::publish),

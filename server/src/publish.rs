@@ -90,7 +90,9 @@ pub(crate) async fn publish(
                 "a private room is for members",
             ));
         }
-        Err(Unavailable) => return Err(unavailable()),
+        // The writer seals again under a new epoch and retries; this is
+        // left only if the room's epoch kept changing under it.
+        Ok(Appended::StaleEpoch { .. }) | Err(Unavailable) => return Err(unavailable()),
     };
     let body = serde_json::json!({
         "ok": true, "id": stored.id, "seq": stored.seq, "ts": stored.ts, "sender": stored.sender,

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use chatseal_core::Zeroizing;
+use chatseal_core::{Room, Zeroizing};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -89,6 +89,9 @@ pub(crate) struct EncryptRequest {
     room: String,
     #[serde(default)]
     context: String,
+    /// The room's key epoch (docs/format.md §1); 0 when absent.
+    #[serde(default)]
+    epoch: u32,
 }
 
 #[derive(Serialize)]
@@ -103,6 +106,9 @@ pub(crate) struct DecryptRequest {
     room: String,
     #[serde(default)]
     context: String,
+    /// The room's key epoch (docs/format.md §1); 0 when absent.
+    #[serde(default)]
+    epoch: u32,
 }
 
 #[derive(Serialize)]
@@ -125,10 +131,11 @@ pub(crate) async fn encrypt(
             ),
         ));
     }
-    let encrypted =
-        state
-            .sealer
-            .seal_text(&req.room, req.context.as_bytes(), req.message.as_bytes())?;
+    let encrypted = state.sealer.seal_text(
+        Room::at(&req.room, req.epoch),
+        req.context.as_bytes(),
+        req.message.as_bytes(),
+    )?;
     drop(Zeroizing::new(req.message)); // wipe the plaintext copy
     Ok(Json(EncryptResponse { encrypted }).into_response())
 }
@@ -139,9 +146,11 @@ pub(crate) async fn decrypt(
     JsonBody(req): JsonBody<DecryptRequest>,
 ) -> Result<Response, ApiError> {
     state.service_auth.check(&headers)?;
-    let plaintext = state
-        .sealer
-        .open_text(&req.room, req.context.as_bytes(), &req.encrypted)?;
+    let plaintext = state.sealer.open_text(
+        Room::at(&req.room, req.epoch),
+        req.context.as_bytes(),
+        &req.encrypted,
+    )?;
     let message = std::str::from_utf8(&plaintext)
         .map_err(|_| ApiError::new(Code::BadRequest, "the plaintext is not UTF-8 text"))?;
     // Serialized into the response body here; `plaintext` is wiped on drop.

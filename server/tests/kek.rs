@@ -163,6 +163,7 @@ async fn seed(store: &Store, sealer: &Sealer, room: &str, n: usize) {
                 sender: "ann".into(),
                 ts: 1,
                 key_id: sealer.primary_key_id(),
+                epoch: 0,
                 envelope,
                 client_id: None,
             }

@@ -165,6 +165,7 @@ async fn seed(store: &Store, sealer: &Sealer, room: &str, n: usize) -> Vec<(Stri
             sender: "ann".into(),
             ts: 1,
             key_id,
+            epoch: 0,
             envelope,
             client_id: None,
         });
@@ -559,6 +560,7 @@ async fn messages_that_do_not_open_are_set_aside() {
             sender: "ann".into(),
             ts: 1,
             key_id: 1,
+            epoch: 0,
             envelope,
             client_id: None,
         }])

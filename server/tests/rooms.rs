@@ -51,3 +51,102 @@ async fn joining_unknown_rooms_writes_nothing() {
             .unwrap()
     );
 }
+
+/// A message sealed under a room's old key epoch that reaches the writer
+/// after a member's removal is never stored under it: the store sends it
+/// back, the writer seals it again under the new epoch (same id, sender and
+/// context) and stores that, in order; the old epoch's key opens nothing.
+#[tokio::test]
+async fn the_writer_seals_again_what_an_epoch_change_overtook() {
+    use chatseal_core::{Room, chat_context};
+    use chatseal_server::chat::writer::Writer;
+    use chatseal_server::store::{Appended, EpochChange, OwnedMessage};
+
+    let path =
+        std::env::temp_dir().join(format!("chatseal-rooms-writer-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    let tokens = Tokens::new(&Zeroizing::new(vec![7u8; 32]), Duration::from_secs(60));
+    let auth = ServiceAuth::new(Zeroizing::new("s3cret".to_owned()), "the test");
+    let state = Arc::new(Shared::new(
+        Sealer::new(Keyring::generate()),
+        store,
+        tokens,
+        auth,
+    ));
+    let writer = Writer::start(Arc::downgrade(&state));
+    let room = "vault";
+    assert!(state.store.create_room(room, "ann", true).await.unwrap());
+    state.store.add_member(room, "eve").await.unwrap();
+
+    // Sealed at epoch 1, as a server that has not heard of the removal would.
+    let seal = |id: &str, text: &str| {
+        let context = chat_context(room, id, "ann");
+        let envelope = state
+            .sealer
+            .seal_text(Room::at(room, 1), &context, text.as_bytes())
+            .unwrap();
+        OwnedMessage {
+            id: id.to_owned(),
+            room: room.to_owned(),
+            sender: "ann".to_owned(),
+            ts: 1,
+            key_id: state.sealer.primary_key_id(),
+            epoch: 1,
+            envelope,
+            client_id: None,
+        }
+    };
+    let (one, two) = (seal("m-1", "first"), seal("m-2", "second"));
+    assert_eq!(
+        state.store.remove_member(room, "eve").await.unwrap(),
+        EpochChange::Now(2)
+    );
+    let mut outcomes = Vec::new();
+    for m in [one, two] {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        writer
+            .submit(
+                m,
+                Box::new(move |r| {
+                    let _ = tx.send(r.ok().cloned());
+                }),
+            )
+            .await;
+        outcomes.push(rx);
+    }
+    let mut stored = Vec::new();
+    for rx in outcomes {
+        match rx.await.unwrap() {
+            Some(Appended::New(m)) => stored.push(m),
+            other => panic!("not stored: {other:?}"),
+        }
+    }
+    assert_eq!(
+        stored.iter().map(|m| (m.seq, m.epoch)).collect::<Vec<_>>(),
+        [(1, 2), (2, 2)]
+    );
+    let read = state.store.messages(room, 0, None, 10).await.unwrap();
+    for (m, text) in read.iter().zip(["first", "second"]) {
+        let context = chat_context(room, &m.id, &m.sender);
+        assert_eq!(m.epoch, 2);
+        let opened = state
+            .sealer
+            .open_text(Room::at(room, 2), &context, &m.message)
+            .unwrap();
+        assert_eq!(&opened[..], text.as_bytes());
+        let old = state
+            .sealer
+            .open_text(Room::at(room, 1), &context, &m.message)
+            .unwrap_err();
+        assert_eq!(
+            old.kind().code(),
+            "BAD_TAG",
+            "the epoch-1 key opens nothing"
+        );
+    }
+    assert_eq!(state.epochs.get(room), 2, "the server learnt the new epoch");
+    let _ = std::fs::remove_file(&path);
+}

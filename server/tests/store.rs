@@ -20,6 +20,7 @@ fn msg<'a>(
         sender,
         ts: 1_700_000_000_000,
         key_id: 7,
+        epoch: 0,
         envelope: "AQEAAAAH",
         client_id,
     }
@@ -157,9 +158,13 @@ async fn accounts_and_rooms(store: &Store) {
     store.add_member("club", "bob").await.unwrap();
     store.add_member("club", "bob").await.unwrap();
     assert!(store.is_member("club", "bob").await.unwrap());
-    // A created room numbers its messages like any other.
+    // A created room numbers its messages like any other (a private one
+    // seals under epoch 1).
     store
-        .append(&msg("club-1", "club", "ann", None))
+        .append(&NewMessage {
+            epoch: 1,
+            ..msg("club-1", "club", "ann", None)
+        })
         .await
         .unwrap();
     assert_eq!(store.latest_seq("club").await.unwrap(), 1);
@@ -184,6 +189,7 @@ fn owned(id: &str, room: &str, sender: &str, client_id: Option<&str>) -> OwnedMe
         sender: sender.into(),
         ts: 5,
         key_id: 3,
+        epoch: 0,
         envelope: format!("env-{id}"),
         client_id: client_id.map(Into::into),
     }
@@ -211,7 +217,9 @@ async fn batches_number_in_order_and_dedup(store: &Store) {
         .map(|a| match a {
             Appended::New(m) => (true, m.id.clone(), m.seq),
             Appended::Duplicate(m) => (false, m.id.clone(), m.seq),
-            Appended::Forbidden => panic!("a public room refused a message"),
+            Appended::Forbidden | Appended::StaleEpoch { .. } => {
+                panic!("a public room refused a message")
+            }
         })
         .collect();
     assert_eq!(
@@ -275,7 +283,9 @@ async fn the_same_client_id_from_two_servers_is_stored_once(url: &str) {
         );
         let id = |r: &Appended| match r {
             Appended::New(m) | Appended::Duplicate(m) => m.id.clone(),
-            Appended::Forbidden => panic!("a public room refused a message"),
+            Appended::Forbidden | Appended::StaleEpoch { .. } => {
+                panic!("a public room refused a message")
+            }
         };
         let (ra, rb) = (ra.unwrap().remove(0), rb.unwrap().remove(0));
         assert_eq!(id(&ra), id(&rb), "round {round}");
@@ -301,19 +311,122 @@ async fn reopening_keeps_everything(url: &str) {
     again.close().await;
 }
 
+/// The store is the authority on a room's key epoch: a private room starts
+/// at 1 (its name's epoch-0 key went to whoever joined it while public); a
+/// removal and a reset each start the next one in the same transaction; a
+/// message sealed under another epoch is sent back with every other message
+/// of its room in the batch (so they are stored in order once sealed
+/// again), stored nowhere and counted nowhere, while other rooms' go in.
+async fn key_epochs(store: &Store) {
+    use chatseal_server::store::EpochChange;
+    assert!(store.create_room("epochs", "erin", true).await.unwrap());
+    assert!(
+        store
+            .create_room("epochs-open", "erin", false)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.room("epochs").await.unwrap().unwrap().epoch, 1);
+    assert_eq!(store.room("epochs-open").await.unwrap().unwrap().epoch, 0);
+    assert_eq!(store.room_epoch("epochs").await.unwrap(), 1);
+    assert_eq!(store.room_epoch("no-row-here").await.unwrap(), 0);
+    store.add_member("epochs", "eve").await.unwrap();
+    store.add_member("epochs", "ed").await.unwrap();
+    let at = |epoch, m: OwnedMessage| OwnedMessage { epoch, ..m };
+
+    let out = store
+        .append_batch(&[at(1, owned("e-1", "epochs", "erin", None))])
+        .await
+        .unwrap();
+    assert!(matches!(&out[0], Appended::New(m) if m.epoch == 1 && m.seq == 1));
+
+    assert_eq!(
+        store.remove_member("epochs", "eve").await.unwrap(),
+        EpochChange::Now(2)
+    );
+    assert_eq!(
+        store.remove_member("epochs", "eve").await.unwrap(),
+        EpochChange::NotMember,
+        "a second removal changes nothing"
+    );
+    assert_eq!(store.room_epoch("epochs").await.unwrap(), 2);
+    let batch = [
+        at(1, owned("e-2", "epochs", "erin", None)), // sealed before the removal
+        at(2, owned("e-3", "epochs", "ed", None)),   // after it, but behind e-2
+        owned("e-4", "epochs-open", "erin", None),
+        at(2, owned("e-5", "epochs", "mallory", None)), // not a member at all
+    ];
+    let out = store.append_batch(&batch).await.unwrap();
+    assert_eq!(
+        out[..2],
+        [
+            Appended::StaleEpoch { epoch: 2 },
+            Appended::StaleEpoch { epoch: 2 }
+        ]
+    );
+    assert!(matches!(&out[2], Appended::New(m) if m.room == "epochs-open"));
+    assert_eq!(out[3], Appended::Forbidden);
+    assert_eq!(
+        store.latest_seq("epochs").await.unwrap(),
+        1,
+        "nothing counted"
+    );
+    // Sealed again under 2, the two go in, in their order.
+    let out = store
+        .append_batch(&[
+            at(2, owned("e-2", "epochs", "erin", None)),
+            at(2, owned("e-3", "epochs", "ed", None)),
+        ])
+        .await
+        .unwrap();
+    let stored: Vec<(i64, u32)> = out
+        .iter()
+        .map(|a| match a {
+            Appended::New(m) => (m.seq, m.epoch),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(stored, [(2, 2), (3, 2)]);
+    // Read back with their epochs; a newer epoch than the room's is refused too.
+    let read: Vec<u32> = store
+        .messages("epochs", 0, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.epoch)
+        .collect();
+    assert_eq!(read, [1, 2, 2]);
+    let out = store
+        .append_batch(&[at(7, owned("e-6", "epochs", "ed", None))])
+        .await
+        .unwrap();
+    assert_eq!(out, [Appended::StaleEpoch { epoch: 2 }]);
+
+    assert_eq!(
+        store.new_epoch("epochs").await.unwrap(),
+        EpochChange::Now(3)
+    );
+    assert_eq!(
+        store.new_epoch("never-made").await.unwrap(),
+        EpochChange::NoRoom
+    );
+}
+
 /// The store is the authority on who may post to a private room: a batch
 /// (one transaction) refuses a non-member's message into a private room,
 /// stores nothing of it and moves no counter, and stores the rest.
 async fn private_rooms_refuse_non_members_in_the_batch(store: &Store) {
     assert!(store.create_room("vault", "vera", true).await.unwrap());
     store.add_member("vault", "val").await.unwrap();
+    // A private room seals under epoch 1 from its creation.
+    let at1 = |m: OwnedMessage| OwnedMessage { epoch: 1, ..m };
     let batch = vec![
-        owned("v-1", "vault", "vera", None),
-        owned("v-2", "vault", "mallory", Some("m1")), // not a member
-        owned("v-3", "vault-open", "mallory", None),  // no row: public
-        owned("v-4", "vault", "val", None),
-        owned("v-5", "vault", "lurker", None), // a guest's name
-        owned("v-6", "vault", "mallory", Some("m1")),
+        at1(owned("v-1", "vault", "vera", None)),
+        at1(owned("v-2", "vault", "mallory", Some("m1"))), // not a member
+        owned("v-3", "vault-open", "mallory", None),       // no row: public
+        at1(owned("v-4", "vault", "val", None)),
+        at1(owned("v-5", "vault", "lurker", None)), // a guest's name
+        at1(owned("v-6", "vault", "mallory", Some("m1"))),
     ];
     let out = store.append_batch(&batch).await.unwrap();
     let kinds: Vec<_> = out
@@ -322,6 +435,7 @@ async fn private_rooms_refuse_non_members_in_the_batch(store: &Store) {
             Appended::New(m) => format!("new {} {}", m.room, m.seq),
             Appended::Duplicate(m) => format!("dup {}", m.id),
             Appended::Forbidden => "forbidden".to_owned(),
+            Appended::StaleEpoch { epoch } => format!("stale, now {epoch}"),
         })
         .collect();
     assert_eq!(
@@ -346,7 +460,7 @@ async fn private_rooms_refuse_non_members_in_the_batch(store: &Store) {
     assert_eq!(store.latest_seq("vault").await.unwrap(), 2);
     // A batch of refused messages only: nothing stored, nothing counted.
     let out = store
-        .append_batch(&[owned("v-7", "vault", "mallory", None)])
+        .append_batch(&[at1(owned("v-7", "vault", "mallory", None))])
         .await
         .unwrap();
     assert_eq!(out, [Appended::Forbidden]);
@@ -457,6 +571,7 @@ async fn suite(db: &TestDb, backend: Backend) {
     batches_number_in_order_and_dedup(&store).await;
     private_rooms_refuse_non_members_in_the_batch(&store).await;
     managed_accounts(&store).await;
+    key_epochs(&store).await;
     store.close().await;
     the_same_client_id_from_two_servers_is_stored_once(&db.url).await;
     reopening_keeps_everything(&db.url).await;
@@ -487,4 +602,64 @@ async fn a_newer_schema_is_refused() {
     pool.close().await;
     let err = Store::connect(&db.url).await.unwrap_err();
     assert!(err.to_string().contains("schema version 99"), "{err}");
+}
+
+/// A database written before key epochs (schema version 3) is brought up
+/// to date at start: its rooms and messages are at epoch 0, which is the
+/// room key they were sealed under, and new ones carry their epoch.
+#[tokio::test]
+async fn a_version_3_database_gains_key_epochs() {
+    let db = TestDb::sqlite();
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    for statement in [
+        "CREATE TABLE chat_schema (version BIGINT NOT NULL)",
+        "INSERT INTO chat_schema (version) VALUES (3)",
+        "CREATE TABLE chat_rooms (name TEXT PRIMARY KEY, last_seq BIGINT NOT NULL DEFAULT 0, \
+         owner TEXT, private BIGINT NOT NULL DEFAULT 0)",
+        "CREATE TABLE chat_messages (room TEXT NOT NULL, seq BIGINT NOT NULL, \
+         id TEXT NOT NULL UNIQUE, sender TEXT NOT NULL, ts BIGINT NOT NULL, \
+         key_id BIGINT NOT NULL, envelope TEXT NOT NULL, client_id TEXT, \
+         PRIMARY KEY (room, seq))",
+        "INSERT INTO chat_rooms (name, last_seq, owner, private) VALUES ('old', 1, 'ann', 1)",
+        "INSERT INTO chat_messages (room, seq, id, sender, ts, key_id, envelope) \
+         VALUES ('old', 1, 'm-1', 'ann', 5, 1, 'AQEAAAAB')",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    // Two servers starting together on it: both add what is missing.
+    let (one, two) = tokio::join!(Store::connect(&db.url), Store::connect(&db.url));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    two.close().await;
+    let old = one.messages("old", 0, None, 10).await.unwrap();
+    assert_eq!((old.len(), old[0].epoch), (1, 0));
+    assert_eq!(one.room("old").await.unwrap().unwrap().epoch, 0);
+    let out = one
+        .append_batch(&[OwnedMessage {
+            epoch: 0,
+            ..owned("m-2", "old", "ann", None)
+        }])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], Appended::Forbidden),
+        "ann was never a member row"
+    );
+    assert_eq!(
+        one.remove_member("old", "ann").await.unwrap(),
+        chatseal_server::store::EpochChange::NotMember
+    );
+    assert_eq!(
+        one.new_epoch("old").await.unwrap(),
+        chatseal_server::store::EpochChange::Now(1)
+    );
+    one.close().await;
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM chat_schema")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(version, chatseal_server::store::SCHEMA_VERSION);
+    pool.close().await;
 }

@@ -16,6 +16,7 @@ fn message(id: &str, room: &str, key_id: u32) -> OwnedMessage {
         sender: "ann".into(),
         ts: 1,
         key_id,
+        epoch: 0,
         envelope: format!("env-{id}"),
         client_id: None,
     }
@@ -257,6 +258,6 @@ async fn a_version_1_database_is_upgraded() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(v, 3);
+    assert_eq!(v, chatseal_server::store::SCHEMA_VERSION);
     pool.close().await;
 }

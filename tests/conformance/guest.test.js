@@ -75,7 +75,7 @@ test('a message is acked, broadcast to the room only, and opens with the room ke
 
   await until(() => bob.received.some((m) => m.id === ack.id), 5000, 'delivery to bob')
   const msg = bob.received.find((m) => m.id === ack.id)
-  assert.deepEqual(Object.keys(msg).sort(), ['id', 'keyId', 'message', 'room', 'sender', 'seq', 'ts'])
+  assert.deepEqual(Object.keys(msg).sort(), ['epoch', 'id', 'keyId', 'message', 'room', 'sender', 'seq', 'ts'])
   assert.equal(msg.room, room)
   assert.equal(msg.seq, 1)
   // A guest's sender is marked with `~`: no account name has it.

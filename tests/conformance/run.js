@@ -10,7 +10,7 @@ const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 const { Client } = require('pg')
 
-const RUST = ['guest.test.js', 'accounts.test.js', 'crash.test.js', 'rotation.test.js', 'slow-reader.test.js', 'keys.test.js']
+const RUST = ['guest.test.js', 'accounts.test.js', 'epochs.test.js', 'crash.test.js', 'rotation.test.js', 'slow-reader.test.js', 'keys.test.js']
 const FILES = {
   rust: [...RUST, 'registration.test.js'],
   // Two servers sharing PostgreSQL and Redis (the test makes its own database).

@@ -7,12 +7,14 @@
 //! * [`session`]: `join`, `leave` and `chat message`; [`typing`]: `typing`.
 //! * [`writer`]: stores messages in batches, then broadcasts them in order.
 //! * [`rooms`]: access rules, per-room order, broadcast.
+//! * [`epochs`]: each room's key epoch, as this server last learnt it.
 //! * [`presence`]: who is online in a room.
 //! * [`protocol`]: payloads and their validation.
 
 pub mod catch_up;
 pub mod connection;
 pub mod detach;
+pub mod epochs;
 pub mod expiry;
 pub mod identity;
 pub mod presence;

@@ -200,6 +200,8 @@ pub fn parse_send_request(
 #[derive(Debug, Serialize)]
 pub struct KeyOut {
     pub id: u32,
+    /// The room key epoch it belongs to.
+    pub epoch: u32,
     pub key: String,
 }
 
@@ -209,6 +211,10 @@ pub struct KeyOut {
 pub struct JoinAck {
     pub ok: bool,
     pub room: String,
+    /// The room's current key epoch: new messages are sealed under it.
+    pub epoch: u32,
+    /// The room's keys of every epoch up to `epoch` under every master
+    /// key that may open envelopes: a member may read all the history.
     pub keys: Vec<KeyOut>,
     pub missed: Vec<StoredMessage>,
     pub latest_seq: i64,

@@ -32,11 +32,13 @@ pub const RECENT_ON_JOIN: i64 = 50;
 /// name on another server than the creation's: the store refuses its posts
 /// (the append checks membership of private rooms) and deliveries from
 /// elsewhere put it out first (`crate::cluster`'s privacy cache).
+///
+/// Returns the room's current key epoch (0 for a room with no row).
 pub async fn check_access(
     state: &AppState,
     identity: &Identity,
     room: &str,
-) -> Result<(), Failure> {
+) -> Result<u32, Failure> {
     match state.store.room(room).await.map_err(store_down)? {
         Some(info) if info.private => match identity {
             Identity::Guest(_) => Err(Failure::new(
@@ -44,7 +46,7 @@ pub async fn check_access(
                 "a private room is for members",
             )),
             Identity::Account(name) => match state.store.is_member(room, name).await {
-                Ok(true) => Ok(()),
+                Ok(true) => Ok(info.epoch),
                 Ok(false) => Err(Failure::new(
                     Code::Forbidden,
                     "a private room is for members",
@@ -52,8 +54,60 @@ pub async fn check_access(
                 Err(e) => Err(store_down(e)),
             },
         },
-        _ => Ok(()),
+        Some(info) => Ok(info.epoch),
+        None => Ok(0),
     }
+}
+
+/// The keys a member of `room` gets: every epoch up to `epoch` under every
+/// master key that may open envelopes (ids ≥ `min_decrypt`), by epoch then
+/// id. A room's current members may read all its history; one removed
+/// before `epoch` began has none of the keys from `epoch` on.
+pub fn keys_through(
+    state: &AppState,
+    room: &str,
+    epoch: u32,
+) -> Result<Vec<super::protocol::KeyOut>, Failure> {
+    let mut keys = Vec::new();
+    for e in 0..=epoch {
+        let at = state
+            .sealer
+            .room_keys(chatseal_core::Room::at(room, e))
+            .map_err(|e| Failure::new(Code::BadRequest, e.to_string()))?;
+        keys.extend(at.into_iter().map(|rk| super::protocol::KeyOut {
+            id: rk.key_id,
+            epoch: rk.epoch,
+            key: String::from(rk.key.to_base64().as_str()),
+        }));
+    }
+    Ok(keys)
+}
+
+/// After `room` moved to key epoch `epoch` (a member removed, a private
+/// creation, an owner's reset, here or on another server): records it, and
+/// sends every socket of this server still in the room the new epoch's
+/// keys, one `room key` `{ room, key: { id, epoch, key } }` per usable
+/// master key. Call it after the sockets that must not have them are out.
+pub async fn announce_epoch(state: &AppState, room: &str, epoch: u32) {
+    state.epochs.learn(room, epoch);
+    let Some(io) = state.io.get() else { return };
+    // Under the room's lock: a join that read the older epoch is in the
+    // room before this sends (so it gets the key), one after reads this one.
+    let _turn = state.room_locks.exclusive(room).await;
+    let Ok(keys) = state.sealer.room_keys(chatseal_core::Room::at(room, epoch)) else {
+        return;
+    };
+    for rk in keys {
+        let key = serde_json::json!({
+            "room": room,
+            "key": { "id": rk.key_id, "epoch": rk.epoch, "key": rk.key.to_base64().as_str() },
+        });
+        // Fire and forget, like a broadcast: a member whose queue is full
+        // gets the key from its next join (the SDK joins again when a
+        // message names a key it lacks).
+        let _ = io.to(room.to_owned()).emit("room key", &key).await;
+    }
+    tracing::info!(epoch, "room key epoch announced");
 }
 
 /// After `room` was just created private with `owner` as its only member:
@@ -295,8 +349,9 @@ pub fn evict(socket: &socketioxide::extract::SocketRef) {
     });
 }
 
-/// After a rotation: sends every room that has members here its key under
-/// the new primary master key, as `room key` `{ room, key: { id, key } }`,
+/// After a rotation: sends every room that has members here its keys under
+/// the new primary master key, as `room key` `{ room, key: { id, epoch, key } }`
+/// (one per epoch of the room: `keys rewrap` moves old epochs' messages to it),
 /// so members can open what is sealed from now on without joining again.
 pub async fn announce_primary(state: &AppState) {
     announce_keys(state, &[state.sealer.primary_key_id()]).await;
@@ -320,16 +375,19 @@ pub async fn announce_keys(state: &AppState, ids: &[u32]) {
     };
     let mut announced = 0usize;
     for room in rooms {
+        let epoch = state.epochs.get(&room);
         for &id in ids {
-            let Ok(rk) = state.sealer.room_key(&*room, id) else {
-                continue; // not a chat room name
-            };
-            let key = serde_json::json!({
-                "room": &*room,
-                "key": { "id": rk.key_id, "key": rk.key.to_base64().as_str() },
-            });
-            if io.to(room.clone()).emit("room key", &key).await.is_ok() {
-                announced += 1;
+            for e in 0..=epoch {
+                let Ok(rk) = state.sealer.room_key(chatseal_core::Room::at(&room, e), id) else {
+                    continue; // not a chat room name
+                };
+                let key = serde_json::json!({
+                    "room": &*room,
+                    "key": { "id": rk.key_id, "epoch": e, "key": rk.key.to_base64().as_str() },
+                });
+                if io.to(room.clone()).emit("room key", &key).await.is_ok() {
+                    announced += 1;
+                }
             }
         }
     }

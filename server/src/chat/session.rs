@@ -1,6 +1,6 @@
 //! What each event does, once its turn has come (see [`super::connection`]).
 
-use chatseal_core::{Header, chat_context};
+use chatseal_core::{Header, Room, chat_context};
 use governor::DefaultDirectRateLimiter;
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
@@ -8,7 +8,7 @@ use socketioxide::extract::SocketRef;
 use super::connection::{EventKind, Job};
 use super::expiry::Expiry;
 use super::identity::{self, Identity};
-use super::protocol::{self, Failure, JoinAck, KeyOut, SendAck};
+use super::protocol::{self, Failure, JoinAck, SendAck};
 use super::rooms;
 use super::writer::{Reply, Unavailable, Writer};
 use crate::app::AppState;
@@ -62,7 +62,11 @@ pub async fn handle(
                                 "a private room is for members",
                             ))
                         }
-                        Err(Unavailable) => refused(unavailable()),
+                        // Left only if the room's key epoch kept changing
+                        // while the writer sealed again (see writer.rs).
+                        Ok(Appended::StaleEpoch { .. }) | Err(Unavailable) => {
+                            refused(unavailable())
+                        }
                     };
                     let _ = ack.send(&reply);
                     drop(busy);
@@ -126,17 +130,9 @@ async fn join(
     // (which puts earlier joiners out under the same lock) cannot fall
     // between the check and the join.
     let turn = state.room_locks.exclusive(&req.room).await;
-    rooms::check_access(state, identity, &req.room).await?;
-    let keys = state
-        .sealer
-        .room_keys(&req.room)
-        .map_err(|e| Failure::new(Code::BadRequest, e.to_string()))?
-        .into_iter()
-        .map(|rk| KeyOut {
-            id: rk.key_id,
-            key: String::from(rk.key.to_base64().as_str()),
-        })
-        .collect();
+    let epoch = rooms::check_access(state, identity, &req.room).await?;
+    state.epochs.learn(&req.room, epoch);
+    let keys = rooms::keys_through(state, &req.room, epoch)?;
     socket.join(req.room.clone());
     let limit = i64::from(state.history_limit);
     let max_bytes = state.guards.max_ack_bytes;
@@ -168,6 +164,7 @@ async fn join(
     Ok(JoinAck {
         ok: true,
         room: req.room,
+        epoch,
         keys,
         missed,
         latest_seq,
@@ -264,9 +261,12 @@ pub(crate) fn seal(
     let id = uuid::Uuid::now_v7().to_string();
     let ts = crate::auth::unix_now().as_millis() as i64;
     let context = chat_context(&room, &id, sender);
+    // The epoch this server knows; the store refuses an older one and the
+    // writer then seals again (see `super::epochs`).
+    let epoch = state.epochs.get(&room);
     let sealed = state
         .sealer
-        .seal(&room, &context, &plaintext)
+        .seal(Room::at(&room, epoch), &context, &plaintext)
         .map_err(|e| Failure::new(Code::BadRequest, e.to_string()))?;
     drop(plaintext);
     metrics::sealed();
@@ -279,6 +279,7 @@ pub(crate) fn seal(
         sender: sender.to_owned(),
         ts,
         key_id,
+        epoch,
         envelope: chatseal_core::encode_text(&sealed),
         client_id,
     })

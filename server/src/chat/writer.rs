@@ -104,7 +104,7 @@ async fn store(state: &Arc<Shared>, batch: &[OwnedMessage], replies: Vec<Reply>)
         .share_all(batch.iter().map(|m| m.room.as_str()))
         .await;
     let started = Instant::now();
-    let outcome = state.store.append_batch(batch).await;
+    let outcome = append_sealed_again(state, batch).await;
     metrics::store_latency(started.elapsed());
     metrics::batch_size(batch.len());
     let outcome = outcome.map_err(|e| {
@@ -118,6 +118,96 @@ async fn store(state: &Arc<Shared>, batch: &[OwnedMessage], replies: Vec<Reply>)
     }
 }
 
+/// Rounds of sealing again when a room's key epoch keeps moving under a
+/// batch; past them its messages are answered UNAVAILABLE (the client's
+/// resend with the same clientId is sealed afresh).
+const EPOCH_ROUNDS: usize = 3;
+
+/// Appends `batch`; messages the store sends back because their room moved
+/// to a newer key epoch (`Appended::StaleEpoch`: a member was removed, or
+/// the room was reset, after they were sealed) are sealed again under that
+/// epoch and appended again, in their order, and their outcomes put in
+/// their places. The room's lock (held by the caller) keeps the room's
+/// broadcast order; the plaintext exists only inside the engine while one
+/// is sealed again.
+async fn append_sealed_again(
+    state: &Shared,
+    batch: &[OwnedMessage],
+) -> Result<Vec<Appended>, crate::store::StoreError> {
+    let mut outcome = state.store.append_batch(batch).await?;
+    for _ in 0..EPOCH_ROUNDS {
+        let again: Vec<usize> = (0..batch.len())
+            .filter(|&i| matches!(outcome[i], Appended::StaleEpoch { .. }))
+            .collect();
+        if again.is_empty() {
+            break;
+        }
+        let mut resealed = Vec::with_capacity(again.len());
+        let mut places = Vec::with_capacity(again.len());
+        for &i in &again {
+            let Appended::StaleEpoch { epoch } = outcome[i] else {
+                unreachable!("filtered above")
+            };
+            state.epochs.learn(&batch[i].room, epoch);
+            let sealed = if batch[i].epoch == epoch {
+                // Sent back with the rest of its room, to keep their order.
+                Ok(batch[i].clone())
+            } else {
+                seal_again(state, &batch[i], epoch)
+            };
+            match sealed {
+                Ok(m) => {
+                    resealed.push(m);
+                    places.push(i);
+                }
+                Err(e) => {
+                    // Cannot happen for an envelope this server sealed;
+                    // if it does, the message is answered UNAVAILABLE.
+                    tracing::warn!(error = %e, "could not seal a message again under a new epoch");
+                }
+            }
+        }
+        if resealed.is_empty() {
+            break;
+        }
+        tracing::debug!(
+            messages = resealed.len(),
+            "sealed again under a new room key epoch"
+        );
+        let retried = state.store.append_batch(&resealed).await?;
+        for (i, result) in places.into_iter().zip(retried) {
+            outcome[i] = result;
+        }
+    }
+    Ok(outcome)
+}
+
+/// `m`, opened and sealed again under `room` at `epoch` with the same id,
+/// sender, time and context.
+fn seal_again(
+    state: &Shared,
+    m: &OwnedMessage,
+    epoch: u32,
+) -> Result<OwnedMessage, chatseal_core::Error> {
+    use chatseal_core::Room;
+    let context = chatseal_core::chat_context(&m.room, &m.id, &m.sender);
+    let plaintext = state
+        .sealer
+        .open_text(Room::at(&m.room, m.epoch), &context, &m.envelope)?;
+    let sealed = state
+        .sealer
+        .seal(Room::at(&m.room, epoch), &context, &plaintext)?;
+    drop(plaintext);
+    metrics::sealed();
+    let key_id = chatseal_core::Header::parse(&sealed)?.key_id;
+    Ok(OwnedMessage {
+        key_id,
+        epoch,
+        envelope: chatseal_core::encode_text(&sealed),
+        ..m.clone()
+    })
+}
+
 /// Acknowledges stored batches in the order they were stored, then
 /// broadcasts them; a refused batch is only answered.
 async fn broadcast(state: Weak<Shared>, mut rx: mpsc::Receiver<Stored>) {
@@ -129,7 +219,9 @@ async fn broadcast(state: Weak<Shared>, mut rx: mpsc::Receiver<Stored>) {
                     .iter()
                     .filter_map(|result| match result {
                         Appended::New(message) => Some(message),
-                        Appended::Duplicate(_) | Appended::Forbidden => None,
+                        Appended::Duplicate(_)
+                        | Appended::Forbidden
+                        | Appended::StaleEpoch { .. } => None,
                     })
                     .collect();
                 // Acks first: each is queued on its sender's socket ahead of

@@ -50,8 +50,9 @@ struct Envelope {
     message: Option<StoredMessage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     typing: Option<TypingOut>,
-    /// A room whose members an owner changed (removed one, or deleted the
-    /// room): read them again and put out who is no longer one.
+    /// A room whose members or key epoch an owner changed (removed one,
+    /// deleted the room, reset its key): read them again, put out who is no
+    /// longer one, and hand those still in it the new epoch's keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     room_changed: Option<String>,
 }
@@ -447,10 +448,24 @@ async fn subscribe_loop(state: Weak<Shared>) {
                             // Under the room's lock: a join here that read
                             // the old members is in before this looks, or
                             // reads the new ones.
-                            let _turn = s.room_locks.exclusive(room).await;
-                            cluster.privacy.forget(room);
-                            if let Err(e) = cluster.privacy.put_out_non_members(&s, room).await {
-                                tracing::warn!(error = %e, "store unavailable: members read later");
+                            {
+                                let _turn = s.room_locks.exclusive(room).await;
+                                cluster.privacy.forget(room);
+                                if let Err(e) = cluster.privacy.put_out_non_members(&s, room).await
+                                {
+                                    tracing::warn!(error = %e, "store unavailable: members read later");
+                                }
+                            }
+                            // A removal or a reset also started a key epoch:
+                            // those still in the room here get its keys.
+                            match s.store.room_epoch(room).await {
+                                Ok(epoch) if s.epochs.get(room) < epoch => {
+                                    crate::chat::rooms::announce_epoch(&s, room, epoch).await;
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "store unavailable: the room's epoch is read at its next join");
+                                }
                             }
                         }
                         if let Some(t) = &env.typing {

@@ -138,7 +138,14 @@ pub async fn verify_unrecorded(
             continue;
         };
         let context = chat_context(&m.room, &m.id, &m.sender);
-        if sealer.open_text(&m.room, &context, &m.message).is_err() {
+        if sealer
+            .open_text(
+                chatseal_core::Room::at(&m.room, m.epoch),
+                &context,
+                &m.message,
+            )
+            .is_err()
+        {
             anyhow::bail!(
                 "key id {id} in {source} does not open message {} (room {}), which is sealed \
                  under key id {id}: this is not the key those messages were sealed with. \

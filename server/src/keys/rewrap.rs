@@ -271,7 +271,11 @@ fn rewrap_all(sealer: &Sealer, rows: Vec<RewrapRow>) -> Sealed {
     let mut seals = 0;
     for m in rows {
         let context = chat_context(&m.room, &m.id, &m.sender);
-        let (key_id, envelope) = match sealer.rewrap_text(&m.room, &context, &m.envelope) {
+        let (key_id, envelope) = match sealer.rewrap_text(
+            chatseal_core::Room::at(&m.room, m.epoch),
+            &context,
+            &m.envelope,
+        ) {
             Ok(Rewrapped::Resealed { key_id, envelope }) => {
                 seals += 1;
                 (key_id, envelope)

@@ -48,6 +48,8 @@ pub struct RewrapRow {
     pub room: String,
     pub sender: String,
     pub key_id: u32,
+    /// The room key epoch it is sealed under.
+    pub epoch: u32,
     /// The sealed envelope, text form.
     pub envelope: String,
 }
@@ -333,7 +335,7 @@ impl Store {
             Backend::Sqlite => self.sqlite_page(below, after, limit).await,
             Backend::Postgres => {
                 let rows = sqlx::query(
-                    "SELECT id, room, sender, key_id, envelope FROM chat_messages \
+                    "SELECT id, room, sender, key_id, epoch, envelope FROM chat_messages \
                      WHERE id > $1 AND key_id < $2 ORDER BY id LIMIT $3",
                 )
                 .bind(after.id.as_str())
@@ -350,6 +352,7 @@ impl Store {
                             room: r.try_get("room")?,
                             sender: r.try_get("sender")?,
                             key_id: key_id(r.try_get("key_id")?)?,
+                            epoch: key_id(r.try_get("epoch")?)?,
                             envelope: r.try_get("envelope")?,
                         })
                     })
@@ -371,8 +374,8 @@ impl Store {
         // NOT INDEXED: the rowid range, never the key_id index (which would
         // sort every row under an old key to return `limit`).
         let page: Option<String> = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(rowid, id, room, sender, key_id, envelope)) \
-             FROM (SELECT rowid, id, room, sender, key_id, envelope \
+            "SELECT json_group_array(json_array(rowid, id, room, sender, key_id, epoch, envelope)) \
+             FROM (SELECT rowid, id, room, sender, key_id, epoch, envelope \
              FROM chat_messages NOT INDEXED WHERE rowid > ? AND key_id < ? \
              ORDER BY rowid LIMIT ?)",
         )
@@ -382,19 +385,22 @@ impl Store {
         .fetch_one(&self.pool)
         .within(self.timeout)
         .await?;
-        type Item = (i64, String, String, String, u32, String);
+        type Item = (i64, String, String, String, u32, u32, String);
         let items: Vec<Item> = serde_json::from_str(page.as_deref().unwrap_or("[]"))
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         let mut rows: Vec<RewrapRow> = items
             .into_iter()
-            .map(|(rowid, id, room, sender, key_id, envelope)| RewrapRow {
-                rowid,
-                id,
-                room,
-                sender,
-                key_id,
-                envelope,
-            })
+            .map(
+                |(rowid, id, room, sender, key_id, epoch, envelope)| RewrapRow {
+                    rowid,
+                    id,
+                    room,
+                    sender,
+                    key_id,
+                    epoch,
+                    envelope,
+                },
+            )
             .collect();
         // An aggregate does not promise its input's order.
         rows.sort_unstable_by_key(|r| r.rowid);

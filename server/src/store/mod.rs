@@ -10,11 +10,13 @@ mod keys;
 mod oidc;
 mod rooms;
 mod schema;
+pub use schema::VERSION as SCHEMA_VERSION;
 mod users;
 
 pub use keys::{
     EnvelopeWriter, KeyRecord, NewEnvelope, NodeRecord, Replaced, RewrapCursor, RewrapRow,
 };
+pub use rooms::{EpochChange, MAX_EPOCH};
 pub use users::{AccountState, Invited};
 
 use std::sync::Arc;
@@ -72,6 +74,8 @@ pub struct StoredMessage {
     pub sender: String,
     pub ts: i64,
     pub key_id: u32,
+    /// The room's key epoch the envelope is sealed under (docs/format.md §1).
+    pub epoch: u32,
     /// The sealed envelope, text form.
     pub message: String,
 }
@@ -84,6 +88,7 @@ pub struct NewMessage<'a> {
     pub sender: &'a str,
     pub ts: i64,
     pub key_id: u32,
+    pub epoch: u32,
     pub envelope: &'a str,
     pub client_id: Option<&'a str>,
 }
@@ -99,6 +104,11 @@ pub enum Appended {
     /// socket that joined the name while it was public and silent, on a
     /// server that has not put it out yet).
     Forbidden,
+    /// Not stored: the room's key epoch is now `epoch`, and this message (or
+    /// another of its room in the batch) was sealed under an older one. The
+    /// writer seals the room's messages again under `epoch` and resends them
+    /// in order, so nothing is stored under a key a removed member holds.
+    StaleEpoch { epoch: u32 },
 }
 
 /// A message to store, owning its fields (for the batch writer).
@@ -109,6 +119,7 @@ pub struct OwnedMessage {
     pub sender: String,
     pub ts: i64,
     pub key_id: u32,
+    pub epoch: u32,
     pub envelope: String,
     pub client_id: Option<String>,
 }
@@ -121,13 +132,14 @@ impl From<&NewMessage<'_>> for OwnedMessage {
             sender: m.sender.to_owned(),
             ts: m.ts,
             key_id: m.key_id,
+            epoch: m.epoch,
             envelope: m.envelope.to_owned(),
             client_id: m.client_id.map(str::to_owned),
         }
     }
 }
 
-/// Rows per multi-row INSERT: 8 parameters each, well under SQLite's and
+/// Rows per multi-row INSERT: 9 parameters each, well under SQLite's and
 /// PostgreSQL's limits on parameters per statement.
 pub const MAX_BATCH: usize = 256;
 
@@ -137,6 +149,8 @@ pub struct RoomInfo {
     pub name: String,
     pub owner: Option<String>,
     pub private: bool,
+    /// The room's current key epoch: what it seals under.
+    pub epoch: u32,
 }
 
 /// The first character of a service's sender name (`#bot`): messages the
@@ -284,7 +298,7 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        schema::migrate(&pool).await?;
+        schema::migrate(&pool, backend).await?;
         let history_id = Arc::from(schema::history_id(&pool).await?);
         let store = Store {
             pool,
@@ -495,13 +509,26 @@ impl Store {
         use std::collections::HashMap;
         let earlier = self.existing_client_ids(&mut tx, batch).await?;
         let refused = self.non_members(&mut tx, batch).await?;
+        // A room any of whose messages was sealed under another epoch than
+        // the room's current one is sent back whole (not just the stale
+        // messages): its messages are then stored in the order they came.
+        let mut stale: Vec<(&str, u32)> = Vec::new();
+        for m in batch {
+            let epoch = refused.epoch(&m.room);
+            if m.epoch != epoch && !stale.iter().any(|(r, _)| *r == m.room) {
+                stale.push((m.room.as_str(), epoch));
+            }
+        }
+        let stale_epoch = |room: &str| stale.iter().find(|(r, _)| *r == room).map(|(_, e)| *e);
         let mut first_in_batch: HashMap<(&str, &str, &str), usize> = HashMap::new();
         let mut per_room: Vec<(&str, i64)> = Vec::new();
         // The messages to insert: allowed, and not seen before, in the
         // database or the batch.
         let mut rows: Vec<usize> = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
-            if refused.contains(&(m.room.as_str(), m.sender.as_str())) {
+            if refused.contains(&(m.room.as_str(), m.sender.as_str()))
+                || stale_epoch(&m.room).is_some()
+            {
                 continue;
             }
             if let Some(cid) = m.client_id.as_deref() {
@@ -525,38 +552,50 @@ impl Store {
             // may commit between the read and this upsert (SQLite's BEGIN
             // IMMEDIATE excludes it). Then no row comes back and the batch
             // fails UNAVAILABLE; the client's resend is refused FORBIDDEN.
-            let last: Option<i64> = sqlx::query_scalar(if private {
+            // The counter's row is locked from here to the commit, and an
+            // epoch change updates the same row: the epoch read back is the
+            // one in force when this batch commits.
+            let row: Option<(i64, i64)> = sqlx::query_as(if private {
                 "UPDATE chat_rooms SET last_seq = last_seq + $2 WHERE name = $1 \
-                 RETURNING last_seq"
+                 RETURNING last_seq, epoch"
             } else {
                 "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, $2, 0) \
                  ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + $2 \
                  WHERE chat_rooms.private = 0 \
-                 RETURNING last_seq"
+                 RETURNING last_seq, epoch"
             })
             .bind(*room)
             .bind(*n)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(last) = last else {
+            let Some((last, epoch)) = row else {
                 return Err(StoreError(sqlx::Error::Protocol(format!(
                     "room {room:?} became private while a batch was stored; resend"
                 ))));
             };
+            if epoch != i64::from(refused.epoch(room)) {
+                // PostgreSQL: an epoch change committed between the read
+                // above and this update. Nothing is stored; the resend is
+                // sent back to be sealed again.
+                return Err(StoreError(sqlx::Error::Protocol(format!(
+                    "room {room:?} changed its key epoch while a batch was stored; resend"
+                ))));
+            }
             next_seq.insert(room, last - n + 1);
         }
         let mut stored: Vec<Option<StoredMessage>> = vec![None; batch.len()];
         if !rows.is_empty() {
             let mut sql = String::from(
-                "INSERT INTO chat_messages (room, seq, id, sender, ts, key_id, envelope, client_id) VALUES ",
+                "INSERT INTO chat_messages \
+                 (room, seq, id, sender, ts, key_id, epoch, envelope, client_id) VALUES ",
             );
             for k in 0..rows.len() {
                 sql.push_str(if k > 0 { ",(" } else { "(" });
-                for c in 1..=8 {
+                for c in 1..=9 {
                     if c > 1 {
                         sql.push(',');
                     }
-                    self.push_param(&mut sql, 8 * k + c);
+                    self.push_param(&mut sql, 9 * k + c);
                 }
                 sql.push(')');
             }
@@ -573,6 +612,7 @@ impl Store {
                     .bind(m.sender.as_str())
                     .bind(m.ts)
                     .bind(i64::from(m.key_id))
+                    .bind(i64::from(m.epoch))
                     .bind(m.envelope.as_str())
                     .bind(m.client_id.as_deref());
                 stored[i] = Some(StoredMessage {
@@ -582,6 +622,7 @@ impl Store {
                     sender: m.sender.clone(),
                     ts: m.ts,
                     key_id: m.key_id,
+                    epoch: m.epoch,
                     message: m.envelope.clone(),
                 });
             }
@@ -598,6 +639,10 @@ impl Store {
                 out.push(Appended::Forbidden);
                 continue;
             }
+            if let Some(epoch) = stale_epoch(&m.room) {
+                out.push(Appended::StaleEpoch { epoch });
+                continue;
+            }
             let cid = m.client_id.as_deref().unwrap_or_default();
             let key = (m.room.as_str(), m.sender.as_str(), cid);
             let first = match earlier.get(&owned(key)) {
@@ -606,7 +651,7 @@ impl Store {
                     let j = first_in_batch[&key];
                     match &out[j] {
                         Appended::New(s) | Appended::Duplicate(s) => s.clone(),
-                        Appended::Forbidden => {
+                        Appended::Forbidden | Appended::StaleEpoch { .. } => {
                             unreachable!("refused messages are not deduplicated")
                         }
                     }
@@ -642,7 +687,7 @@ impl Store {
             // One row per member among the senders, or one with a NULL
             // username; none for a room without a row (public).
             let mut sql = String::from(
-                "SELECT r.private, m.username FROM chat_rooms r \
+                "SELECT r.private, r.epoch, m.username FROM chat_rooms r \
                  LEFT JOIN chat_members m ON m.room = r.name AND r.private <> 0 \
                  AND m.username IN (",
             );
@@ -661,6 +706,11 @@ impl Store {
             let rows = query.bind(room).fetch_all(&mut **tx).await?;
             let mut private = false;
             let mut members: Vec<String> = Vec::new();
+            if let Some(row) = rows.first() {
+                let epoch: i64 = row.try_get("epoch")?;
+                let epoch = u32::try_from(epoch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                refused.epochs.push((room, epoch));
+            }
             for row in &rows {
                 private |= row.try_get::<i64, _>("private")? != 0;
                 if let Some(name) = row.try_get::<Option<String>, _>("username")? {
@@ -779,7 +829,7 @@ impl Store {
 
     /// The room's access rules; `None` for a room nobody created (public).
     pub async fn room(&self, name: &str) -> Result<Option<RoomInfo>> {
-        let row = sqlx::query("SELECT name, owner, private FROM chat_rooms WHERE name = $1")
+        let row = sqlx::query("SELECT name, owner, private, epoch FROM chat_rooms WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .within(self.timeout)
@@ -789,6 +839,8 @@ impl Store {
                 name: r.try_get("name")?,
                 owner: r.try_get("owner")?,
                 private: r.try_get::<i64, _>("private")? != 0,
+                epoch: u32::try_from(r.try_get::<i64, _>("epoch")?)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             })
         })
         .transpose()
@@ -797,14 +849,20 @@ impl Store {
     /// Creates a room owned by `owner`; `false` if the name is taken (a
     /// room with a stored message counts as taken: its first message makes
     /// its row; a join makes none).
+    ///
+    /// A private room starts at key epoch 1: anyone may have joined the
+    /// name while it was public and silent, and a join hands out the keys
+    /// of epoch 0, so the room's own messages must be sealed under a key
+    /// none of them was given.
     pub async fn create_room(&self, name: &str, owner: &str, private: bool) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let created = sqlx::query(
-            "INSERT INTO chat_rooms (name, last_seq, owner, private) VALUES ($1, 0, $2, $3) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO chat_rooms (name, last_seq, owner, private, epoch) \
+             VALUES ($1, 0, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .bind(name)
         .bind(owner)
+        .bind(i64::from(private))
         .bind(i64::from(private))
         .execute(&mut *tx)
         .within(self.timeout)
@@ -1006,7 +1064,7 @@ async fn add_member(
     Ok(())
 }
 
-const COLUMNS: &str = "id, room, seq, sender, ts, key_id, envelope";
+const COLUMNS: &str = "id, room, seq, sender, ts, key_id, epoch, envelope";
 
 /// What [`Store::non_members`] found in a batch.
 #[derive(Debug, Default)]
@@ -1015,11 +1073,21 @@ struct Refused<'b> {
     private_rooms: Vec<&'b str>,
     /// `(room, sender)` pairs that may not post.
     pairs: Vec<(&'b str, &'b str)>,
+    /// The batch's rooms with a row, and their current key epoch (a room
+    /// without a row is at epoch 0).
+    epochs: Vec<(&'b str, u32)>,
 }
 
 impl Refused<'_> {
     fn contains(&self, pair: &(&str, &str)) -> bool {
         self.pairs.iter().any(|p| p == pair)
+    }
+
+    fn epoch(&self, room: &str) -> u32 {
+        self.epochs
+            .iter()
+            .find(|(r, _)| *r == room)
+            .map_or(0, |(_, e)| *e)
     }
 }
 
@@ -1032,7 +1100,9 @@ fn owned((room, sender, cid): (&str, &str, &str)) -> DedupKey {
 
 fn message_of(row: &sqlx::any::AnyRow) -> Result<StoredMessage> {
     let key_id: i64 = row.try_get("key_id")?;
+    let epoch: i64 = row.try_get("epoch")?;
     Ok(StoredMessage {
+        epoch: u32::try_from(epoch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         id: row.try_get("id")?,
         room: row.try_get("room")?,
         seq: row.try_get("seq")?,

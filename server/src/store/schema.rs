@@ -7,7 +7,8 @@ use sqlx::AnyPool;
 /// The schema version this build writes and reads.
 /// 2: dedup per (room, sender, clientId); usernames unique in any case.
 /// 3: the store knows its keys (chat_keys, chat_keyring, chat_key_nodes).
-pub const VERSION: i64 = 3;
+/// 4: room key epochs (chat_rooms.epoch, chat_messages.epoch).
+pub const VERSION: i64 = 4;
 
 const STATEMENTS: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS chat_schema (version BIGINT NOT NULL)",
@@ -22,7 +23,8 @@ const STATEMENTS: &[&str] = &[
         name TEXT PRIMARY KEY,
         last_seq BIGINT NOT NULL DEFAULT 0,
         owner TEXT,
-        private BIGINT NOT NULL DEFAULT 0
+        private BIGINT NOT NULL DEFAULT 0,
+        epoch BIGINT NOT NULL DEFAULT 0
     )",
     "CREATE TABLE IF NOT EXISTS chat_members (
         room TEXT NOT NULL,
@@ -38,6 +40,7 @@ const STATEMENTS: &[&str] = &[
         key_id BIGINT NOT NULL,
         envelope TEXT NOT NULL,
         client_id TEXT,
+        epoch BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (room, seq)
     )",
     // Dedup of resends, per room and sender: NULL client ids never collide.
@@ -107,10 +110,22 @@ const STATEMENTS: &[&str] = &[
     )",
 ];
 
+/// Columns added after their table was first made: (table, column, type).
+/// A database made before them gets them at start (`add_column`); every
+/// existing row takes the default, which means what the row meant before
+/// (epoch 0 is the room key every message had before epochs existed).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("chat_rooms", "epoch", "BIGINT NOT NULL DEFAULT 0"),
+    ("chat_messages", "epoch", "BIGINT NOT NULL DEFAULT 0"),
+];
+
 /// Creates what is missing and refuses a database written by a newer build.
-pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
+pub async fn migrate(pool: &AnyPool, backend: super::Backend) -> Result<(), sqlx::Error> {
     for statement in STATEMENTS {
         sqlx::query(statement).execute(pool).await?;
+    }
+    for (table, column, kind) in ADDED_COLUMNS {
+        add_column(pool, backend, table, column, kind).await?;
     }
     let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM chat_schema")
         .fetch_one(pool)
@@ -142,6 +157,45 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Adds `column` to `table` unless it is there. SQLite has no `ADD COLUMN IF
+/// NOT EXISTS`, so the column list is read first; two servers starting
+/// together on an old database may both try, and the loser's error is
+/// forgiven once the column is seen to exist.
+async fn add_column(
+    pool: &AnyPool,
+    backend: super::Backend,
+    table: &str,
+    column: &str,
+    kind: &str,
+) -> Result<(), sqlx::Error> {
+    let has = || async {
+        let sql = match backend {
+            super::Backend::Sqlite => "SELECT COUNT(*) FROM pragma_table_info($1) WHERE name = $2",
+            super::Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2"
+            }
+        };
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(table)
+            .bind(column)
+            .fetch_one(pool)
+            .await?;
+        Ok::<bool, sqlx::Error>(n > 0)
+    };
+    if has().await? {
+        return Ok(());
+    }
+    let added = sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+        .execute(pool)
+        .await;
+    match added {
+        Ok(_) => Ok(()),
+        Err(_) if has().await? => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The history id [`migrate`] made (or found).

@@ -44,8 +44,11 @@ function chatContext(room, id, sender) {
 
 /** Opens a Message with the room keys of a `join` ack, as a browser would. */
 async function openMessage(keys, msg) {
-  const entry = keys.find((k) => k.id === msg.keyId)
-  if (!entry) throw new Error(`no room key ${msg.keyId}`)
+  // A key is named by its master key id and the room's key epoch (0 when a
+  // server sends none).
+  const epoch = msg.epoch ?? 0
+  const entry = keys.find((k) => k.id === msg.keyId && (k.epoch ?? 0) === epoch)
+  if (!entry) throw new Error(`no room key ${msg.keyId} of epoch ${epoch}`)
   const bytes = Buffer.from(msg.message, 'base64')
   if (bytes.readUInt32BE(2) !== msg.keyId) throw new Error('keyId differs from the envelope header')
   const key = await subtle.importKey('raw', Buffer.from(entry.key, 'base64'), 'AES-GCM', false, ['decrypt'])
