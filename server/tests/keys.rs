@@ -148,13 +148,28 @@ async fn store(dir: &Path) -> Store {
 
 /// Seals and stores `n` messages in `room` as the server would.
 async fn seed(store: &Store, sealer: &Sealer, room: &str, n: usize) -> Vec<(String, String)> {
+    seed_at(store, sealer, room, 0, n).await
+}
+
+/// [`seed`] at the room's key epoch `epoch`.
+async fn seed_at(
+    store: &Store,
+    sealer: &Sealer,
+    room: &str,
+    epoch: u32,
+    n: usize,
+) -> Vec<(String, String)> {
     let mut sent = Vec::new();
     let mut batch = Vec::new();
     for i in 0..n {
         let id = uuid::Uuid::now_v7().to_string();
         let text = format!("message {i} in {room}");
         let envelope = sealer
-            .seal_text(room, &chat_context(room, &id, "ann"), text.as_bytes())
+            .seal_text(
+                chatseal_core::Room::at(room, epoch),
+                &chat_context(room, &id, "ann"),
+                text.as_bytes(),
+            )
             .unwrap();
         let key_id = chatseal_core::Header::parse(&chatseal_core::decode_text(&envelope).unwrap())
             .unwrap()
@@ -165,7 +180,7 @@ async fn seed(store: &Store, sealer: &Sealer, room: &str, n: usize) -> Vec<(Stri
             sender: "ann".into(),
             ts: 1,
             key_id,
-            epoch: 0,
+            epoch,
             envelope,
             client_id: None,
         });
@@ -196,7 +211,11 @@ async fn all_open(
     for (i, (m, (id, text))) in stored.iter().zip(sent).enumerate() {
         assert_eq!((&m.id, m.seq, m.sender.as_str()), (id, i as i64 + 1, "ann"));
         let plain = sealer
-            .open_text(room, &chat_context(room, &m.id, &m.sender), &m.message)
+            .open_text(
+                chatseal_core::Room::at(room, m.epoch),
+                &chat_context(room, &m.id, &m.sender),
+                &m.message,
+            )
             .unwrap_or_else(|e| panic!("message {} does not open: {e}", m.id));
         assert_eq!(&plain[..], text.as_bytes());
         ids.push(m.key_id);
@@ -473,6 +492,43 @@ async fn a_rewrap_killed_halfway_resumes_and_loses_nothing() {
     let records = db.key_records().await.unwrap();
     let seals = records.iter().find(|r| r.id == 2).unwrap().seals;
     assert!(seals >= 6000, "{seals}");
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `keys rewrap` moves a message to the new master key at its own room key
+/// epoch: messages of a room that forgot a member open after the rewrap
+/// with the new master key's key of that epoch, and never under epoch 0.
+#[tokio::test]
+async fn a_rewrap_keeps_each_message_at_its_room_key_epoch() {
+    let dir = temp_dir("epochs");
+    let file = dir.join("keyring.json");
+    let k1 = keyring(&[(1, 1)], 1, 1);
+    k1.save_file(&file).unwrap();
+    let db = store(&dir).await;
+    assert!(db.create_room("vault", "ann", true).await.unwrap());
+    db.add_member("vault", "eve").await.unwrap();
+    let mut sent = seed_at(&db, &Sealer::new(k1.clone()), "vault", 1, 20).await;
+    db.remove_member("vault", "eve").await.unwrap();
+    sent.extend(seed_at(&db, &Sealer::new(k1.clone()), "vault", 2, 30).await);
+    assert!(keys(&dir, &["rotate"]).status.success());
+    let out = keys(&dir, &["rewrap"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let k2 = Keyring::load_file(&file).unwrap();
+    assert!(
+        all_open(&db, &k2, "vault", &sent)
+            .await
+            .iter()
+            .all(|id| *id == 2)
+    );
+    let stored = db.messages("vault", 0, None, 100).await.unwrap();
+    let epochs: Vec<u32> = stored.iter().map(|m| m.epoch).collect();
+    assert_eq!(epochs, [vec![1; 20], vec![2; 30]].concat());
+    let sealer = Sealer::new(k2);
+    for m in &stored {
+        let context = chat_context("vault", &m.id, &m.sender);
+        assert!(sealer.open_text("vault", &context, &m.message).is_err());
+    }
     db.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
