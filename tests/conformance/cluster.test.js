@@ -304,6 +304,42 @@ test('a member removed on one server stops receiving on the other, within second
   assert.equal((await send(member, room, 'still in?')).error.code, 'FORBIDDEN')
 })
 
+test('a removal on one server starts a key epoch on both: members on the other get its key and post under it', async () => {
+  const [A, B] = servers
+  const room = `epoch-${process.pid}`
+  const ownerTok = await account(A, `eown${process.pid}`)
+  const stay = `estay${process.pid}`
+  const gone = `egone${process.pid}`
+  const stayTok = await account(A, stay)
+  const goneTok = await account(A, gone)
+  assert.equal((await api(A, 'POST', '/api/rooms', { name: room, private: true }, ownerTok)).status, 201)
+  for (const u of [stay, gone]) assert.equal((await api(A, 'POST', `/api/rooms/${room}/members`, { username: u }, ownerTok)).status, 200)
+  const owner = await connect(A.url, { token: ownerTok })
+  const staying = await connect(B.url, { token: stayTok })
+  const leaving = await connect(B.url, { token: goneTok })
+  sockets.push(owner, staying, leaving)
+  const keysOf = new Map()
+  for (const s of [owner, staying, leaving]) {
+    const ack = await s.timeout(5000).emitWithAck('join', { room })
+    assert.equal(ack.epoch, 1)
+    keysOf.set(s, [...ack.keys])
+    s.on('room key', (e) => keysOf.get(s).push(e.key))
+  }
+  const removed = await api(A, 'DELETE', `/api/rooms/${room}/members/${gone}`, undefined, ownerTok)
+  assert.deepEqual(removed.body, { ok: true, epoch: 2 })
+  // Posted on B at once: whether or not B has heard yet, the store takes it
+  // only under epoch 2.
+  const sent = await send(staying, room, 'right after the removal')
+  assert.equal(sent.ok, true)
+  await until(() => owner.received.some((m) => m.id === sent.id), 10000, 'delivery on A')
+  const msg = owner.received.find((m) => m.id === sent.id)
+  assert.equal(msg.epoch, 2)
+  assert.equal(await openMessage(keysOf.get(owner), msg), 'right after the removal')
+  await until(() => keysOf.get(staying).some((k) => k.epoch === 2), 10000, 'the member on B gets the epoch-2 key')
+  assert.ok(!keysOf.get(leaving).some((k) => k.epoch === 2), 'the removed member on B gets no epoch-2 key')
+  await assert.rejects(openMessage(keysOf.get(leaving).map((k) => ({ ...k, epoch: 2 })), msg), 'its old keys open nothing of epoch 2')
+})
+
 test('a silent name created private on one server: its joiners on the other neither receive nor post', async () => {
   const [A, B] = servers
   const room = `silent-${process.pid}`
