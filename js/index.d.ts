@@ -44,8 +44,11 @@ export declare class Keyring {
   rotate(): number
   /** Retires every key id below `minDecrypt` (never the primary). */
   setMinDecrypt(minDecrypt: number): void
-  /** The room key of `room` under master key `keyId` (the primary if omitted). */
-  roomKey(room: string, keyId?: number | undefined | null): RoomKey
+  /**
+   * The room key of `room` (a name: epoch 0; or `{ room, epoch }`) under
+   * master key `keyId` (the primary if omitted).
+   */
+  roomKey(room: RoomArg, keyId?: number | undefined | null): RoomKey
   /**
    * This keyring wrapped under the key-encryption key `kek` (32 bytes,
    * or their standard base64): the wrapped keyring file text
@@ -111,32 +114,39 @@ export declare class Sealer {
   rotate(): number
   /** Seals done per master key id since this sealer was made. */
   sealCounts(): Array<SealCount>
-  /** The room key of `room` under master key `keyId`. */
-  roomKey(room: string, keyId: number): RoomKey
-  /** The room keys a member of `room` needs: one per usable master key. */
-  roomKeys(room: string): Array<RoomKey>
   /**
-   * Seals `plaintext` for `room` (default `""`) bound to `context`;
-   * returns the envelope's text form (base64).
+   * The room key of `room` (a name: epoch 0; or `{ room, epoch }`)
+   * under master key `keyId`.
    */
-  encrypt(plaintext: BytesArg, room?: string | undefined | null, context?: BytesArg | undefined | null): string
+  roomKey(room: RoomArg, keyId: number): RoomKey
+  /**
+   * The room keys a member of `room` (a name: epoch 0; or `{ room,
+   * epoch }`) needs at that epoch: one per usable master key.
+   */
+  roomKeys(room: RoomArg): Array<RoomKey>
+  /**
+   * Seals `plaintext` for `room` (a name, at key epoch 0, or `{ room,
+   * epoch }`; default `""` at epoch 0) bound to `context`; returns the
+   * envelope's text form (base64).
+   */
+  encrypt(plaintext: BytesArg, room?: RoomArg | undefined | null, context?: BytesArg | undefined | null): string
   /** As `encrypt`, returning the binary envelope. */
-  encryptBuffer(plaintext: BytesArg, room?: string | undefined | null, context?: BytesArg | undefined | null): Buffer
+  encryptBuffer(plaintext: BytesArg, room?: RoomArg | undefined | null, context?: BytesArg | undefined | null): Buffer
   /**
    * Seals into `out` (at least `plaintext` bytes + 34), returning the
    * envelope's length. For callers that reuse or pool their buffers.
    */
-  encryptInto(plaintext: BytesArg, room: string | undefined | null, context: BytesArg | undefined | null, out: Buffer): number
+  encryptInto(plaintext: BytesArg, room: RoomArg | undefined | null, context: BytesArg | undefined | null, out: Buffer): number
   /** Opens a text-form envelope to a UTF-8 string. */
-  decrypt(envelope: string, room?: string | undefined | null, context?: BytesArg | undefined | null): string
+  decrypt(envelope: string, room?: RoomArg | undefined | null, context?: BytesArg | undefined | null): string
   /** Opens an envelope (text form or binary) to its bytes. */
-  decryptBuffer(envelope: BytesArg, room?: string | undefined | null, context?: BytesArg | undefined | null): Buffer
+  decryptBuffer(envelope: BytesArg, room?: RoomArg | undefined | null, context?: BytesArg | undefined | null): Buffer
   /**
    * Opens an envelope (text form or binary) into `out`, which must hold
    * the envelope's binary length; returns the plaintext's length (it
    * starts at `out[0]`). On failure `out` never holds plaintext.
    */
-  decryptInto(envelope: BytesArg, room: string | undefined | null, context: BytesArg | undefined | null, out: Buffer): number
+  decryptInto(envelope: BytesArg, room: RoomArg | undefined | null, context: BytesArg | undefined | null, out: Buffer): number
   /**
    * Seals a text-form envelope again under the current primary key, with
    * the same room and context, without the plaintext ever reaching
@@ -144,16 +154,16 @@ export declare class Sealer {
    * envelope (checked authentic) is already under the primary key: keep
    * it. Throws with the codes of `decrypt` (`BAD_TAG`, `UNKNOWN_KEY`, …).
    */
-  rewrap(envelope: string, room?: string | undefined | null, context?: BytesArg | undefined | null): string | null
+  rewrap(envelope: string, room?: RoomArg | undefined | null, context?: BytesArg | undefined | null): string | null
   /**
    * As `rewrap` for an envelope in text form or binary, returning the new
    * binary envelope, or `null` when it is already under the primary key.
    */
-  rewrapBuffer(envelope: BytesArg, room?: string | undefined | null, context?: BytesArg | undefined | null): Buffer | null
+  rewrapBuffer(envelope: BytesArg, room?: RoomArg | undefined | null, context?: BytesArg | undefined | null): Buffer | null
   /** `rewrap` on the libuv thread pool (text form or binary in, text out). */
-  rewrapAsync(envelope: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string | null>
+  rewrapAsync(envelope: string | Uint8Array, room?: RoomArg | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string | null>
   /** `rewrapBuffer` on the libuv thread pool. */
-  rewrapBufferAsync(envelope: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<Buffer | null>
+  rewrapBufferAsync(envelope: string | Uint8Array, room?: RoomArg | undefined | null, context?: string | Uint8Array | undefined | null): Promise<Buffer | null>
   /**
    * Rewraps many text-form envelopes under one keyring snapshot (every
    * resealed one gets the same primary key id); each item reports its
@@ -163,13 +173,13 @@ export declare class Sealer {
   /** `rewrapBatch` on the libuv thread pool. */
   rewrapBatchAsync(items: Array<OpenItem>): Promise<Array<RewrapOutcome>>
   /** `encrypt` on the libuv thread pool: for large payloads. */
-  encryptAsync(plaintext: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string>
+  encryptAsync(plaintext: string | Uint8Array, room?: RoomArg | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string>
   /** `encryptBuffer` on the libuv thread pool. */
-  encryptBufferAsync(plaintext: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<Buffer>
+  encryptBufferAsync(plaintext: string | Uint8Array, room?: RoomArg | undefined | null, context?: string | Uint8Array | undefined | null): Promise<Buffer>
   /** `decrypt` on the libuv thread pool. */
-  decryptAsync(envelope: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string>
+  decryptAsync(envelope: string | Uint8Array, room?: RoomArg | undefined | null, context?: string | Uint8Array | undefined | null): Promise<string>
   /** `decryptBuffer` on the libuv thread pool. */
-  decryptBufferAsync(envelope: string | Uint8Array, room?: string | undefined | null, context?: string | Uint8Array | undefined | null): Promise<Buffer>
+  decryptBufferAsync(envelope: string | Uint8Array, room?: RoomArg | undefined | null, context?: string | Uint8Array | undefined | null): Promise<Buffer>
   /** Seals many plaintexts in one call; all or nothing (the first error throws). */
   encryptBatch(items: Array<SealItem>): Array<string>
   /** Opens many text-form envelopes in one call; each item reports its own outcome. */
@@ -220,6 +230,11 @@ export interface OpenFailure {
 export interface OpenItem {
   envelope: string
   room?: string
+  /**
+   * The key epoch it was sealed under (an integer from 0 to 4294967295;
+   * 0 if omitted).
+   */
+  epoch?: number
   context?: string | Uint8Array
 }
 
@@ -259,11 +274,29 @@ export interface RewrapOutcome {
 }
 
 /**
- * A room key for a client: the master key id it derives from, and the
- * 32-byte key in base64 (what `join` acks carry as `keys[]`).
+ * The TypeScript name the generated `.d.ts` gives room parameters: a room
+ * name (key epoch 0) or `{ room, epoch }`.
+ */
+export type RoomArg = string | RoomAt
+
+/**
+ * `{ room, epoch }`: a room at a key epoch (epoch 0 is the room's first
+ * key, the one a bare room name means).
+ */
+export interface RoomAt {
+  room: string
+  /** An integer from 0 to 4294967295. */
+  epoch: number
+}
+
+/**
+ * A room key for a client: the master key id and the room's key epoch it
+ * derives from, and the 32-byte key in base64 (what `join` acks carry as
+ * `keys[]`).
  */
 export interface RoomKey {
   id: number
+  epoch: number
   key: string
 }
 
@@ -277,6 +310,8 @@ export interface SealCount {
 export interface SealItem {
   plaintext: string | Uint8Array
   room?: string
+  /** The room's key epoch (an integer from 0 to 4294967295; 0 if omitted). */
+  epoch?: number
   context?: string | Uint8Array
 }
 

@@ -69,6 +69,126 @@ test('batches: seal all or nothing, open item by item', async () => {
   await assert.rejects(sealer.encryptBatchAsync([{ plaintext: 'b', room: 'x'.repeat(65) }]), { code: 'INVALID_ROOM' })
 })
 
+test('room key epochs: { room, epoch } in every form; a room name is epoch 0', async () => {
+  const keyring = Keyring.generate()
+  const sealer = new Sealer(keyring)
+  const at = (epoch) => ({ room: 'r', epoch })
+  const big = 'é'.repeat(1000) // over 1 KiB: the package's Buffer path for text
+  for (const epoch of [0, 1, 7, 0xffffffff]) {
+    const other = at(epoch === 0 ? 1 : epoch - 1)
+    const sealed = [
+      sealer.encrypt('sync', at(epoch), 'c'),
+      sealer.encrypt(big, at(epoch), 'c'),
+      sealer.encryptBuffer('buffer', at(epoch), 'c'),
+      await sealer.encryptAsync('async', at(epoch), 'c'),
+      await sealer.encryptBufferAsync('async buffer', at(epoch), 'c'),
+      ...sealer.encryptBatch([{ plaintext: 'batch', room: 'r', epoch, context: 'c' }]),
+      ...(await sealer.encryptBatchAsync([{ plaintext: 'batch async', room: 'r', epoch, context: 'c' }])),
+    ]
+    const texts = ['sync', big, 'buffer', 'async', 'async buffer', 'batch', 'batch async']
+    for (const [i, envelope] of sealed.entries()) {
+      const text = typeof envelope === 'string' ? envelope : envelope.toString('base64')
+      assert.equal(sealer.decrypt(text, at(epoch), 'c'), texts[i])
+      assert.equal((await sealer.decryptBufferAsync(envelope, at(epoch), 'c')).toString(), texts[i])
+      assert.throws(() => sealer.decrypt(text, other, 'c'), { code: 'BAD_TAG' })
+      assert.throws(() => sealer.decryptBuffer(envelope, other, 'c'), { code: 'BAD_TAG' })
+      await assert.rejects(sealer.decryptAsync(text, other, 'c'), { code: 'BAD_TAG' })
+      const out = Buffer.alloc(Buffer.from(text, 'base64').length)
+      assert.equal(out.subarray(0, sealer.decryptInto(envelope, at(epoch), 'c', out)).toString(), texts[i])
+      assert.deepEqual(
+        sealer.decryptBatch([
+          { envelope: text, room: 'r', epoch, context: 'c' },
+          { envelope: text, room: 'r', epoch: other.epoch, context: 'c' },
+        ]).map((o) => o.message ?? o.error.code),
+        [texts[i], 'BAD_TAG'],
+      )
+      // A bare room name, and a batch item without `epoch`, are epoch 0.
+      if (epoch === 0) {
+        assert.equal(sealer.decrypt(text, 'r', 'c'), texts[i])
+        assert.equal(sealer.decryptBatch([{ envelope: text, room: 'r', context: 'c' }])[0].message, texts[i])
+      } else {
+        assert.throws(() => sealer.decrypt(text, 'r', 'c'), { code: 'BAD_TAG' })
+        assert.equal(sealer.decryptBatch([{ envelope: text, room: 'r', context: 'c' }])[0].error.code, 'BAD_TAG')
+      }
+    }
+    // Room keys carry their epoch, and each epoch's key differs.
+    const key = sealer.roomKey(at(epoch), 1)
+    assert.deepEqual(key, { id: 1, epoch, key: keyring.roomKey(at(epoch)).key })
+    assert.deepEqual(sealer.roomKeys(at(epoch)), [key])
+    assert.notEqual(key.key, sealer.roomKey(other, 1).key)
+    assert.equal(sealer.roomKey('r', 1).epoch, 0)
+    assert.equal(keyring.roomKey('r').key, sealer.roomKey(at(0), 1).key)
+  }
+  // Rewrap keeps the epoch.
+  const old = sealer.encrypt('kept', at(5), 'c')
+  sealer.rotate()
+  for (const moved of [
+    sealer.rewrap(old, at(5), 'c'),
+    sealer.rewrapBuffer(old, at(5), 'c'),
+    await sealer.rewrapAsync(old, at(5), 'c'),
+    await sealer.rewrapBufferAsync(old, at(5), 'c'),
+    sealer.rewrapBatch([{ envelope: old, room: 'r', epoch: 5, context: 'c' }])[0].envelope,
+  ]) {
+    assert.equal(sealer.decryptBuffer(moved, at(5), 'c').toString(), 'kept')
+    assert.throws(() => sealer.decryptBuffer(moved, 'r', 'c'), { code: 'BAD_TAG' })
+  }
+})
+
+test('a bad epoch is a TypeError in every form, and nothing is sealed', async () => {
+  const keyring = Keyring.generate()
+  const sealer = new Sealer(keyring)
+  const env = sealer.encrypt('x', 'r')
+  const before = sealer.sealCounts()
+  const bad = [-1, 1.5, 2 ** 32, '1', NaN, Infinity, null, undefined, 1n]
+  const withRoom = (epoch) => [
+    (room) => sealer.encrypt('x', room),
+    (room) => sealer.encrypt('é'.repeat(1000), room),
+    (room) => sealer.encryptBuffer('x', room),
+    (room) => sealer.encryptInto('x', room, null, Buffer.alloc(64)),
+    (room) => sealer.encryptAsync('x', room),
+    (room) => sealer.encryptBufferAsync('x', room),
+    (room) => sealer.decrypt(env, room),
+    (room) => sealer.decryptBuffer(env, room),
+    (room) => sealer.decryptInto(env, room, null, Buffer.alloc(64)),
+    (room) => sealer.decryptAsync(env, room),
+    (room) => sealer.decryptBufferAsync(env, room),
+    (room) => sealer.rewrap(env, room),
+    (room) => sealer.rewrapBuffer(env, room),
+    (room) => sealer.rewrapAsync(env, room),
+    (room) => sealer.rewrapBufferAsync(env, room),
+    (room) => sealer.roomKey(room, 1),
+    (room) => sealer.roomKeys(room),
+    (room) => keyring.roomKey(room),
+  ].map((call) => () => call({ room: 'r', epoch }))
+  for (const epoch of bad) {
+    for (const call of withRoom(epoch)) {
+      assert.throws(call, (err) => isTypeError(err) && /epoch/.test(err.message), `${epoch}: ${call}`)
+    }
+  }
+  // In a batch item `epoch` may be left out (0), but not be anything else.
+  for (const epoch of bad.filter((e) => e !== null && e !== undefined)) {
+    for (const call of [
+      () => sealer.encryptBatch([{ plaintext: 'x', room: 'r', epoch }]),
+      () => sealer.encryptBatchAsync([{ plaintext: 'x', room: 'r', epoch }]),
+      () => sealer.decryptBatch([{ envelope: env, room: 'r', epoch }]),
+      () => sealer.decryptBatchAsync([{ envelope: env, room: 'r', epoch }]),
+      () => sealer.rewrapBatch([{ envelope: env, room: 'r', epoch }]),
+      () => sealer.rewrapBatchAsync([{ envelope: env, room: 'r', epoch }]),
+    ]) {
+      assert.throws(call, (err) => isTypeError(err) && /epoch/.test(err.message), `${epoch}: ${call}`)
+    }
+  }
+  // `{ room, epoch }` needs both; a room is a string or that object.
+  for (const room of [{ room: 'r' }, { epoch: 1 }, { room: 5, epoch: 1 }, {}, [], 5, true]) {
+    assert.throws(() => sealer.encrypt('x', room), isTypeError, JSON.stringify(room))
+    assert.throws(() => sealer.roomKey(room, 1), isTypeError, JSON.stringify(room))
+  }
+  assert.deepEqual(sealer.sealCounts(), before)
+  // The largest epoch and -0 are fine.
+  assert.equal(sealer.decrypt(sealer.encrypt('max', { room: 'r', epoch: 4294967295 }), { room: 'r', epoch: 2 ** 32 - 1 }), 'max')
+  assert.equal(sealer.decrypt(sealer.encrypt('zero', { room: 'r', epoch: -0 }), 'r'), 'zero')
+})
+
 test('rotation: new primary seals, old envelopes still open, retired ones do not', () => {
   const sealer = new Sealer(Keyring.generate())
   const old = sealer.encrypt('old', 'r')

@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit --strict` (npm run typecheck): the generated
 // index.d.ts must describe the API as the tests use it. It is never run.
-import { Keyring, Sealer, chatContext, errorCodes, version, generateKek, kekId, type RoomKey, type OpenOutcome, type RewrapOutcome } from 'chatseal'
+import { Keyring, Sealer, chatContext, errorCodes, version, generateKek, kekId, type RoomKey, type RoomArg, type OpenOutcome, type RewrapOutcome } from 'chatseal'
 
 const keyring: Keyring = Keyring.generate()
 const sealer = new Sealer(keyring)
@@ -33,3 +33,11 @@ const unwrapLater: Promise<Keyring> = Keyring.unwrapPassphraseAsync(wrappedText,
 const fromFile: Keyring = Keyring.fromWrappedFile('keyring.json', { passphrase: 'a passphrase' })
 keyring.saveWrappedFile('keyring.json', kek)
 export { kekName, unwrapped, wrapLater, unwrapLater, fromFile }
+const atEpoch: RoomArg = { room: 'lobby', epoch: 2 }
+const sealedAtEpoch: string = sealer.encrypt('hi', atEpoch, 'ctx')
+const openedAtEpoch: Promise<Buffer> = sealer.decryptBufferAsync(sealedAtEpoch, { room: 'lobby', epoch: 2 }, 'ctx')
+const epochKey: RoomKey = keyring.roomKey(atEpoch)
+const epochOfKey: number = epochKey.epoch + sealer.roomKeys(atEpoch)[0].epoch
+const epochBatch: OpenOutcome[] = sealer.decryptBatch([{ envelope: sealedAtEpoch, room: 'lobby', epoch: 2 }])
+const epochSeals: string[] = sealer.encryptBatch([{ plaintext: 'a', room: 'r', epoch: 1 }])
+export { openedAtEpoch, epochOfKey, epochBatch, epochSeals }

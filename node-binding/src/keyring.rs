@@ -5,12 +5,15 @@ use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Either3, Env, Task, Uint8
 use napi_derive::napi;
 
 use crate::error::{Result, engine};
+use crate::room_arg::RoomArg;
 
-/// A room key for a client: the master key id it derives from, and the
-/// 32-byte key in base64 (what `join` acks carry as `keys[]`).
+/// A room key for a client: the master key id and the room's key epoch it
+/// derives from, and the 32-byte key in base64 (what `join` acks carry as
+/// `keys[]`).
 #[napi(object)]
 pub struct RoomKey {
     pub id: u32,
+    pub epoch: u32,
     pub key: String,
 }
 
@@ -19,6 +22,7 @@ impl From<core::RoomKey> for RoomKey {
         // The base64 string becomes a JS string; our copy is wiped on drop.
         RoomKey {
             id: rk.key_id,
+            epoch: rk.epoch,
             key: String::from(rk.key.to_base64().as_str()),
         }
     }
@@ -116,14 +120,15 @@ impl Keyring {
         self.inner.set_min_decrypt(min_decrypt).map_err(engine)
     }
 
-    /// The room key of `room` under master key `keyId` (the primary if omitted).
+    /// The room key of `room` (a name: epoch 0; or `{ room, epoch }`) under
+    /// master key `keyId` (the primary if omitted).
     #[napi]
-    pub fn room_key(&self, room: String, key_id: Option<u32>) -> Result<RoomKey> {
+    pub fn room_key(&self, room: RoomArg, key_id: Option<u32>) -> Result<RoomKey> {
         let id = key_id.unwrap_or(self.inner.primary());
-        let key = self.inner.room_key(id, &room).map_err(engine)?;
+        let key = self.inner.room_key(id, room.room()).map_err(engine)?;
         Ok(core::RoomKey {
             key_id: id,
-            epoch: 0,
+            epoch: room.epoch,
             key,
         }
         .into())

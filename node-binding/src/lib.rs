@@ -12,6 +12,7 @@
 mod bytes_arg;
 mod error;
 mod keyring;
+mod room_arg;
 mod sealer;
 mod tasks;
 mod values;

@@ -3,6 +3,9 @@
 //! Arguments are positional (`plaintext, room, context`) rather than an
 //! options object: a per-message call from a chat server is hot, and reading
 //! properties off an object costs more than the AES-GCM of a short message.
+//!
+//! A room is a room name, meaning the room's key epoch 0 (what every call
+//! meant before epochs existed), or `{ room, epoch }` (docs/format.md §1).
 
 use std::sync::Arc;
 
@@ -18,6 +21,7 @@ use crate::tasks::{
 use napi::bindgen_prelude::{BufferSlice, Uint8Array};
 
 use crate::bytes_arg::BytesArg;
+use crate::room_arg::{Epoch, RoomArg, room_of};
 use crate::values::{SecretBuffer, SecretText, text};
 
 /// One item of `encryptBatch`.
@@ -25,6 +29,9 @@ use crate::values::{SecretBuffer, SecretText, text};
 pub struct SealItem {
     pub plaintext: Either<String, Uint8Array>,
     pub room: Option<String>,
+    /// The room's key epoch (an integer from 0 to 4294967295; 0 if omitted).
+    #[napi(ts_type = "number")]
+    pub epoch: Option<Epoch>,
     pub context: Option<Either<String, Uint8Array>>,
 }
 
@@ -33,6 +40,10 @@ pub struct SealItem {
 pub struct OpenItem {
     pub envelope: String,
     pub room: Option<String>,
+    /// The key epoch it was sealed under (an integer from 0 to 4294967295;
+    /// 0 if omitted).
+    #[napi(ts_type = "number")]
+    pub epoch: Option<Epoch>,
     pub context: Option<Either<String, Uint8Array>>,
 }
 
@@ -91,10 +102,6 @@ fn as_text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("\u{fffd}")
 }
 
-fn room_of(room: &Option<String>) -> &str {
-    room.as_deref().unwrap_or("")
-}
-
 #[napi]
 impl Sealer {
     /// A sealer over a copy of `keyring`.
@@ -143,26 +150,33 @@ impl Sealer {
             .collect()
     }
 
-    /// The room key of `room` under master key `keyId`.
+    /// The room key of `room` (a name: epoch 0; or `{ room, epoch }`)
+    /// under master key `keyId`.
     #[napi]
-    pub fn room_key(&self, room: String, key_id: u32) -> Result<RoomKey> {
-        Ok(self.inner.room_key(&room, key_id).map_err(engine)?.into())
+    pub fn room_key(&self, room: RoomArg, key_id: u32) -> Result<RoomKey> {
+        Ok(self
+            .inner
+            .room_key(room.room(), key_id)
+            .map_err(engine)?
+            .into())
     }
 
-    /// The room keys a member of `room` needs: one per usable master key.
+    /// The room keys a member of `room` (a name: epoch 0; or `{ room,
+    /// epoch }`) needs at that epoch: one per usable master key.
     #[napi]
-    pub fn room_keys(&self, room: String) -> Result<Vec<RoomKey>> {
-        let keys = self.inner.room_keys(&room).map_err(engine)?;
+    pub fn room_keys(&self, room: RoomArg) -> Result<Vec<RoomKey>> {
+        let keys = self.inner.room_keys(room.room()).map_err(engine)?;
         Ok(keys.into_iter().map(RoomKey::from).collect())
     }
 
-    /// Seals `plaintext` for `room` (default `""`) bound to `context`;
-    /// returns the envelope's text form (base64).
+    /// Seals `plaintext` for `room` (a name, at key epoch 0, or `{ room,
+    /// epoch }`; default `""` at epoch 0) bound to `context`; returns the
+    /// envelope's text form (base64).
     #[napi]
     pub fn encrypt(
         &self,
         plaintext: BytesArg<'_>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<BytesArg<'_>>,
     ) -> Result<String> {
         let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
@@ -179,7 +193,7 @@ impl Sealer {
     pub fn encrypt_buffer(
         &self,
         plaintext: BytesArg<'_>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<BytesArg<'_>>,
     ) -> Result<napi::bindgen_prelude::Buffer> {
         let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
@@ -193,7 +207,7 @@ impl Sealer {
     pub fn encrypt_into(
         &self,
         plaintext: BytesArg<'_>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<BytesArg<'_>>,
         mut out: BufferSlice<'_>,
     ) -> Result<u32> {
@@ -210,7 +224,7 @@ impl Sealer {
     pub fn decrypt(
         &self,
         envelope: String,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<BytesArg<'_>>,
     ) -> Result<SecretText> {
         let opened = self
@@ -229,7 +243,7 @@ impl Sealer {
     pub fn decrypt_buffer(
         &self,
         envelope: BytesArg<'_>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<BytesArg<'_>>,
     ) -> Result<SecretBuffer> {
         let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
@@ -247,7 +261,7 @@ impl Sealer {
     pub fn decrypt_into(
         &self,
         envelope: BytesArg<'_>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<BytesArg<'_>>,
         mut out: BufferSlice<'_>,
     ) -> Result<u32> {
@@ -282,7 +296,7 @@ impl Sealer {
     pub fn rewrap(
         &self,
         envelope: String,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<BytesArg<'_>>,
     ) -> Result<Option<String>> {
         let rewrapped = self
@@ -302,7 +316,7 @@ impl Sealer {
     pub fn rewrap_buffer(
         &self,
         envelope: BytesArg<'_>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<BytesArg<'_>>,
     ) -> Result<Option<napi::bindgen_prelude::Buffer>> {
         let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
@@ -321,7 +335,7 @@ impl Sealer {
     pub fn rewrap_async(
         &self,
         envelope: Either<String, Uint8Array>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<RewrapTask> {
         AsyncTask::new(RewrapTask::new(
@@ -338,7 +352,7 @@ impl Sealer {
     pub fn rewrap_buffer_async(
         &self,
         envelope: Either<String, Uint8Array>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<RewrapTask> {
         AsyncTask::new(RewrapTask::new(
@@ -369,7 +383,7 @@ impl Sealer {
     pub fn encrypt_async(
         &self,
         plaintext: Either<String, Uint8Array>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<SealTask> {
         AsyncTask::new(SealTask::new(
@@ -386,7 +400,7 @@ impl Sealer {
     pub fn encrypt_buffer_async(
         &self,
         plaintext: Either<String, Uint8Array>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<SealTask> {
         AsyncTask::new(SealTask::new(
@@ -403,7 +417,7 @@ impl Sealer {
     pub fn decrypt_async(
         &self,
         envelope: Either<String, Uint8Array>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<OpenTask> {
         AsyncTask::new(OpenTask::new(
@@ -420,7 +434,7 @@ impl Sealer {
     pub fn decrypt_buffer_async(
         &self,
         envelope: Either<String, Uint8Array>,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<Either<String, Uint8Array>>,
     ) -> AsyncTask<OpenTask> {
         AsyncTask::new(OpenTask::new(

@@ -9,6 +9,7 @@ use chatseal_core::{self as core, OpenRequest, RewrapRequest, Rewrapped, SealReq
 use napi::bindgen_prelude::{Buffer, Either, Env, Error, JsError, Task, Unknown};
 
 use crate::error::{Code, Result, engine};
+use crate::room_arg::{Epoch, RoomArg};
 use crate::sealer::{OpenFailure, OpenItem, OpenOutcome, RewrapOutcome, SealItem};
 use crate::values::{Bytes, SecretBuffer, SecretText, as_slice, secret_bytes, text};
 
@@ -41,7 +42,7 @@ fn owned(context: &Option<Bytes>) -> Vec<u8> {
 /// One seal, off the JS thread.
 pub struct SealTask {
     sealer: Arc<core::Sealer>,
-    room: String,
+    room: RoomArg,
     context: Vec<u8>,
     plaintext: Zeroizing<Vec<u8>>,
     output: Output,
@@ -51,7 +52,7 @@ impl SealTask {
     pub fn new(
         sealer: &Arc<core::Sealer>,
         plaintext: Bytes,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<Bytes>,
         output: Output,
     ) -> Self {
@@ -72,7 +73,7 @@ impl Task for SealTask {
     fn compute(&mut self) -> napi::Result<Self::Output> {
         Ok(self
             .sealer
-            .seal(&self.room, &self.context, &self.plaintext)
+            .seal(self.room.room(), &self.context, &self.plaintext)
             .map_err(engine))
     }
 
@@ -88,7 +89,7 @@ impl Task for SealTask {
 /// One open, off the JS thread.
 pub struct OpenTask {
     sealer: Arc<core::Sealer>,
-    room: String,
+    room: RoomArg,
     context: Vec<u8>,
     envelope: Either<String, Vec<u8>>,
     output: Output,
@@ -98,7 +99,7 @@ impl OpenTask {
     pub fn new(
         sealer: &Arc<core::Sealer>,
         envelope: Bytes,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<Bytes>,
         output: Output,
     ) -> Self {
@@ -136,8 +137,8 @@ impl Task for OpenTask {
 impl OpenTask {
     fn open(&self) -> Result<Zeroizing<Vec<u8>>> {
         let opened = match &self.envelope {
-            Either::A(text) => self.sealer.open_text(&self.room, &self.context, text),
-            Either::B(binary) => self.sealer.open(&self.room, &self.context, binary),
+            Either::A(text) => self.sealer.open_text(self.room.room(), &self.context, text),
+            Either::B(binary) => self.sealer.open(self.room.room(), &self.context, binary),
         };
         let opened = opened.map_err(engine)?;
         if self.output == Output::Text && std::str::from_utf8(&opened).is_err() {
@@ -148,7 +149,7 @@ impl OpenTask {
 }
 
 struct OwnedSeal {
-    room: String,
+    room: RoomArg,
     context: Vec<u8>,
     plaintext: Zeroizing<Vec<u8>>,
 }
@@ -164,7 +165,10 @@ impl SealBatchTask {
         let items = items
             .into_iter()
             .map(|it| OwnedSeal {
-                room: it.room.unwrap_or_default(),
+                room: RoomArg {
+                    name: it.room.unwrap_or_default(),
+                    epoch: Epoch::or_zero(it.epoch),
+                },
                 context: owned(&it.context),
                 plaintext: secret_bytes(it.plaintext),
             })
@@ -180,8 +184,8 @@ impl SealBatchTask {
             .items
             .iter()
             .map(|it| SealRequest {
-                room: &it.room,
-                epoch: 0,
+                room: &it.room.name,
+                epoch: it.room.epoch,
                 context: &it.context,
                 plaintext: &it.plaintext,
             })
@@ -205,7 +209,7 @@ impl Task for SealBatchTask {
 }
 
 struct OwnedOpen {
-    room: String,
+    room: RoomArg,
     context: Vec<u8>,
     envelope: String,
 }
@@ -221,7 +225,10 @@ impl OpenBatchTask {
         let items = items
             .into_iter()
             .map(|it| OwnedOpen {
-                room: it.room.unwrap_or_default(),
+                room: RoomArg {
+                    name: it.room.unwrap_or_default(),
+                    epoch: Epoch::or_zero(it.epoch),
+                },
                 context: owned(&it.context),
                 envelope: it.envelope,
             })
@@ -244,8 +251,8 @@ impl OpenBatchTask {
             match envelope {
                 Ok(envelope) => {
                     requests.push(OpenRequest {
-                        room: &item.room,
-                        epoch: 0,
+                        room: &item.room.name,
+                        epoch: item.room.epoch,
                         context: &item.context,
                         envelope,
                     });
@@ -284,7 +291,7 @@ impl Task for OpenBatchTask {
 /// exists only inside the engine.
 pub struct RewrapTask {
     sealer: Arc<core::Sealer>,
-    room: String,
+    room: RoomArg,
     context: Vec<u8>,
     envelope: Either<String, Vec<u8>>,
     output: Output,
@@ -294,7 +301,7 @@ impl RewrapTask {
     pub fn new(
         sealer: &Arc<core::Sealer>,
         envelope: Bytes,
-        room: Option<String>,
+        room: Option<RoomArg>,
         context: Option<Bytes>,
         output: Output,
     ) -> Self {
@@ -319,8 +326,8 @@ impl Task for RewrapTask {
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let rewrapped = match &self.envelope {
             Either::A(text) => core::decode_text(text)
-                .and_then(|binary| self.sealer.rewrap(&self.room, &self.context, &binary)),
-            Either::B(binary) => self.sealer.rewrap(&self.room, &self.context, binary),
+                .and_then(|binary| self.sealer.rewrap(self.room.room(), &self.context, &binary)),
+            Either::B(binary) => self.sealer.rewrap(self.room.room(), &self.context, binary),
         };
         Ok(rewrapped.map(Rewrapped::into_envelope).map_err(engine))
     }
@@ -361,8 +368,8 @@ impl RewrapBatchTask {
             .zip(&decoded)
             .filter_map(|(item, envelope)| {
                 envelope.as_ref().ok().map(|envelope| RewrapRequest {
-                    room: &item.room,
-                    epoch: 0,
+                    room: &item.room.name,
+                    epoch: item.room.epoch,
                     context: &item.context,
                     envelope,
                 })
