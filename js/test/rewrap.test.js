@@ -2,8 +2,9 @@
 // Sealer#rewrap and its forms (buffer, async, batch), from the shared
 // envelope vectors (tests/vectors/envelope-v1.json) that the Rust engine and
 // the C library run too: every valid case rewraps to a newer primary key and
-// opens to the same plaintext with the same room and context; every invalid
-// case fails with the code `decrypt` gives; already-primary is a no-op.
+// opens to the same plaintext with the same room, key epoch and context;
+// every invalid case fails with the code `decrypt` gives; already-primary is
+// a no-op.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const crypto = require('node:crypto')
@@ -35,45 +36,59 @@ for (const c of vectors.cases) {
     const onlyOld = sealerOf([[c.key_id, c.master_key]], c.key_id)
     const ctx = b64(c.context)
     const plaintext = b64(c.plaintext)
-    const otherRoom = c.room === 'elsewhere' ? 'other' : 'elsewhere'
+    // The case's room at its key epoch; the same name at another epoch is
+    // another key.
+    const room = { room: c.room, epoch: c.epoch }
+    const otherRoom = { room: c.room === 'elsewhere' ? 'other' : 'elsewhere', epoch: c.epoch }
+    const otherEpoch = { room: c.room, epoch: c.epoch === 0 ? 1 : c.epoch - 1 }
 
-    const text = both.rewrap(c.envelope, c.room, ctx)
+    const text = both.rewrap(c.envelope, room, ctx)
     assert.equal(typeof text, 'string')
     assert.notEqual(text, c.envelope)
     assert.equal(text.length, c.envelope.length)
     assert.equal(keyIdOf(text), newId)
-    assert.deepEqual(onlyNew.decryptBuffer(text, c.room, ctx), plaintext)
-    assert.throws(() => onlyOld.decryptBuffer(text, c.room, ctx), { code: 'UNKNOWN_KEY' })
+    assert.deepEqual(onlyNew.decryptBuffer(text, room, ctx), plaintext)
+    assert.throws(() => onlyOld.decryptBuffer(text, room, ctx), { code: 'UNKNOWN_KEY' })
     assert.throws(() => onlyNew.decryptBuffer(text, otherRoom, ctx), { code: 'BAD_TAG' })
-    assert.throws(() => onlyNew.decryptBuffer(text, c.room, Buffer.concat([ctx, Buffer.from('!')])), {
+    assert.throws(() => onlyNew.decryptBuffer(text, otherEpoch, ctx), { code: 'BAD_TAG' })
+    assert.throws(() => onlyNew.decryptBuffer(text, room, Buffer.concat([ctx, Buffer.from('!')])), {
       code: 'BAD_TAG',
     })
 
-    const buffer = both.rewrapBuffer(b64(c.envelope), c.room, ctx)
+    const buffer = both.rewrapBuffer(b64(c.envelope), room, ctx)
     assert.ok(Buffer.isBuffer(buffer))
     assert.equal(keyIdOf(buffer), newId)
-    assert.deepEqual(onlyNew.decryptBuffer(buffer, c.room, ctx), plaintext)
-    assert.deepEqual(onlyNew.decryptBuffer(both.rewrapBuffer(c.envelope, c.room, ctx), c.room, ctx), plaintext)
+    assert.deepEqual(onlyNew.decryptBuffer(buffer, room, ctx), plaintext)
+    assert.deepEqual(onlyNew.decryptBuffer(both.rewrapBuffer(c.envelope, room, ctx), room, ctx), plaintext)
 
-    const later = await both.rewrapAsync(c.envelope, c.room, ctx)
-    assert.deepEqual(onlyNew.decryptBuffer(later, c.room, ctx), plaintext)
-    const laterBuffer = await both.rewrapBufferAsync(b64(c.envelope), c.room, ctx)
-    assert.deepEqual(onlyNew.decryptBuffer(laterBuffer, c.room, ctx), plaintext)
+    const later = await both.rewrapAsync(c.envelope, room, ctx)
+    assert.deepEqual(onlyNew.decryptBuffer(later, room, ctx), plaintext)
+    const laterBuffer = await both.rewrapBufferAsync(b64(c.envelope), room, ctx)
+    assert.deepEqual(onlyNew.decryptBuffer(laterBuffer, room, ctx), plaintext)
 
     // Already under the primary: null, in every form.
-    assert.equal(both.rewrap(text, c.room, ctx), null)
-    assert.equal(both.rewrapBuffer(buffer, c.room, ctx), null)
-    assert.equal(await both.rewrapAsync(text, c.room, ctx), null)
-    assert.equal(await both.rewrapBufferAsync(buffer, c.room, ctx), null)
-    assert.equal(onlyOld.rewrap(c.envelope, c.room, ctx), null)
-    assert.deepEqual(both.rewrapBatch([{ envelope: text, room: c.room, context: ctx }]), [
+    assert.equal(both.rewrap(text, room, ctx), null)
+    assert.equal(both.rewrapBuffer(buffer, room, ctx), null)
+    assert.equal(await both.rewrapAsync(text, room, ctx), null)
+    assert.equal(await both.rewrapBufferAsync(buffer, room, ctx), null)
+    assert.equal(onlyOld.rewrap(c.envelope, room, ctx), null)
+    assert.deepEqual(both.rewrapBatch([{ envelope: text, room: c.room, epoch: c.epoch, context: ctx }]), [
       { ok: true, unchanged: true },
     ])
 
-    // Wrong room or context: the codes of decrypt.
+    // The batch reseals at the item's epoch.
+    const [batched] = await both.rewrapBatchAsync([{ envelope: c.envelope, room: c.room, epoch: c.epoch, context: ctx }])
+    assert.equal(batched.keyId, newId)
+    assert.deepEqual(onlyNew.decryptBuffer(batched.envelope, room, ctx), plaintext)
+
+    // Wrong room, epoch or context: the codes of decrypt.
     assert.throws(() => both.rewrap(c.envelope, otherRoom, ctx), { code: 'BAD_TAG' })
-    assert.throws(() => both.rewrap(c.envelope, c.room, Buffer.concat([ctx, Buffer.from('!')])), { code: 'BAD_TAG' })
-    await assert.rejects(both.rewrapAsync(c.envelope, 'bad\nroom', ctx), { code: 'INVALID_ROOM' })
+    assert.throws(() => both.rewrap(c.envelope, otherEpoch, ctx), { code: 'BAD_TAG' })
+    await assert.rejects(both.rewrapAsync(c.envelope, otherEpoch, ctx), { code: 'BAD_TAG' })
+    const [wrongEpoch] = both.rewrapBatch([{ envelope: c.envelope, room: c.room, epoch: otherEpoch.epoch, context: ctx }])
+    assert.equal(wrongEpoch.error.code, 'BAD_TAG')
+    assert.throws(() => both.rewrap(c.envelope, room, Buffer.concat([ctx, Buffer.from('!')])), { code: 'BAD_TAG' })
+    await assert.rejects(both.rewrapAsync(c.envelope, { room: 'bad\nroom', epoch: c.epoch }, ctx), { code: 'INVALID_ROOM' })
   })
 }
 
@@ -87,17 +102,18 @@ for (const c of vectors.invalid) {
       primary: newest,
       keys: [...given.keys, { id: newest, key: crypto.randomBytes(32).toString('base64') }],
     }
+    const room = { room: c.room, epoch: c.epoch }
     for (const keyring of [given, rotated]) {
       const sealer = new Sealer(Keyring.fromJson(JSON.stringify(keyring)))
       const ctx = b64(c.context)
-      assert.throws(() => sealer.decryptBuffer(c.envelope, c.room, ctx), { code: c.error })
-      assert.throws(() => sealer.rewrap(c.envelope, c.room, ctx), (err) => err instanceof Error && err.code === c.error)
-      assert.throws(() => sealer.rewrapBuffer(c.envelope, c.room, ctx), { code: c.error })
-      await assert.rejects(sealer.rewrapAsync(c.envelope, c.room, ctx), { code: c.error })
-      await assert.rejects(sealer.rewrapBufferAsync(c.envelope, c.room, ctx), { code: c.error })
+      assert.throws(() => sealer.decryptBuffer(c.envelope, room, ctx), { code: c.error })
+      assert.throws(() => sealer.rewrap(c.envelope, room, ctx), (err) => err instanceof Error && err.code === c.error)
+      assert.throws(() => sealer.rewrapBuffer(c.envelope, room, ctx), { code: c.error })
+      await assert.rejects(sealer.rewrapAsync(c.envelope, room, ctx), { code: c.error })
+      await assert.rejects(sealer.rewrapBufferAsync(c.envelope, room, ctx), { code: c.error })
       for (const [outcome] of [
-        sealer.rewrapBatch([{ envelope: c.envelope, room: c.room, context: ctx }]),
-        await sealer.rewrapBatchAsync([{ envelope: c.envelope, room: c.room, context: ctx }]),
+        sealer.rewrapBatch([{ envelope: c.envelope, room: c.room, epoch: c.epoch, context: ctx }]),
+        await sealer.rewrapBatchAsync([{ envelope: c.envelope, room: c.room, epoch: c.epoch, context: ctx }]),
       ]) {
         assert.equal(outcome.ok, false)
         assert.equal(outcome.unchanged, false)
