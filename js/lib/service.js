@@ -1,10 +1,11 @@
 'use strict'
 // POST /encrypt and /decrypt: the tutorial microservice's API, with real
-// envelopes (room "" unless given, the caller's context string). They are a
-// decryption oracle, so they always need the service token: the listen
-// address says nothing about who calls (a reverse proxy on the same host is
-// a loopback client). The token is CHATSEAL_SERVICE_TOKEN, or one generated
-// into <data dir>/service-token (0600) on first start — the Rust server's rule.
+// envelopes (room "" unless given, at key epoch `epoch` or 0, the caller's
+// context string). They are a decryption oracle, so they always need the
+// service token: the listen address says nothing about who calls (a reverse
+// proxy on the same host is a loopback client). The token is
+// CHATSEAL_SERVICE_TOKEN, or one generated into <data dir>/service-token
+// (0600) on first start — the Rust server's rule.
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -41,6 +42,10 @@ function check(auth, req) {
   if (!ok) throw new ProtocolError('UNAUTHORIZED', 'missing or wrong service token')
 }
 
+// A room's key epoch is a u32 (docs/format.md §1); `epoch` may be left out
+// (0), never null, fractional or out of range.
+const MAX_EPOCH = 0xffffffff
+
 function fields(body, required, shape) {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad(`expected ${shape}`)
   // Other fields are ignored, as the Rust server's serde does.
@@ -48,7 +53,11 @@ function fields(body, required, shape) {
     if (body[name] !== undefined && typeof body[name] !== 'string') throw bad(`expected ${shape}: ${name} must be a string`)
   }
   if (typeof body[required] !== 'string') throw bad(`expected ${shape}: missing field \`${required}\``)
-  return { value: body[required], room: body.room ?? '', context: body.context ?? '' }
+  const { epoch = 0 } = body
+  if (!Number.isInteger(epoch) || epoch < 0 || epoch > MAX_EPOCH) {
+    throw bad(`expected ${shape}: epoch must be an integer from 0 to ${MAX_EPOCH}`)
+  }
+  return { value: body[required], room: { room: body.room ?? '', epoch }, context: body.context ?? '' }
 }
 
 /** Registers the routes on the express `app`. */
@@ -66,7 +75,7 @@ function routes(app, { config, sealer, log }) {
   app.post(
     '/encrypt',
     handle((body) => {
-      const { value, room, context } = fields(body, 'message', '{ message, room?, context? }')
+      const { value, room, context } = fields(body, 'message', '{ message, room?, epoch?, context? }')
       if (Buffer.byteLength(value) > config.maxMessageBytes) {
         throw new ProtocolError('TOO_LARGE', `message is larger than ${config.maxMessageBytes} bytes`)
       }
@@ -76,7 +85,7 @@ function routes(app, { config, sealer, log }) {
   app.post(
     '/decrypt',
     handle((body) => {
-      const { value, room, context } = fields(body, 'encrypted', '{ encrypted, room?, context? }')
+      const { value, room, context } = fields(body, 'encrypted', '{ encrypted, room?, epoch?, context? }')
       return { message: sealer.decrypt(value, room, context) }
     }),
   )

@@ -388,6 +388,47 @@ test('/encrypt and /decrypt: the tutorial service API, behind the service token'
   assert.equal(require('node:fs').statSync(file).mode & 0o777, 0o600)
 })
 
+test('/encrypt and /decrypt take an optional key epoch (default 0); a bad one is BAD_REQUEST', async () => {
+  const token = serviceToken(server)
+  const post = async (path, body) => {
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` }
+    const res = await fetch(server.url + path, { method: 'POST', headers, body: JSON.stringify(body) })
+    return { status: res.status, body: await res.json() }
+  }
+  const sealedAt = async (epoch) => {
+    const res = await post('/encrypt', { message: `at ${epoch}`, room: 'svc', context: 'ctx', epoch })
+    assert.equal(res.status, 200, JSON.stringify(res.body))
+    return res.body.encrypted
+  }
+  for (const epoch of [1, 0xffffffff]) {
+    const encrypted = await sealedAt(epoch)
+    const opened = await post('/decrypt', { encrypted, room: 'svc', context: 'ctx', epoch })
+    assert.deepEqual(opened, { status: 200, body: { message: `at ${epoch}` } })
+    // Without `epoch` it is epoch 0: another key, so the tag fails.
+    const asZero = await post('/decrypt', { encrypted, room: 'svc', context: 'ctx' })
+    assert.equal(asZero.status, 400)
+    assert.equal(asZero.body.error.reason, 'BAD_TAG')
+    const other = await post('/decrypt', { encrypted, room: 'svc', context: 'ctx', epoch: epoch - 1 })
+    assert.equal(other.body.error.reason, 'BAD_TAG')
+  }
+  // `epoch: 0` is what leaving it out means, both ways.
+  const zero = await sealedAt(0)
+  assert.equal((await post('/decrypt', { encrypted: zero, room: 'svc', context: 'ctx' })).body.message, 'at 0')
+  const plain = (await post('/encrypt', { message: 'plain', room: 'svc', context: 'ctx' })).body.encrypted
+  assert.equal((await post('/decrypt', { encrypted: plain, room: 'svc', context: 'ctx', epoch: 0 })).body.message, 'plain')
+  for (const epoch of [-1, 1.5, 2 ** 32, '1', null, true, [1], { n: 1 }]) {
+    for (const [path, body] of [
+      ['/encrypt', { message: 'x', room: 'svc', epoch }],
+      ['/decrypt', { encrypted: zero, room: 'svc', context: 'ctx', epoch }],
+    ]) {
+      const res = await post(path, body)
+      assert.equal(res.status, 400, `${path} with epoch ${JSON.stringify(epoch)}`)
+      assert.equal(res.body.error.code, 'BAD_REQUEST')
+      assert.ok(!JSON.stringify(res.body).includes('at 0'))
+    }
+  }
+})
+
 test('/healthz answers', async () => {
   const res = await fetch(server.url + '/healthz')
   assert.equal(res.status, 200)
