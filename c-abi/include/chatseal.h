@@ -19,6 +19,9 @@
  *    its _free (use-after-free), freeing it twice (double free), a pointer
  *    to fewer bytes than its length says, or a handle of the other type is
  *    undefined behaviour, as in any C library.
+ *  - A room has a key epoch (docs/format.md §1): each function that takes a
+ *    room has an _epoch form taking it after room_len; the plain form is
+ *    epoch 0, the only key a room had before epochs existed.
  *  - Thread safety: a chatseal_sealer may be used from any number of threads
  *    at once. A chatseal_keyring may be read from several threads at once,
  *    but chatseal_keyring_rotate and chatseal_keyring_free need exclusive use.
@@ -147,6 +150,12 @@ chatseal_result chatseal_keyring_primary(const chatseal_keyring *keyring, uint32
 // (32 writable bytes). This is what a room member receives; wipe it after use.
 chatseal_result chatseal_keyring_room_key(const chatseal_keyring *keyring, uint32_t key_id, const char *room, size_t room_len, uint8_t *out);
 
+// The key of `room` at key epoch `epoch` (docs/format.md §1) under master
+// key `key_id`, into `out` (32 writable bytes); chatseal_keyring_room_key
+// is epoch 0. What a member of the room at that epoch receives; wipe it
+// after use.
+chatseal_result chatseal_keyring_room_key_epoch(const chatseal_keyring *keyring, uint32_t key_id, const char *room, size_t room_len, uint32_t epoch, uint8_t *out);
+
 // Frees a keyring (wiping its keys). NULL is fine.
 void chatseal_keyring_free(chatseal_keyring *keyring);
 
@@ -164,19 +173,43 @@ void chatseal_sealer_free(chatseal_sealer *sealer);
 // into the binary envelope `out`. Size: chatseal_sealed_len(plaintext_len).
 chatseal_result chatseal_seal(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const uint8_t *plaintext, size_t plaintext_len, uint8_t *out, size_t out_cap, size_t *out_len);
 
+// chatseal_seal for `room` at key epoch `epoch` (docs/format.md §1);
+// chatseal_seal is epoch 0. The same sizes and result codes; an
+// envelope opened at another epoch than it was sealed at fails
+// CHATSEAL_BAD_TAG.
+chatseal_result chatseal_seal_epoch(const chatseal_sealer *sealer, const char *room, size_t room_len, uint32_t epoch, const uint8_t *context, size_t context_len, const uint8_t *plaintext, size_t plaintext_len, uint8_t *out, size_t out_cap, size_t *out_len);
+
 // Opens a binary envelope into `out`. Size: envelope_len - 34 (a size
 // query on an envelope shorter than 34 bytes gives CHATSEAL_MALFORMED).
 // `out` is written only if the envelope authenticates.
 chatseal_result chatseal_open(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const uint8_t *envelope, size_t envelope_len, uint8_t *out, size_t out_cap, size_t *out_len);
 
+// chatseal_open for `room` at key epoch `epoch` (docs/format.md §1);
+// chatseal_open is epoch 0. The same sizes and result codes; an
+// envelope opened at another epoch than it was sealed at fails
+// CHATSEAL_BAD_TAG.
+chatseal_result chatseal_open_epoch(const chatseal_sealer *sealer, const char *room, size_t room_len, uint32_t epoch, const uint8_t *context, size_t context_len, const uint8_t *envelope, size_t envelope_len, uint8_t *out, size_t out_cap, size_t *out_len);
+
 // Seals into the text form (standard base64), NUL-terminated. *out_len is
 // the text length including the NUL.
 chatseal_result chatseal_seal_text(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const uint8_t *plaintext, size_t plaintext_len, char *out, size_t out_cap, size_t *out_len);
+
+// chatseal_seal_text for `room` at key epoch `epoch` (docs/format.md §1);
+// chatseal_seal_text is epoch 0. The same sizes and result codes; an
+// envelope opened at another epoch than it was sealed at fails
+// CHATSEAL_BAD_TAG.
+chatseal_result chatseal_seal_text_epoch(const chatseal_sealer *sealer, const char *room, size_t room_len, uint32_t epoch, const uint8_t *context, size_t context_len, const uint8_t *plaintext, size_t plaintext_len, char *out, size_t out_cap, size_t *out_len);
 
 // Opens the text form (`text`, `text_len` bytes, need not be
 // NUL-terminated) into `out`. The size query gives an upper bound
 // (exact for canonical text); *out_len is the exact length on success.
 chatseal_result chatseal_open_text(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const char *text_in, size_t text_len, uint8_t *out, size_t out_cap, size_t *out_len);
+
+// chatseal_open_text for `room` at key epoch `epoch` (docs/format.md §1);
+// chatseal_open_text is epoch 0. The same sizes and result codes; an
+// envelope opened at another epoch than it was sealed at fails
+// CHATSEAL_BAD_TAG.
+chatseal_result chatseal_open_text_epoch(const chatseal_sealer *sealer, const char *room, size_t room_len, uint32_t epoch, const uint8_t *context, size_t context_len, const char *text_in, size_t text_len, uint8_t *out, size_t out_cap, size_t *out_len);
 
 // Re-seals a binary envelope under the sealer's current primary key, with
 // the same room and context, without the plaintext leaving the library
@@ -192,6 +225,13 @@ chatseal_result chatseal_open_text(const chatseal_sealer *sealer, const char *ro
 // No envelope is shorter than 34 bytes, so 0 is never a length.
 chatseal_result chatseal_rewrap(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const uint8_t *envelope, size_t envelope_len, uint8_t *out, size_t out_cap, size_t *out_len);
 
+// chatseal_rewrap for `room` at key epoch `epoch` (docs/format.md §1);
+// chatseal_rewrap is epoch 0. The envelope is opened and sealed again at
+// that epoch (a rewrap moves the master key, never the epoch). The same
+// sizes and result codes; an envelope opened at another epoch than it was
+// sealed at fails CHATSEAL_BAD_TAG.
+chatseal_result chatseal_rewrap_epoch(const chatseal_sealer *sealer, const char *room, size_t room_len, uint32_t epoch, const uint8_t *context, size_t context_len, const uint8_t *envelope, size_t envelope_len, uint8_t *out, size_t out_cap, size_t *out_len);
+
 // chatseal_rewrap for the text form (`text_in`, `text_len` bytes, need not
 // be NUL-terminated), as a store keeps envelopes; the new envelope is
 // written NUL-terminated. Result codes are those of chatseal_open_text.
@@ -199,6 +239,13 @@ chatseal_result chatseal_rewrap(const chatseal_sealer *sealer, const char *room,
 // On success *out_len is the new text's length including the NUL, or 0
 // when the envelope is already under the primary key (nothing written).
 chatseal_result chatseal_rewrap_text(const chatseal_sealer *sealer, const char *room, size_t room_len, const uint8_t *context, size_t context_len, const char *text_in, size_t text_len, char *out, size_t out_cap, size_t *out_len);
+
+// chatseal_rewrap_text for `room` at key epoch `epoch` (docs/format.md §1);
+// chatseal_rewrap_text is epoch 0. The envelope is opened and sealed again at
+// that epoch (a rewrap moves the master key, never the epoch). The same
+// sizes and result codes; an envelope opened at another epoch than it was
+// sealed at fails CHATSEAL_BAD_TAG.
+chatseal_result chatseal_rewrap_text_epoch(const chatseal_sealer *sealer, const char *room, size_t room_len, uint32_t epoch, const uint8_t *context, size_t context_len, const char *text_in, size_t text_len, char *out, size_t out_cap, size_t *out_len);
 
 // Wraps `keyring` under the key-encryption key `kek` (`kek_len` must be
 // 32, else CHATSEAL_INVALID_ARGUMENT) into the wrapped keyring file text,

@@ -71,9 +71,10 @@ class keyring {
     detail::check(chatseal_keyring_primary(get(), &id));
     return id;
   }
-  room_key derive_room_key(uint32_t key_id, std::string_view room) const {
+  // The key of `room` at key epoch `epoch` (0: a room's first key).
+  room_key derive_room_key(uint32_t key_id, std::string_view room, uint32_t epoch = 0) const {
     room_key key{};
-    detail::check(chatseal_keyring_room_key(get(), key_id, room.data(), room.size(), key.data()));
+    detail::check(chatseal_keyring_room_key_epoch(get(), key_id, room.data(), room.size(), epoch, key.data()));
     return key;
   }
   // The wrapped keyring file text (docs/format.md §8) under a 32-byte
@@ -127,57 +128,84 @@ class sealer {
   }
   void set_keyring(const keyring& k) { detail::check(chatseal_sealer_set_keyring(handle_.get(), k.get())); }
 
+  // Every call that takes a room takes it as a name, meaning the room's key
+  // epoch 0, or as a name and an epoch (docs/format.md §1): an envelope
+  // opens only at the epoch it was sealed at (CHATSEAL_BAD_TAG otherwise).
   std::vector<uint8_t> seal(std::string_view room, std::string_view context, std::string_view plaintext) const {
+    return seal(room, 0, context, plaintext);
+  }
+  std::vector<uint8_t> seal(std::string_view room, uint32_t epoch, std::string_view context,
+                            std::string_view plaintext) const {
     std::vector<uint8_t> out(chatseal_sealed_len(plaintext.size()));
     size_t len = 0;
-    detail::check(chatseal_seal(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
-                                detail::bytes(plaintext), plaintext.size(), out.data(), out.size(), &len));
+    detail::check(chatseal_seal_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                      context.size(), detail::bytes(plaintext), plaintext.size(), out.data(),
+                                      out.size(), &len));
     out.resize(len);
     return out;
   }
   std::string open(std::string_view room, std::string_view context, const std::vector<uint8_t>& envelope) const {
+    return open(room, 0, context, envelope);
+  }
+  std::string open(std::string_view room, uint32_t epoch, std::string_view context,
+                   const std::vector<uint8_t>& envelope) const {
     size_t need = 0;
-    detail::check(chatseal_open(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
-                                envelope.data(), envelope.size(), nullptr, 0, &need));
+    detail::check(chatseal_open_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                      context.size(), envelope.data(), envelope.size(), nullptr, 0, &need));
     std::string out(need, '\0');
     size_t len = 0;
-    detail::check(chatseal_open(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
-                                envelope.data(), envelope.size(), reinterpret_cast<uint8_t*>(out.data()), out.size(),
-                                &len));
+    detail::check(chatseal_open_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                      context.size(), envelope.data(), envelope.size(),
+                                      reinterpret_cast<uint8_t*>(out.data()), out.size(), &len));
     out.resize(len);
     return out;
   }
   std::string seal_text(std::string_view room, std::string_view context, std::string_view plaintext) const {
+    return seal_text(room, 0, context, plaintext);
+  }
+  std::string seal_text(std::string_view room, uint32_t epoch, std::string_view context,
+                        std::string_view plaintext) const {
     size_t need = 0;
-    detail::check(chatseal_seal_text(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
-                                     detail::bytes(plaintext), plaintext.size(), nullptr, 0, &need));
+    detail::check(chatseal_seal_text_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                           context.size(), detail::bytes(plaintext), plaintext.size(), nullptr, 0,
+                                           &need));
     std::string out(need, '\0');
-    detail::check(chatseal_seal_text(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
-                                     detail::bytes(plaintext), plaintext.size(), out.data(), out.size(), &need));
+    detail::check(chatseal_seal_text_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                           context.size(), detail::bytes(plaintext), plaintext.size(), out.data(),
+                                           out.size(), &need));
     out.resize(need - 1);  // drop the NUL
     return out;
   }
   std::string open_text(std::string_view room, std::string_view context, std::string_view text) const {
+    return open_text(room, 0, context, text);
+  }
+  std::string open_text(std::string_view room, uint32_t epoch, std::string_view context, std::string_view text) const {
     size_t need = 0;
-    detail::check(chatseal_open_text(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
-                                     text.data(), text.size(), nullptr, 0, &need));
+    detail::check(chatseal_open_text_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                           context.size(), text.data(), text.size(), nullptr, 0, &need));
     std::string out(need, '\0');
     size_t len = 0;
-    detail::check(chatseal_open_text(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
-                                     text.data(), text.size(), reinterpret_cast<uint8_t*>(out.data()), out.size(),
-                                     &len));
+    detail::check(chatseal_open_text_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                           context.size(), text.data(), text.size(),
+                                           reinterpret_cast<uint8_t*>(out.data()), out.size(), &len));
     out.resize(len);
     return out;
   }
-  // Re-seals `envelope` under the current primary key without the
-  // plaintext leaving the library. std::nullopt: it is already under the
-  // primary (and authentic); keep it. Throws with the codes of open().
+  // Re-seals `envelope` under the current primary key (at the same room,
+  // epoch and context) without the plaintext leaving the library.
+  // std::nullopt: it is already under the primary (and authentic); keep it.
+  // Throws with the codes of open().
   std::optional<std::vector<uint8_t>> rewrap(std::string_view room, std::string_view context,
+                                             const std::vector<uint8_t>& envelope) const {
+    return rewrap(room, 0, context, envelope);
+  }
+  std::optional<std::vector<uint8_t>> rewrap(std::string_view room, uint32_t epoch, std::string_view context,
                                              const std::vector<uint8_t>& envelope) const {
     std::vector<uint8_t> out(envelope.size());
     size_t len = 0;
-    detail::check(chatseal_rewrap(handle_.get(), room.data(), room.size(), detail::bytes(context), context.size(),
-                                  envelope.data(), envelope.size(), out.data(), out.size(), &len));
+    detail::check(chatseal_rewrap_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                        context.size(), envelope.data(), envelope.size(), out.data(), out.size(),
+                                        &len));
     if (len == 0) return std::nullopt;
     out.resize(len);
     return out;
@@ -185,12 +213,17 @@ class sealer {
   // rewrap() for the text form; throws with the codes of open_text().
   std::optional<std::string> rewrap_text(std::string_view room, std::string_view context,
                                          std::string_view text) const {
+    return rewrap_text(room, 0, context, text);
+  }
+  std::optional<std::string> rewrap_text(std::string_view room, uint32_t epoch, std::string_view context,
+                                         std::string_view text) const {
     size_t need = 0;
-    detail::check(chatseal_rewrap_text(handle_.get(), room.data(), room.size(), detail::bytes(context),
-                                       context.size(), text.data(), text.size(), nullptr, 0, &need));
+    detail::check(chatseal_rewrap_text_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                             context.size(), text.data(), text.size(), nullptr, 0, &need));
     std::string out(need, '\0');
-    detail::check(chatseal_rewrap_text(handle_.get(), room.data(), room.size(), detail::bytes(context),
-                                       context.size(), text.data(), text.size(), out.data(), out.size(), &need));
+    detail::check(chatseal_rewrap_text_epoch(handle_.get(), room.data(), room.size(), epoch, detail::bytes(context),
+                                             context.size(), text.data(), text.size(), out.data(), out.size(),
+                                             &need));
     if (need == 0) return std::nullopt;
     out.resize(need - 1);  // drop the NUL
     return out;

@@ -15,7 +15,7 @@ mod wrapped;
 
 use std::ffi::c_char;
 
-use chatseal_core::{Keyring, Rewrapped, Sealer, Zeroizing};
+use chatseal_core::{Keyring, Rewrapped, Room, Sealer, Zeroizing};
 
 use guard::{bytes, c_str, guard, handle, handle_mut, out_buffer, text, write_out};
 pub use result::chatseal_result;
@@ -256,6 +256,23 @@ pub unsafe extern "C" fn chatseal_keyring_room_key(
     room_len: usize,
     out: *mut u8,
 ) -> chatseal_result {
+    // SAFETY: the same arguments, under the same promises.
+    unsafe { chatseal_keyring_room_key_epoch(keyring, key_id, room, room_len, 0, out) }
+}
+
+/// The key of `room` at key epoch `epoch` (docs/format.md §1) under master
+/// key `key_id`, into `out` (32 writable bytes); chatseal_keyring_room_key
+/// is epoch 0. What a member of the room at that epoch receives; wipe it
+/// after use.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chatseal_keyring_room_key_epoch(
+    keyring: *const chatseal_keyring,
+    key_id: u32,
+    room: *const c_char,
+    room_len: usize,
+    epoch: u32,
+    out: *mut u8,
+) -> chatseal_result {
     guard(|| {
         // SAFETY: caller's promises.
         let (keyring, room) = unsafe { (handle(keyring)?, text(room.cast(), room_len)?) };
@@ -263,7 +280,10 @@ pub unsafe extern "C" fn chatseal_keyring_room_key(
             return Err(CHATSEAL_NULL_ARGUMENT);
         }
         guard::disjoint(out, CHATSEAL_KEY_LEN, &[room.as_bytes()])?;
-        let key = keyring.inner.room_key(key_id, room).map_err(core_err)?;
+        let key = keyring
+            .inner
+            .room_key(key_id, Room::at(room, epoch))
+            .map_err(core_err)?;
         // SAFETY: `out` is non-null and has 32 writable bytes by contract.
         unsafe { std::ptr::copy_nonoverlapping(key.expose().as_ptr(), out, CHATSEAL_KEY_LEN) };
         Ok(())
@@ -345,6 +365,42 @@ pub unsafe extern "C" fn chatseal_seal(
     out_cap: usize,
     out_len: *mut usize,
 ) -> chatseal_result {
+    // SAFETY: the same arguments, under the same promises.
+    unsafe {
+        chatseal_seal_epoch(
+            sealer,
+            room,
+            room_len,
+            0,
+            context,
+            context_len,
+            plaintext,
+            plaintext_len,
+            out,
+            out_cap,
+            out_len,
+        )
+    }
+}
+
+/// chatseal_seal for `room` at key epoch `epoch` (docs/format.md §1);
+/// chatseal_seal is epoch 0. The same sizes and result codes; an
+/// envelope opened at another epoch than it was sealed at fails
+/// CHATSEAL_BAD_TAG.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chatseal_seal_epoch(
+    sealer: *const chatseal_sealer,
+    room: *const c_char,
+    room_len: usize,
+    epoch: u32,
+    context: *const u8,
+    context_len: usize,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> chatseal_result {
     guard(|| {
         // SAFETY: caller's promises on every (pointer, length) pair.
         let (sealer, room, context) =
@@ -364,7 +420,7 @@ pub unsafe extern "C" fn chatseal_seal(
         }? {
             let n = sealer
                 .inner
-                .seal_into(room, context, plaintext, buf)
+                .seal_into(Room::at(room, epoch), context, plaintext, buf)
                 .map_err(core_err)?;
             // SAFETY: checked by out_buffer.
             unsafe { out_len.write(n) };
@@ -381,6 +437,42 @@ pub unsafe extern "C" fn chatseal_open(
     sealer: *const chatseal_sealer,
     room: *const c_char,
     room_len: usize,
+    context: *const u8,
+    context_len: usize,
+    envelope: *const u8,
+    envelope_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> chatseal_result {
+    // SAFETY: the same arguments, under the same promises.
+    unsafe {
+        chatseal_open_epoch(
+            sealer,
+            room,
+            room_len,
+            0,
+            context,
+            context_len,
+            envelope,
+            envelope_len,
+            out,
+            out_cap,
+            out_len,
+        )
+    }
+}
+
+/// chatseal_open for `room` at key epoch `epoch` (docs/format.md §1);
+/// chatseal_open is epoch 0. The same sizes and result codes; an
+/// envelope opened at another epoch than it was sealed at fails
+/// CHATSEAL_BAD_TAG.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chatseal_open_epoch(
+    sealer: *const chatseal_sealer,
+    room: *const c_char,
+    room_len: usize,
+    epoch: u32,
     context: *const u8,
     context_len: usize,
     envelope: *const u8,
@@ -409,7 +501,7 @@ pub unsafe extern "C" fn chatseal_open(
         }? {
             let n = sealer
                 .inner
-                .open_into(room, context, envelope, buf)
+                .open_into(Room::at(room, epoch), context, envelope, buf)
                 .map_err(core_err)?;
             // SAFETY: checked by out_buffer.
             unsafe { out_len.write(n) };
@@ -425,6 +517,42 @@ pub unsafe extern "C" fn chatseal_seal_text(
     sealer: *const chatseal_sealer,
     room: *const c_char,
     room_len: usize,
+    context: *const u8,
+    context_len: usize,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    out: *mut c_char,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> chatseal_result {
+    // SAFETY: the same arguments, under the same promises.
+    unsafe {
+        chatseal_seal_text_epoch(
+            sealer,
+            room,
+            room_len,
+            0,
+            context,
+            context_len,
+            plaintext,
+            plaintext_len,
+            out,
+            out_cap,
+            out_len,
+        )
+    }
+}
+
+/// chatseal_seal_text for `room` at key epoch `epoch` (docs/format.md §1);
+/// chatseal_seal_text is epoch 0. The same sizes and result codes; an
+/// envelope opened at another epoch than it was sealed at fails
+/// CHATSEAL_BAD_TAG.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chatseal_seal_text_epoch(
+    sealer: *const chatseal_sealer,
+    room: *const c_char,
+    room_len: usize,
+    epoch: u32,
     context: *const u8,
     context_len: usize,
     plaintext: *const u8,
@@ -457,7 +585,7 @@ pub unsafe extern "C" fn chatseal_seal_text(
         }? {
             let text = sealer
                 .inner
-                .seal_text(room, context, plaintext)
+                .seal_text(Room::at(room, epoch), context, plaintext)
                 .map_err(core_err)?;
             debug_assert_eq!(text.len() + 1, needed);
             buf[..text.len()].copy_from_slice(text.as_bytes());
@@ -477,6 +605,42 @@ pub unsafe extern "C" fn chatseal_open_text(
     sealer: *const chatseal_sealer,
     room: *const c_char,
     room_len: usize,
+    context: *const u8,
+    context_len: usize,
+    text_in: *const c_char,
+    text_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> chatseal_result {
+    // SAFETY: the same arguments, under the same promises.
+    unsafe {
+        chatseal_open_text_epoch(
+            sealer,
+            room,
+            room_len,
+            0,
+            context,
+            context_len,
+            text_in,
+            text_len,
+            out,
+            out_cap,
+            out_len,
+        )
+    }
+}
+
+/// chatseal_open_text for `room` at key epoch `epoch` (docs/format.md §1);
+/// chatseal_open_text is epoch 0. The same sizes and result codes; an
+/// envelope opened at another epoch than it was sealed at fails
+/// CHATSEAL_BAD_TAG.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chatseal_open_text_epoch(
+    sealer: *const chatseal_sealer,
+    room: *const c_char,
+    room_len: usize,
+    epoch: u32,
     context: *const u8,
     context_len: usize,
     text_in: *const c_char,
@@ -507,7 +671,7 @@ pub unsafe extern "C" fn chatseal_open_text(
         }? {
             let n = sealer
                 .inner
-                .open_into(room, context, &envelope, buf)
+                .open_into(Room::at(room, epoch), context, &envelope, buf)
                 .map_err(core_err)?;
             // SAFETY: checked by out_buffer.
             unsafe { out_len.write(n) };
@@ -541,6 +705,43 @@ pub unsafe extern "C" fn chatseal_rewrap(
     out_cap: usize,
     out_len: *mut usize,
 ) -> chatseal_result {
+    // SAFETY: the same arguments, under the same promises.
+    unsafe {
+        chatseal_rewrap_epoch(
+            sealer,
+            room,
+            room_len,
+            0,
+            context,
+            context_len,
+            envelope,
+            envelope_len,
+            out,
+            out_cap,
+            out_len,
+        )
+    }
+}
+
+/// chatseal_rewrap for `room` at key epoch `epoch` (docs/format.md §1);
+/// chatseal_rewrap is epoch 0. The envelope is opened and sealed again at
+/// that epoch (a rewrap moves the master key, never the epoch). The same
+/// sizes and result codes; an envelope opened at another epoch than it was
+/// sealed at fails CHATSEAL_BAD_TAG.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chatseal_rewrap_epoch(
+    sealer: *const chatseal_sealer,
+    room: *const c_char,
+    room_len: usize,
+    epoch: u32,
+    context: *const u8,
+    context_len: usize,
+    envelope: *const u8,
+    envelope_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> chatseal_result {
     guard(|| {
         // SAFETY: caller's promises on every (pointer, length) pair.
         let (sealer, room, context) =
@@ -552,7 +753,10 @@ pub unsafe extern "C" fn chatseal_rewrap(
         let inputs = [room.as_bytes(), context, envelope];
         // SAFETY: caller's promises on out/out_cap/out_len.
         if let Some(buf) = unsafe { out_buffer(out, out_cap, out_len, needed, &inputs) }? {
-            let written = match sealer.inner.rewrap(room, context, envelope) {
+            let written = match sealer
+                .inner
+                .rewrap(Room::at(room, epoch), context, envelope)
+            {
                 Ok(Rewrapped::Unchanged) => 0,
                 Ok(Rewrapped::Resealed { envelope, .. }) => {
                     buf[..envelope.len()].copy_from_slice(&envelope);
@@ -586,6 +790,43 @@ pub unsafe extern "C" fn chatseal_rewrap_text(
     out_cap: usize,
     out_len: *mut usize,
 ) -> chatseal_result {
+    // SAFETY: the same arguments, under the same promises.
+    unsafe {
+        chatseal_rewrap_text_epoch(
+            sealer,
+            room,
+            room_len,
+            0,
+            context,
+            context_len,
+            text_in,
+            text_len,
+            out,
+            out_cap,
+            out_len,
+        )
+    }
+}
+
+/// chatseal_rewrap_text for `room` at key epoch `epoch` (docs/format.md §1);
+/// chatseal_rewrap_text is epoch 0. The envelope is opened and sealed again at
+/// that epoch (a rewrap moves the master key, never the epoch). The same
+/// sizes and result codes; an envelope opened at another epoch than it was
+/// sealed at fails CHATSEAL_BAD_TAG.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chatseal_rewrap_text_epoch(
+    sealer: *const chatseal_sealer,
+    room: *const c_char,
+    room_len: usize,
+    epoch: u32,
+    context: *const u8,
+    context_len: usize,
+    text_in: *const c_char,
+    text_len: usize,
+    out: *mut c_char,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> chatseal_result {
     guard(|| {
         // SAFETY: caller's promises on every (pointer, length) pair.
         let (sealer, room, context) =
@@ -604,7 +845,10 @@ pub unsafe extern "C" fn chatseal_rewrap_text(
         let inputs = [room.as_bytes(), context, envelope_text.as_bytes()];
         // SAFETY: caller's promises on out/out_cap/out_len.
         if let Some(buf) = unsafe { out_buffer(out.cast(), out_cap, out_len, needed, &inputs) }? {
-            let written = match sealer.inner.rewrap(room, context, &envelope) {
+            let written = match sealer
+                .inner
+                .rewrap(Room::at(room, epoch), context, &envelope)
+            {
                 Ok(Rewrapped::Unchanged) => 0,
                 Ok(Rewrapped::Resealed { envelope, .. }) => {
                     let text = chatseal_core::encode_text(&envelope);

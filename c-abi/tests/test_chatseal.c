@@ -57,10 +57,10 @@ static chatseal_sealer *sealer_from_json(const char *json, size_t len) {
 
 /* Rewraps a valid vector under a keyring whose primary is a newer key: the
  * result opens with the new key alone, to the same plaintext, with the same
- * room and context; rewrapping it again is a no-op (*out_len 0). */
-static void rewrap_valid_case(const char *name, const char *master, unsigned long old_id, const uint8_t *room,
-                              size_t room_len, const uint8_t *ctx, size_t ctx_len, const uint8_t *pt, size_t pt_len,
-                              const char *envelope) {
+ * room, key epoch and context; rewrapping it again is a no-op (*out_len 0). */
+static void rewrap_valid_case(const char *name, const char *master, unsigned long old_id, uint32_t epoch,
+                              const uint8_t *room, size_t room_len, const uint8_t *ctx, size_t ctx_len,
+                              const uint8_t *pt, size_t pt_len, const char *envelope) {
   unsigned long new_id = old_id == 4294967295UL ? old_id - 1 : old_id + 1;
   char json[384];
   int n = snprintf(json, sizeof json,
@@ -78,49 +78,55 @@ static void rewrap_valid_case(const char *name, const char *master, unsigned lon
   if (!both || !only_new || !only_old) goto done;
   const char *r = (const char *)room;
   size_t text_len = strlen(envelope), need = 0, got = 0;
+  const uint32_t other_epoch = epoch == 0 ? 1 : epoch - 1;
 
   /* Text form: size query is exact, result is under the new key. */
-  RC(chatseal_rewrap_text(both, r, room_len, ctx, ctx_len, envelope, text_len, NULL, 0, &need), CHATSEAL_OK);
+  RC(chatseal_rewrap_text_epoch(both, r, room_len, epoch, ctx, ctx_len, envelope, text_len, NULL, 0, &need), CHATSEAL_OK);
   CHECK(need == text_len + 1, "%s: rewrap_text size %zu", name, need);
   char *fresh = malloc(need);
-  RC(chatseal_rewrap_text(both, r, room_len, ctx, ctx_len, envelope, text_len, fresh, need, &got), CHATSEAL_OK);
+  RC(chatseal_rewrap_text_epoch(both, r, room_len, epoch, ctx, ctx_len, envelope, text_len, fresh, need, &got), CHATSEAL_OK);
   CHECK(got == need && strlen(fresh) + 1 == got && strcmp(fresh, envelope) != 0, "%s: rewrapped text", name);
   uint8_t *plain = malloc(pt_len + 1);
-  RC(chatseal_open_text(only_new, r, room_len, ctx, ctx_len, fresh, got - 1, plain, pt_len, &got), CHATSEAL_OK);
+  RC(chatseal_open_text_epoch(only_new, r, room_len, epoch, ctx, ctx_len, fresh, got - 1, plain, pt_len, &got), CHATSEAL_OK);
   CHECK(got == pt_len && memcmp(plain, pt, pt_len) == 0, "%s: rewrapped text opens to the plaintext", name);
-  RC(chatseal_open_text(only_new, "elsewhere", 9, ctx, ctx_len, fresh, strlen(fresh), plain, pt_len, &got),
+  RC(chatseal_open_text_epoch(only_new, "elsewhere", 9, epoch, ctx, ctx_len, fresh, strlen(fresh), plain, pt_len, &got),
      CHATSEAL_BAD_TAG);
-  RC(chatseal_open_text(only_old, r, room_len, ctx, ctx_len, fresh, strlen(fresh), plain, pt_len, &got),
+  RC(chatseal_open_text_epoch(only_old, r, room_len, epoch, ctx, ctx_len, fresh, strlen(fresh), plain, pt_len, &got),
      CHATSEAL_UNKNOWN_KEY);
+  RC(chatseal_open_text_epoch(only_new, r, room_len, other_epoch, ctx, ctx_len, fresh, strlen(fresh), plain, pt_len,
+                              &got),
+     CHATSEAL_BAD_TAG);
   /* Already under the primary: a no-op that says so, buffer untouched. */
   char *again = malloc(need);
   memset(again, 0x55, need);
   got = 777;
-  RC(chatseal_rewrap_text(both, r, room_len, ctx, ctx_len, fresh, strlen(fresh), again, need, &got), CHATSEAL_OK);
+  RC(chatseal_rewrap_text_epoch(both, r, room_len, epoch, ctx, ctx_len, fresh, strlen(fresh), again, need, &got), CHATSEAL_OK);
   CHECK(got == 0 && (uint8_t)again[0] == 0x55, "%s: rewrap under the primary wrote %zu", name, got);
   got = 777;
-  RC(chatseal_rewrap_text(only_old, r, room_len, ctx, ctx_len, envelope, text_len, again, need, &got), CHATSEAL_OK);
+  RC(chatseal_rewrap_text_epoch(only_old, r, room_len, epoch, ctx, ctx_len, envelope, text_len, again, need, &got), CHATSEAL_OK);
   CHECK(got == 0, "%s: own primary not unchanged", name);
-  /* Wrong room or context: the errors of open, nothing written. */
-  RC(chatseal_rewrap_text(both, "elsewhere", 9, ctx, ctx_len, envelope, text_len, again, need, &got), CHATSEAL_BAD_TAG);
-  RC(chatseal_rewrap_text(both, r, room_len, (const uint8_t *)"x", 1, envelope, text_len, again, need, &got),
+  /* Wrong room, epoch or context: the errors of open, nothing written. */
+  RC(chatseal_rewrap_text_epoch(both, r, room_len, other_epoch, ctx, ctx_len, envelope, text_len, again, need, &got),
+     CHATSEAL_BAD_TAG);
+  RC(chatseal_rewrap_text_epoch(both, "elsewhere", 9, epoch, ctx, ctx_len, envelope, text_len, again, need, &got), CHATSEAL_BAD_TAG);
+  RC(chatseal_rewrap_text_epoch(both, r, room_len, epoch, (const uint8_t *)"x", 1, envelope, text_len, again, need, &got),
      CHATSEAL_BAD_TAG);
   CHECK((uint8_t)again[0] == 0x55, "%s: written on failure", name);
 
   /* Binary form, from an envelope freshly sealed under the old key. */
   size_t env_len = chatseal_sealed_len(pt_len);
   uint8_t *old_env = malloc(env_len), *new_env = malloc(env_len);
-  RC(chatseal_seal(only_old, r, room_len, ctx, ctx_len, pt, pt_len, old_env, env_len, &got), CHATSEAL_OK);
-  RC(chatseal_rewrap(both, r, room_len, ctx, ctx_len, old_env, env_len, NULL, 0, &need), CHATSEAL_OK);
+  RC(chatseal_seal_epoch(only_old, r, room_len, epoch, ctx, ctx_len, pt, pt_len, old_env, env_len, &got), CHATSEAL_OK);
+  RC(chatseal_rewrap_epoch(both, r, room_len, epoch, ctx, ctx_len, old_env, env_len, NULL, 0, &need), CHATSEAL_OK);
   CHECK(need == env_len, "%s: rewrap size %zu", name, need);
-  RC(chatseal_rewrap(both, r, room_len, ctx, ctx_len, old_env, env_len, new_env, env_len - 1, &need),
+  RC(chatseal_rewrap_epoch(both, r, room_len, epoch, ctx, ctx_len, old_env, env_len, new_env, env_len - 1, &need),
      CHATSEAL_BUFFER_TOO_SMALL);
-  RC(chatseal_rewrap(both, r, room_len, ctx, ctx_len, old_env, env_len, new_env, env_len, &got), CHATSEAL_OK);
+  RC(chatseal_rewrap_epoch(both, r, room_len, epoch, ctx, ctx_len, old_env, env_len, new_env, env_len, &got), CHATSEAL_OK);
   uint32_t id = (uint32_t)new_env[2] << 24 | (uint32_t)new_env[3] << 16 | (uint32_t)new_env[4] << 8 | new_env[5];
   CHECK(got == env_len && id == new_id, "%s: rewrapped to key %u", name, id);
-  RC(chatseal_open(only_new, r, room_len, ctx, ctx_len, new_env, env_len, plain, pt_len, &got), CHATSEAL_OK);
+  RC(chatseal_open_epoch(only_new, r, room_len, epoch, ctx, ctx_len, new_env, env_len, plain, pt_len, &got), CHATSEAL_OK);
   CHECK(got == pt_len && memcmp(plain, pt, pt_len) == 0, "%s: rewrapped binary opens", name);
-  RC(chatseal_rewrap(both, r, room_len, ctx, ctx_len, new_env, env_len, old_env, env_len, &got), CHATSEAL_OK);
+  RC(chatseal_rewrap_epoch(both, r, room_len, epoch, ctx, ctx_len, new_env, env_len, old_env, env_len, &got), CHATSEAL_OK);
   CHECK(got == 0, "%s: binary rewrap under the primary", name);
   free(old_env); free(new_env); free(again); free(plain); free(fresh);
 done:
@@ -129,12 +135,17 @@ done:
   chatseal_sealer_free(only_old);
 }
 
+/* A valid vector, at its key epoch through the _epoch forms. The plain forms
+ * are epoch 0: they must agree for an epoch-0 case and fail (another room
+ * key, BAD_TAG) for any other, so a library that dropped the epoch fails. */
 static void valid_case(char **f) {
-  const char *name = f[1], *master = f[2], *envelope = f[8];
+  const char *name = f[1], *master = f[2], *envelope = f[9];
   unsigned long key_id = strtoul(f[3], NULL, 10);
+  uint32_t epoch = (uint32_t)strtoul(f[4], NULL, 10);
   size_t room_len, ctx_len, pt_len, rk_len;
-  uint8_t *room = unhex(f[4], &room_len), *ctx = unhex(f[5], &ctx_len);
-  uint8_t *pt = unhex(f[6], &pt_len), *rk = unhex(f[7], &rk_len);
+  uint8_t *room = unhex(f[5], &room_len), *ctx = unhex(f[6], &ctx_len);
+  uint8_t *pt = unhex(f[7], &pt_len), *rk = unhex(f[8], &rk_len);
+  const char *r = (const char *)room;
   char json[256];
   int n = snprintf(json, sizeof json, "{\"primary\":%lu,\"min_decrypt\":%lu,\"keys\":[{\"id\":%lu,\"key\":\"%s\"}]}",
                    key_id, key_id, key_id, master);
@@ -143,60 +154,81 @@ static void valid_case(char **f) {
   chatseal_sealer *s = NULL;
   RC(chatseal_sealer_new(kr, &s), CHATSEAL_OK);
 
-  uint8_t derived[CHATSEAL_KEY_LEN];
-  RC(chatseal_keyring_room_key(kr, (uint32_t)key_id, (const char *)room, room_len, derived), CHATSEAL_OK);
+  uint8_t derived[CHATSEAL_KEY_LEN], at_zero[CHATSEAL_KEY_LEN];
+  RC(chatseal_keyring_room_key_epoch(kr, (uint32_t)key_id, r, room_len, epoch, derived), CHATSEAL_OK);
   CHECK(rk_len == 32 && memcmp(derived, rk, 32) == 0, "%s: room key differs", name);
+  RC(chatseal_keyring_room_key(kr, (uint32_t)key_id, r, room_len, at_zero), CHATSEAL_OK);
+  CHECK((memcmp(at_zero, rk, 32) == 0) == (epoch == 0), "%s: the plain room key is not epoch 0", name);
 
   /* Open the committed envelope: size query, then the real call. */
   size_t need = 0, got = 0;
   size_t text_len = strlen(envelope);
-  RC(chatseal_open_text(s, (const char *)room, room_len, ctx, ctx_len, envelope, text_len, NULL, 0, &need), CHATSEAL_OK);
+  RC(chatseal_open_text_epoch(s, r, room_len, epoch, ctx, ctx_len, envelope, text_len, NULL, 0, &need), CHATSEAL_OK);
   CHECK(need == pt_len, "%s: size query %zu != %zu", name, need, pt_len);
   uint8_t *out = malloc(need + 1);
-  RC(chatseal_open_text(s, (const char *)room, room_len, ctx, ctx_len, envelope, text_len, out, need, &got), CHATSEAL_OK);
+  RC(chatseal_open_text_epoch(s, r, room_len, epoch, ctx, ctx_len, envelope, text_len, out, need, &got), CHATSEAL_OK);
   CHECK(got == pt_len && memcmp(out, pt, pt_len) == 0, "%s: plaintext differs", name);
+  memset(out, 0xAA, need + 1);
+  got = 12345;
+  chatseal_result plain_rc = chatseal_open_text(s, r, room_len, ctx, ctx_len, envelope, text_len, out, need, &got);
+  if (epoch == 0) {
+    CHECK(plain_rc == CHATSEAL_OK && got == pt_len && memcmp(out, pt, pt_len) == 0, "%s: plain open", name);
+  } else {
+    CHECK(plain_rc == CHATSEAL_BAD_TAG && got == 12345 && out[0] == 0xAA, "%s: plain open gave %s", name,
+          chatseal_result_name(plain_rc));
+  }
   free(out);
 
-  /* Seal fresh (binary and text) and open again. */
+  /* Seal fresh (binary and text) and open again, at the epoch only. */
   size_t env_len = chatseal_sealed_len(pt_len);
   uint8_t *env = malloc(env_len);
-  RC(chatseal_seal(s, (const char *)room, room_len, ctx, ctx_len, pt, pt_len, env, env_len, &got), CHATSEAL_OK);
+  RC(chatseal_seal_epoch(s, r, room_len, epoch, ctx, ctx_len, pt, pt_len, env, env_len, &got), CHATSEAL_OK);
   CHECK(got == pt_len + CHATSEAL_OVERHEAD && env[0] == 1 && env[1] == 1, "%s: envelope header", name);
   uint8_t *back = malloc(pt_len + 1);
-  RC(chatseal_open(s, (const char *)room, room_len, ctx, ctx_len, env, env_len, back, pt_len, &got), CHATSEAL_OK);
+  RC(chatseal_open_epoch(s, r, room_len, epoch, ctx, ctx_len, env, env_len, back, pt_len, &got), CHATSEAL_OK);
   CHECK(got == pt_len && memcmp(back, pt, pt_len) == 0, "%s: round trip", name);
+  RC(chatseal_open_epoch(s, r, room_len, epoch ^ 1, ctx, ctx_len, env, env_len, back, pt_len, &got), CHATSEAL_BAD_TAG);
+  RC(chatseal_open(s, r, room_len, ctx, ctx_len, env, env_len, back, pt_len, &got),
+     epoch == 0 ? CHATSEAL_OK : CHATSEAL_BAD_TAG);
+  RC(chatseal_seal(s, r, room_len, ctx, ctx_len, pt, pt_len, env, env_len, &got), CHATSEAL_OK);
+  RC(chatseal_open_epoch(s, r, room_len, 0, ctx, ctx_len, env, env_len, back, pt_len, &got), CHATSEAL_OK);
   size_t tneed = 0;
-  RC(chatseal_seal_text(s, (const char *)room, room_len, ctx, ctx_len, pt, pt_len, NULL, 0, &tneed), CHATSEAL_OK);
+  RC(chatseal_seal_text_epoch(s, r, room_len, epoch, ctx, ctx_len, pt, pt_len, NULL, 0, &tneed), CHATSEAL_OK);
   char *text = malloc(tneed);
-  RC(chatseal_seal_text(s, (const char *)room, room_len, ctx, ctx_len, pt, pt_len, text, tneed, &got), CHATSEAL_OK);
+  RC(chatseal_seal_text_epoch(s, r, room_len, epoch, ctx, ctx_len, pt, pt_len, text, tneed, &got), CHATSEAL_OK);
   CHECK(got == tneed && strlen(text) + 1 == tneed && strlen(text) == strlen(envelope), "%s: text length", name);
+  RC(chatseal_open_text_epoch(s, r, room_len, epoch, ctx, ctx_len, text, tneed - 1, back, pt_len, &got), CHATSEAL_OK);
+  CHECK(got == pt_len && memcmp(back, pt, pt_len) == 0, "%s: text round trip", name);
+  RC(chatseal_open_text_epoch(s, r, room_len, epoch ^ 1, ctx, ctx_len, text, tneed - 1, back, pt_len, &got),
+     CHATSEAL_BAD_TAG);
   free(text); free(back); free(env);
-  rewrap_valid_case(name, master, key_id, room, room_len, ctx, ctx_len, pt, pt_len, envelope);
+  rewrap_valid_case(name, master, key_id, epoch, room, room_len, ctx, ctx_len, pt, pt_len, envelope);
   chatseal_sealer_free(s);
   chatseal_keyring_free(kr);
   free(room); free(ctx); free(pt); free(rk);
 }
 
 static void invalid_case(char **f) {
-  const char *name = f[1], *want = f[6];
+  const char *name = f[1], *want = f[7];
+  uint32_t epoch = (uint32_t)strtoul(f[3], NULL, 10);
   size_t kr_len, room_len, ctx_len, env_len;
-  uint8_t *kr = unhex(f[2], &kr_len), *room = unhex(f[3], &room_len);
-  uint8_t *ctx = unhex(f[4], &ctx_len), *env = unhex(f[5], &env_len);
+  uint8_t *kr = unhex(f[2], &kr_len), *room = unhex(f[4], &room_len);
+  uint8_t *ctx = unhex(f[5], &ctx_len), *env = unhex(f[6], &env_len);
   chatseal_sealer *s = sealer_from_json((const char *)kr, kr_len);
   CHECK(s != NULL, "%s: keyring", name);
   uint8_t out[256];
   memset(out, 0xAA, sizeof out);
   size_t got = 12345;
-  chatseal_result rc = chatseal_open_text(s, (const char *)room, room_len, ctx, ctx_len, (const char *)env, env_len,
-                                          out, sizeof out, &got);
+  chatseal_result rc = chatseal_open_text_epoch(s, (const char *)room, room_len, epoch, ctx, ctx_len, (const char *)env,
+                                                env_len, out, sizeof out, &got);
   CHECK(strcmp(chatseal_result_name(rc), want) == 0, "%s: got %s, want %s", name, chatseal_result_name(rc), want);
   int untouched = 1;
   for (size_t i = 0; i < sizeof out; i++) untouched &= out[i] == 0xAA;
   CHECK(untouched, "%s: output written on failure", name);
   /* Rewrap fails exactly as open does, and writes nothing. */
   got = 12345;
-  rc = chatseal_rewrap_text(s, (const char *)room, room_len, ctx, ctx_len, (const char *)env, env_len, (char *)out,
-                            sizeof out, &got);
+  rc = chatseal_rewrap_text_epoch(s, (const char *)room, room_len, epoch, ctx, ctx_len, (const char *)env, env_len,
+                                  (char *)out, sizeof out, &got);
   CHECK(strcmp(chatseal_result_name(rc), want) == 0, "%s: rewrap got %s, want %s", name, chatseal_result_name(rc), want);
   for (size_t i = 0; i < sizeof out; i++) untouched &= out[i] == 0xAA;
   CHECK(untouched, "%s: rewrap output written on failure", name);
@@ -210,18 +242,19 @@ static void run_vectors(const char *path) {
   if (!fp) return;
   char *line = NULL;
   size_t cap = 0;
-  int valid = 0, invalid = 0;
+  int valid = 0, invalid = 0, epochs_seen = 0;
   while (getline(&line, &cap, fp) > 0) {
-    char *f[10] = {0};
+    char *f[12] = {0};
     int nf = 0;
-    for (char *tok = strtok(line, " \n"); tok && nf < 10; tok = strtok(NULL, " \n")) f[nf++] = tok;
-    if (nf == 9 && f[0][0] == 'V') { valid_case(f); valid++; }
-    else if (nf == 7 && f[0][0] == 'I') { invalid_case(f); invalid++; }
+    for (char *tok = strtok(line, " \n"); tok && nf < 12; tok = strtok(NULL, " \n")) f[nf++] = tok;
+    if (nf == 10 && f[0][0] == 'V') { epochs_seen += strcmp(f[4], "0") != 0; valid_case(f); valid++; }
+    else if (nf == 8 && f[0][0] == 'I') { invalid_case(f); invalid++; }
     else CHECK(0, "bad vector line with %d fields", nf);
   }
   free(line);
   fclose(fp);
   CHECK(valid >= 20 && invalid >= 7, "only %d valid and %d invalid vectors", valid, invalid);
+  CHECK(epochs_seen >= 4, "only %d valid vectors at an epoch above 0", epochs_seen);
 }
 
 /* Issue 15 item 20: an output that overlaps an input (in-place sealing, or
@@ -282,7 +315,18 @@ static void overlapping_buffers(void) {
   /* A room key written over its own room name. */
   char room[CHATSEAL_KEY_LEN] = "lobby";
   RC(chatseal_keyring_room_key(kr, 1, room, 5, (uint8_t *)room), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_keyring_room_key_epoch(kr, 1, room, 5, 3, (uint8_t *)room + 2), CHATSEAL_INVALID_ARGUMENT);
   CHECK(strcmp(room, "lobby") == 0, "%s", "room overwritten");
+  /* And the _epoch forms refuse sealing or opening in place too. */
+  RC(chatseal_seal_epoch(s, "r", 1, 7, c, 3, buf, 14, buf, sizeof buf, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_seal_text_epoch(s, "r", 1, 7, c, 3, buf, 14, (char *)buf + 4, 100, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_seal_epoch(s, "r", 1, 7, c, 3, (const uint8_t *)"hello, overlap", 14, env, sizeof env, &len),
+     CHATSEAL_OK);
+  env_len = len;
+  RC(chatseal_open_epoch(s, "r", 1, 7, c, 3, env, env_len, env, sizeof env, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_rewrap_epoch(s, "r", 1, 7, c, 3, env, env_len, env + 1, sizeof env - 1, &len), CHATSEAL_INVALID_ARGUMENT);
+  RC(chatseal_open_epoch(s, "r", 1, 7, c, 3, env, env_len, out, sizeof out, &len), CHATSEAL_OK);
+  CHECK(len == 14 && memcmp(out, "hello, overlap", 14) == 0, "%s", "a refused _epoch call changed the envelope");
   chatseal_sealer_free(s);
   chatseal_keyring_free(kr);
 }
@@ -334,6 +378,42 @@ static void bad_inputs(void) {
   RC(chatseal_seal(s, "a\0b", 3, NULL, 0, NULL, 0, env, sizeof env, &len), CHATSEAL_INVALID_ROOM);
   RC(chatseal_seal(s, "\xff", 1, NULL, 0, NULL, 0, env, sizeof env, &len), CHATSEAL_INVALID_UTF8);
   RC(chatseal_open_text(s, "r", 1, NULL, 0, "!!!!", 4, out, sizeof out, &len), CHATSEAL_BAD_ENCODING);
+
+  /* The _epoch forms check their arguments as the plain ones do. */
+  const uint8_t *c = (const uint8_t *)"c";
+  RC(chatseal_seal_epoch(NULL, "r", 1, 1, NULL, 0, c, 1, out, sizeof out, &len), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_seal_epoch(s, "r", 1, 1, NULL, 0, c, 1, out, sizeof out, NULL), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_seal_epoch(s, NULL, 1, 1, NULL, 0, c, 1, out, sizeof out, &len), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_seal_text_epoch(s, "\xff", 1, 1, NULL, 0, c, 1, (char *)out, sizeof out, &len), CHATSEAL_INVALID_UTF8);
+  RC(chatseal_seal_text_epoch(s, "a\nb", 3, 1, NULL, 0, c, 1, (char *)out, sizeof out, &len), CHATSEAL_INVALID_ROOM);
+  RC(chatseal_open_epoch(s, "r", 1, 1, c, 1, NULL, 40, out, sizeof out, &len), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_open_epoch(s, "r", 1, 0, c, 1, env, env_len, out, sizeof out, NULL), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_open_epoch(s, "r", 1, 0, c, 1, env, 33, out, sizeof out, &len), CHATSEAL_MALFORMED);
+  RC(chatseal_open_epoch(s, "r", 1, 0, c, 1, env, env_len, out, 4, &len), CHATSEAL_BUFFER_TOO_SMALL);
+  CHECK(len == 5, "open_epoch needs %zu", len);
+  RC(chatseal_open_text_epoch(NULL, "r", 1, 1, NULL, 0, "!!!!", 4, out, sizeof out, &len), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_open_text_epoch(s, "r", 1, 1, NULL, 0, "!!!!", 4, out, sizeof out, &len), CHATSEAL_BAD_ENCODING);
+  RC(chatseal_rewrap_epoch(s, "r", 1, 0, c, 1, env, env_len, out, sizeof out, NULL), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_rewrap_epoch(s, "a\0b", 3, 0, c, 1, env, env_len, out, sizeof out, &len), CHATSEAL_INVALID_ROOM);
+  RC(chatseal_rewrap_epoch(s, "r", 1, 1, c, 1, env, env_len, out, sizeof out, &len), CHATSEAL_BAD_TAG);
+  RC(chatseal_rewrap_text_epoch(NULL, "r", 1, 1, NULL, 0, "!!!!", 4, (char *)out, sizeof out, &len),
+     CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_rewrap_text_epoch(s, "r", 1, 1, NULL, 0, "!!!!", 4, (char *)out, sizeof out, &len), CHATSEAL_BAD_ENCODING);
+  uint8_t key[CHATSEAL_KEY_LEN];
+  RC(chatseal_keyring_room_key_epoch(NULL, 1, "r", 1, 1, key), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_keyring_room_key_epoch(kr, 1, "r", 1, 1, NULL), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_keyring_room_key_epoch(kr, 1, NULL, 1, 1, key), CHATSEAL_NULL_ARGUMENT);
+  RC(chatseal_keyring_room_key_epoch(kr, 9, "r", 1, 1, key), CHATSEAL_UNKNOWN_KEY);
+  RC(chatseal_keyring_room_key_epoch(kr, 1, "\x01", 1, 1, key), CHATSEAL_INVALID_ROOM);
+  /* The largest epoch is a room key like any other; each epoch's differs. */
+  uint8_t key_max[CHATSEAL_KEY_LEN], key_zero[CHATSEAL_KEY_LEN];
+  RC(chatseal_keyring_room_key_epoch(kr, 1, "r", 1, UINT32_MAX, key_max), CHATSEAL_OK);
+  RC(chatseal_keyring_room_key_epoch(kr, 1, "r", 1, 0, key_zero), CHATSEAL_OK);
+  RC(chatseal_keyring_room_key(kr, 1, "r", 1, key), CHATSEAL_OK);
+  CHECK(memcmp(key, key_zero, sizeof key) == 0 && memcmp(key, key_max, sizeof key) != 0, "%s", "epoch room keys");
+  memset(key, 0, sizeof key);
+  memset(key_max, 0, sizeof key_max);
+  memset(key_zero, 0, sizeof key_zero);
   RC(chatseal_keyring_from_json("{", 1, &kr), CHATSEAL_INVALID_KEYRING);
   RC(chatseal_keyring_from_json(NULL, 0, &kr), CHATSEAL_INVALID_KEYRING);
 

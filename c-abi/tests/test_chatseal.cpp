@@ -57,6 +57,20 @@ int main(int argc, char** argv) {
   CHECK(rewrapped_text && s.open_text("lobby", "", *rewrapped_text) == std::string("bin\0ary", 7), "rewrapped text opens");
   CHECK(rewrapped_text && !s.rewrap_text("lobby", "", *rewrapped_text), "rewrap_text under the primary");
 
+  // Room key epochs: a rewrap keeps the epoch; the key of each epoch differs.
+  auto ek = chatseal::keyring::generate();
+  chatseal::sealer es(ek);
+  auto at_three = es.seal("lobby", 3, "ctx", "epoch three");
+  CHECK(code_of([&] { es.open("lobby", "ctx", at_three); }) == "BAD_TAG", "epoch 3 opened at epoch 0");
+  CHECK(ek.rotate() == 2, "rotate");
+  es.set_keyring(ek);
+  auto moved = es.rewrap("lobby", 3, "ctx", at_three);
+  CHECK(moved && (*moved)[5] == 2 && es.open("lobby", 3, "ctx", *moved) == "epoch three", "rewrap at an epoch");
+  CHECK(moved && code_of([&] { es.open("lobby", "ctx", *moved); }) == "BAD_TAG", "rewrapped, opened at epoch 0");
+  CHECK(ek.derive_room_key(1, "lobby", 3) != ek.derive_room_key(1, "lobby") &&
+            ek.derive_room_key(1, "lobby", 0) == ek.derive_room_key(1, "lobby"),
+        "epoch keys");
+
   // Wrapped keyrings: a round trip under a KEK and a passphrase keeps the
   // keys (the room keys they derive), and the wrong secret is WRONG_KEK.
   chatseal::kek key{}, other{};
@@ -80,21 +94,37 @@ int main(int argc, char** argv) {
   while (std::getline(in, line)) {
     std::istringstream f(line);
     std::string tag, name, a, b, c, d, e, g, h;
+    uint32_t epoch = 0;
     f >> tag >> name;
     if (tag == "V") {
-      f >> a >> b >> c >> d >> e >> g >> h;  // master, id, room, ctx, pt, room_key, envelope
+      f >> a >> b >> epoch >> c >> d >> e >> g >> h;  // master, id, epoch, room, ctx, pt, room_key, envelope
       std::string json = "{\"primary\":" + b + ",\"min_decrypt\":" + b + ",\"keys\":[{\"id\":" + b + ",\"key\":\"" + a + "\"}]}";
-      chatseal::sealer vs(chatseal::keyring::from_json(json));
-      CHECK(vs.open_text(unhex(c), unhex(d), h) == unhex(e), name);
+      auto vk = chatseal::keyring::from_json(json);
+      chatseal::sealer vs(vk);
+      std::string room = unhex(c), ctx = unhex(d), pt = unhex(e);
+      auto id = static_cast<uint32_t>(std::stoul(b));
+      auto key = vk.derive_room_key(id, room, epoch);
+      CHECK(std::string(key.begin(), key.end()) == unhex(g), name << " (room key)");
+      CHECK(vs.open_text(room, epoch, ctx, h) == pt, name);
+      // Without an epoch it is epoch 0: the same for an epoch-0 case,
+      // another key for any other.
+      CHECK(code_of([&] { vs.open_text(room, ctx, h); }) == (epoch == 0 ? "OK" : "BAD_TAG"), name << " (no epoch)");
+      CHECK((vk.derive_room_key(id, room) == key) == (epoch == 0), name << " (room key at epoch 0)");
+      auto env = vs.seal(room, epoch, ctx, pt);
+      CHECK(vs.open(room, epoch, ctx, env) == pt, name << " (round trip)");
+      CHECK(code_of([&] { vs.open(room, epoch ^ 1, ctx, env); }) == "BAD_TAG", name << " (other epoch)");
+      CHECK(vs.open_text(room, epoch, ctx, vs.seal_text(room, epoch, ctx, pt)) == pt, name << " (text round trip)");
+      CHECK(!vs.rewrap(room, epoch, ctx, env) && !vs.rewrap_text(room, epoch, ctx, h), name << " (rewrap no-op)");
+      CHECK(code_of([&] { vs.rewrap_text(room, epoch ^ 1, ctx, h); }) == "BAD_TAG", name << " (rewrap other epoch)");
     } else if (tag == "I") {
-      f >> a >> b >> c >> d >> e;  // keyring json, room, ctx, envelope, error
+      f >> a >> epoch >> b >> c >> d >> e;  // keyring json, epoch, room, ctx, envelope, error
       chatseal::sealer vs(chatseal::keyring::from_json(unhex(a)));
-      CHECK(code_of([&] { vs.open_text(unhex(b), unhex(c), unhex(d)); }) == e, name);
-      CHECK(code_of([&] { vs.rewrap_text(unhex(b), unhex(c), unhex(d)); }) == e, name << " (rewrap)");
+      CHECK(code_of([&] { vs.open_text(unhex(b), epoch, unhex(c), unhex(d)); }) == e, name);
+      CHECK(code_of([&] { vs.rewrap_text(unhex(b), epoch, unhex(c), unhex(d)); }) == e, name << " (rewrap)");
     }
     ++vectors;
   }
-  CHECK(vectors >= 27, "vectors read: " << vectors);
+  CHECK(vectors >= 54, "vectors read: " << vectors);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
