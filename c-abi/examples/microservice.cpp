@@ -1,9 +1,9 @@
 // The tutorial's C++ encryption microservice, redone with libchatseal, with
 // the API of chatseal-server's service endpoints (docs/protocol.md §4):
-//   POST /encrypt {"message", "room"?, "context"?} -> {"encrypted": "<envelope>"}
-//   POST /decrypt {"encrypted", "room"?, "context"?} -> {"message"}
-// Room "" unless `room` is given; the `context` string's UTF-8 is the
-// context. So js/server.js pointed at it (CHATSEAL_ENCRYPTION_URL) stores
+//   POST /encrypt {"message", "room"?, "epoch"?, "context"?} -> {"encrypted": "<envelope>"}
+//   POST /decrypt {"encrypted", "room"?, "epoch"?, "context"?} -> {"message"}
+// Room "" unless `room` is given, at key epoch `epoch` (an integer from 0 to
+// 4294967295) or 0; the `context` string's UTF-8 is the context. So js/server.js pointed at it (CHATSEAL_ENCRYPTION_URL) stores
 // chat messages that open with the room keys it hands out: the chat context
 // (room NUL id NUL sender) arrives as a JSON string with \u0000 escapes.
 //
@@ -13,7 +13,8 @@
 // (a reverse proxy on the same host is a loopback client too).
 // Listens on 127.0.0.1 on a free port and prints "listening on 127.0.0.1:PORT".
 // A toy: one connection at a time (5 s to send a request), flat JSON objects
-// of strings only, bodies up to 256 KiB. Use chatseal-server for real.
+// of strings and numbers only, bodies up to 256 KiB. Use chatseal-server for
+// real.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -56,15 +57,23 @@ void put_utf8(std::string& out, unsigned long cp) {
   }
 }
 
-// A minimal JSON reader for one flat object whose values are all strings:
-// every escape (\uXXXX with surrogate pairs included) is decoded, anything
-// else is an error. Later duplicates of a key replace earlier ones.
+// A value of a flat JSON object: a string (decoded) or a number (its text,
+// as the JSON grammar allows it).
+struct json_value {
+  bool is_string;
+  std::string text;
+};
+using json_object = std::map<std::string, json_value>;
+
+// A minimal JSON reader for one flat object whose values are all strings or
+// numbers: every escape (\uXXXX with surrogate pairs included) is decoded,
+// anything else is an error. Later duplicates of a key replace earlier ones.
 class flat_json {
  public:
   explicit flat_json(const std::string& s) : s_(s) {}
 
-  std::map<std::string, std::string> object() {
-    std::map<std::string, std::string> out;
+  json_object object() {
+    json_object out;
     ws();
     expect('{');
     ws();
@@ -74,7 +83,7 @@ class flat_json {
       ws();
       expect(':');
       ws();
-      out[key] = string();
+      out[key] = peek() == '"' ? json_value{true, string()} : json_value{false, number()};
       ws();
       if (peek() == ',') { ++p_; ws(); continue; }
       expect('}');
@@ -84,7 +93,7 @@ class flat_json {
 
  private:
   [[noreturn]] static void fail(const std::string& why) {
-    throw http_error{400, "BAD_REQUEST", "the body must be a JSON object of strings: " + why, ""};
+    throw http_error{400, "BAD_REQUEST", "the body must be a JSON object of strings and numbers: " + why, ""};
   }
   char peek() const { return p_ < s_.size() ? s_[p_] : '\0'; }
   void ws() { while (p_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[p_]))) ++p_; }
@@ -92,7 +101,7 @@ class flat_json {
     if (peek() != c) fail(std::string("expected '") + c + "'");
     ++p_;
   }
-  std::map<std::string, std::string>& end(std::map<std::string, std::string>& out) {
+  json_object& end(json_object& out) {
     ws();
     if (p_ != s_.size()) fail("trailing data");
     return out;
@@ -106,6 +115,28 @@ class flat_json {
       v = v * 16 + static_cast<unsigned long>(std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (c | 0x20) - 'a' + 10);
     }
     return v;
+  }
+  bool digit() const { return std::isdigit(static_cast<unsigned char>(peek())) != 0; }
+  void digits() {
+    if (!digit()) fail("bad number");
+    while (digit()) ++p_;
+  }
+  // A number as RFC 8259 §6 writes it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+  std::string number() {
+    size_t start = p_;
+    if (peek() == '-') ++p_;
+    if (peek() == '0') {
+      ++p_;
+    } else {
+      digits();
+    }
+    if (peek() == '.') ++p_, digits();
+    if (peek() == 'e' || peek() == 'E') {
+      ++p_;
+      if (peek() == '+' || peek() == '-') ++p_;
+      digits();
+    }
+    return s_.substr(start, p_ - start);
   }
   std::string string() {
     expect('"');
@@ -263,11 +294,28 @@ bool same_secret(const std::string& given, const std::string& expected) {
   return diff == 0;
 }
 
-std::string field(const std::map<std::string, std::string>& obj, const char* name, bool required) {
+std::string field(const json_object& obj, const char* name, bool required) {
   auto it = obj.find(name);
-  if (it != obj.end()) return it->second;
+  if (it != obj.end()) {
+    if (!it->second.is_string) throw http_error{400, "BAD_REQUEST", std::string("\"") + name + "\" must be a string", ""};
+    return it->second.text;
+  }
   if (required) throw http_error{400, "BAD_REQUEST", std::string("missing field \"") + name + "\"", ""};
   return "";
+}
+
+// The optional `epoch`: a JSON integer from 0 to 4294967295, written without
+// a fraction or exponent (as the Rust server's u32 takes it); 0 if absent.
+uint32_t epoch_field(const json_object& obj) {
+  auto it = obj.find("epoch");
+  if (it == obj.end()) return 0;
+  const std::string& t = it->second.text;
+  bool digits_only = !it->second.is_string && !t.empty() && t.size() <= 10 &&
+                     t.find_first_not_of("0123456789") == std::string::npos;
+  unsigned long long value = digits_only ? std::strtoull(t.c_str(), nullptr, 10) : 0;
+  if (!digits_only || value > 4294967295ULL)
+    throw http_error{400, "BAD_REQUEST", "\"epoch\" must be an integer from 0 to 4294967295", ""};
+  return static_cast<uint32_t>(value);
 }
 
 std::string handle(const chatseal::sealer& sealer, const std::string& token, const request& req) {
@@ -278,9 +326,10 @@ std::string handle(const chatseal::sealer& sealer, const std::string& token, con
   if (!same_secret(given, token)) throw http_error{401, "UNAUTHORIZED", "missing or wrong service token", ""};
   auto obj = flat_json(req.body).object();
   std::string room = field(obj, "room", false), context = field(obj, "context", false);
+  uint32_t epoch = epoch_field(obj);
   try {
-    if (enc) return "{\"encrypted\":\"" + sealer.seal_text(room, context, field(obj, "message", true)) + "\"}";
-    std::string message = sealer.open_text(room, context, field(obj, "encrypted", true));
+    if (enc) return "{\"encrypted\":\"" + sealer.seal_text(room, epoch, context, field(obj, "message", true)) + "\"}";
+    std::string message = sealer.open_text(room, epoch, context, field(obj, "encrypted", true));
     if (!valid_utf8(message)) throw http_error{400, "BAD_REQUEST", "the plaintext is not UTF-8 text", ""};
     return "{\"message\":\"" + json_escape(message) + "\"}";
   } catch (const chatseal::error& e) {

@@ -2,9 +2,9 @@
 # Runs the example microservice on a free loopback port and checks its API
 # against docs/protocol.md §4: /encrypt replies with a real envelope that
 # /decrypt opens, room and context bind it (a chat context with NULs, sent as
-# \u0000, as js/server.js sends it), the service token is required, and bad
-# input gets the engine's reason. The conformance target `node-cpp` runs the
-# Node chat server against it.
+# \u0000, as js/server.js sends it), the room key epoch binds it too, the
+# service token is required, and bad input gets the engine's reason. The
+# conformance target `node-cpp` runs the Node chat server against it.
 set -euo pipefail
 bin=$1
 dir=$(mktemp -d)
@@ -24,7 +24,7 @@ check() { # name, got, want
 if "$bin" "$dir/keyring.json" 1 2>/dev/null; then echo "FAIL: started without CHATSEAL_SERVICE_TOKEN" >&2; exit 1; fi
 passed=$((passed + 1))
 
-CHATSEAL_SERVICE_TOKEN=$token "$bin" "$dir/keyring.json" 12 > "$dir/out" &
+CHATSEAL_SERVICE_TOKEN=$token "$bin" "$dir/keyring.json" 26 > "$dir/out" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.05; done
 addr=$(sed -n 's/^listening on //p' "$dir/out")
@@ -58,6 +58,24 @@ check "malformed" "$(field '["error"]["reason"]' "$(post /decrypt '{"encrypted":
 check "not JSON" "$(post /encrypt '{"message":1}' "$token" | cut -c1-3)" 400
 check "bad room" "$(field '["error"]["reason"]' "$(post /encrypt '{"message":"x","room":"a\nb"}' "$token")")" INVALID_ROOM
 check "not found" "$(post /nothing '{}' "$token" | cut -c1-3)" 404
+
+# 4. Room key epochs: sealed at an epoch, opened only at it (none is epoch
+#    0); an epoch that is not an integer 0..=4294967295 is BAD_REQUEST.
+enc=$(post /encrypt '{"message":"at seven","room":"lobby","epoch":7}' "$token")
+env=$(field '["encrypted"]' "$enc")
+check "decrypt at the epoch" "$(post /decrypt "{\"encrypted\":\"$env\",\"room\":\"lobby\",\"epoch\":7}" "$token")" \
+  '200 {"message":"at seven"}'
+check "no epoch is epoch 0" "$(field '["error"]["reason"]' "$(post /decrypt "{\"encrypted\":\"$env\",\"room\":\"lobby\"}" "$token")")" BAD_TAG
+check "other epoch" "$(field '["error"]["reason"]' "$(post /decrypt "{\"encrypted\":\"$env\",\"room\":\"lobby\",\"epoch\":6}" "$token")")" BAD_TAG
+enc=$(post /encrypt '{"message":"at max","epoch":4294967295}' "$token")
+env=$(field '["encrypted"]' "$enc")
+check "largest epoch" "$(post /decrypt "{\"encrypted\":\"$env\",\"epoch\":4294967295}" "$token")" '200 {"message":"at max"}'
+for bad in -1 1.5 1e0 4294967296 '"1"' null; do
+  got=$(post /encrypt "{\"message\":\"x\",\"epoch\":$bad}" "$token")
+  check "epoch $bad" "${got%% *} $(field '["error"]["code"]' "$got")" "400 BAD_REQUEST"
+done
+check "decrypt epoch \"7\"" "$(post /decrypt "{\"encrypted\":\"$env\",\"epoch\":\"7\"}" "$token" | cut -c1-3)" 400
+check "room as a number" "$(post /encrypt '{"message":"x","room":5}' "$token" | cut -c1-3)" 400
 wait "$pid"
 pid=
 echo "microservice example: $passed passed, 0 failed"
