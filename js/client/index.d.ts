@@ -44,11 +44,21 @@ export interface ChatMessage {
   /** Milliseconds since the epoch, when the server accepted it. */
   ts: number
   keyId: number
+  /**
+   * The room's key epoch it was sealed in (0 from servers without epochs):
+   * with `keyId` it names the room key that opens it. null only when the
+   * server sent no valid epoch (then `error` is BAD_ENVELOPE).
+   */
+  epoch: number | null
   /** Sent by this client (acked to it) or under its name. */
   own: boolean
   /** The plaintext; null when the envelope did not open (see error). */
   text: string | null
-  /** Why it did not open: NO_KEY, BAD_ENVELOPE or BAD_TAG. Never dropped silently. */
+  /**
+   * Why it did not open: NO_KEY (no room key of its `keyId` and `epoch`,
+   * even after joining the room again for the keys), BAD_ENVELOPE or
+   * BAD_TAG. Never dropped silently.
+   */
   error: { code: string; message: string } | null
 }
 
@@ -83,7 +93,11 @@ export interface ClientEvents {
   message: (message: ChatMessage) => void
   status: (status: Status) => void
   outbox: (entry: OutboxEntry) => void
-  'room key': (event: { room: string; keyId: number }) => void
+  /**
+   * A room key this client did not hold: from a join ack (every epoch of the
+   * room's), or a `room key` event (a rotation, or a new epoch after a removal).
+   */
+  'room key': (event: { room: string; keyId: number; epoch: number }) => void
   /** Messages the server no longer holds (the Node server's history is bounded). */
   gap: (event: { room: string; from: number; to: number }) => void
   /**

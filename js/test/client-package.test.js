@@ -36,10 +36,12 @@ const chat = connect({ url: 'http://127.0.0.1:1', name: 'ann', getToken: () => '
 chat.on('message', (m) => {
   const text: string | null = m.text
   const seq: number = m.seq
-  if (m.error) console.log(m.error.code)
+  const epoch: number | null = m.epoch
+  if (m.error) console.log(m.error.code, epoch)
   console.log(text, seq, m.own)
 })
 chat.on('status', (s) => console.log(s.state === 'expired', s.reason))
+chat.on('room key', (k) => console.log(k.room, k.keyId + k.epoch))
 chat.on('outbox', (e) => console.log(e.clientId, e.state, e.error?.code))
 chat.join('design', { since: 0 }).then((joined) => {
   console.log(joined.latestSeq)

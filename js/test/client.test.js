@@ -6,7 +6,9 @@
 const { test, afterEach } = require('node:test')
 const assert = require('node:assert/strict')
 const http = require('node:http')
-const { webcrypto } = require('node:crypto')
+const { webcrypto, hkdfSync } = require('node:crypto')
+const fs = require('node:fs')
+const path = require('node:path')
 const { Server } = require('socket.io')
 const { connect, ChatError } = require('../client')
 
@@ -17,6 +19,22 @@ const open = []
 afterEach(async () => {
   while (open.length) await open.pop()()
 })
+
+/**
+ * A room key as the engine derives it (docs/format.md §1): HKDF-SHA256 of
+ * the master key, info "chatseal/v1/room-key" ‖ 0 ‖ room, and for an epoch
+ * above 0 also ‖ 0 ‖ be32(epoch).
+ */
+function roomKey(master, room, epoch) {
+  const parts = [Buffer.from('chatseal/v1/room-key\0'), Buffer.from(room, 'utf8')]
+  if (epoch > 0) {
+    const be = Buffer.alloc(5)
+    be.writeUInt32BE(epoch, 1)
+    parts.push(be)
+  }
+  return new Uint8Array(hkdfSync('sha256', master, Buffer.alloc(0), Buffer.concat(parts), 32))
+}
+const b64 = (bytes) => Buffer.from(bytes).toString('base64')
 
 /** Seals like the servers do (docs/format.md), so the SDK has real envelopes to open. */
 async function seal(room, id, sender, text, keyId = 1, key = KEY) {
@@ -39,16 +57,34 @@ async function seal(room, id, sender, text, keyId = 1, key = KEY) {
 async function fakeServer() {
   const httpServer = http.createServer()
   const io = new Server(httpServer)
-  const state = { rooms: new Map(), events: [], byClientId: new Map(), dropAcks: false, pageSize: 500 }
+  // The Rust server's history route (with a token): GET /api/rooms/:room/messages?before&limit.
+  httpServer.on('request', (req, res) => {
+    const m = /^\/api\/rooms\/([^/]+)\/messages\?before=(\d+)&limit=(\d+)$/.exec(req.url)
+    if (!m) return // socket.io's own requests
+    const before = Number(m[2])
+    const page = history(decodeURIComponent(m[1])).filter((msg) => msg.seq < before).slice(-Number(m[3]))
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify(page))
+  })
+  const state = { rooms: new Map(), events: [], byClientId: new Map(), dropAcks: false, pageSize: 500, made: 0 }
   const history = (room) => {
     if (!state.rooms.has(room)) state.rooms.set(room, [])
     return state.rooms.get(room)
   }
-  state.store = async (room, sender, text) => {
+  // What join acks hand: the shape of a server from before key epochs
+  // (no `epoch`), unless a test sets keys of its own.
+  state.keys = [{ id: 1, key: KEY_B64 }]
+  // `epoch` set: the Message carries it, sealed under `key` (that epoch's room key).
+  state.store = async (room, sender, text, { epoch, key = KEY } = {}) => {
+    // Sealed, then numbered and kept in one step, as the servers do: a
+    // join meanwhile never reads a message without its envelope.
+    const id = `id-${room}-${++state.made}`
+    const message = await seal(room, id, sender, text, 1, key)
     const list = history(room)
-    const msg = { id: `id-${room}-${list.length + 1}`, room, seq: list.length + 1, sender, ts: Date.now(), keyId: 1 }
+    const msg = { id, room, seq: list.length + 1, sender, ts: Date.now(), keyId: 1 }
+    if (epoch !== undefined) msg.epoch = epoch
+    msg.message = message
     list.push(msg)
-    msg.message = await seal(room, msg.id, sender, text)
     return msg
   }
   state.refreshes = []
@@ -90,7 +126,7 @@ async function fakeServer() {
       joined.add(req.room)
       socket.join(req.room)
       const missed = req.since === undefined ? list.slice(-50) : list.filter((m) => m.seq > req.since).slice(0, state.pageSize)
-      ack({ ok: true, room: req.room, latestSeq: list.length, keys: [{ id: 1, key: KEY_B64 }], missed })
+      ack({ ok: true, room: req.room, latestSeq: list.length, keys: state.keys, missed })
     })
     socket.on('leave', (req, ack) => {
       joined.delete(req.room)
@@ -164,6 +200,8 @@ test('a send resolves with its ack; the sender sees its own message once, opened
   assert.equal(ann.seen[0].text, 'hello')
   assert.equal(ann.seen[0].own, true)
   assert.equal(ann.seen[0].error, null)
+  // A server from before key epochs: its keys and messages are epoch 0.
+  assert.equal(ann.seen[0].epoch, 0)
 })
 
 test('a gap in the live stream is filled by a catch-up, in seq order, nothing twice', async () => {
@@ -445,4 +483,198 @@ test('leave: no more messages from the room, its waiting sends fail with LEFT, s
   assert.deepEqual(ann.joinedRooms(), [])
   await assert.rejects(ann.send('r', 'x'), (e) => e.code === 'NOT_JOINED')
   assert.ok(!server.events.some((e) => e.event === 'join' && e.sid !== server.events[0].sid), 'not joined again after the reconnect')
+})
+
+test('the test derives room keys as the engine does (the shared vectors, epochs 0 to u32::MAX)', () => {
+  const vectors = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'tests', 'vectors', 'envelope-v1.json'), 'utf8'))
+  const epochs = new Set()
+  for (const c of vectors.cases) {
+    assert.equal(b64(roomKey(Buffer.from(c.master_key, 'base64'), c.room, c.epoch)), c.room_key, c.name)
+    epochs.add(c.epoch)
+  }
+  assert.ok(epochs.has(0) && epochs.has(1) && epochs.has(0xffffffff), [...epochs].join(' '))
+})
+
+/** Room keys of epochs 0, 1 and 2 of room `r` under one master key. */
+function epochKeys() {
+  const master = webcrypto.getRandomValues(new Uint8Array(32))
+  return [0, 1, 2].map((epoch) => ({ id: 1, epoch, raw: roomKey(master, 'r', epoch), key: b64(roomKey(master, 'r', epoch)) }))
+}
+const handed = (...keys) => keys.map(({ id, epoch, key }) => ({ id, epoch, key }))
+const shown = (c) => c.seen.map((m) => [m.seq, m.epoch, m.text, m.error && m.error.code])
+const joinsOf = (server) => server.events.filter((e) => e.event === 'join').map((e) => e.payload)
+
+test('keys of two epochs: each message opens with its epoch\'s key; the epoch is authenticated', async () => {
+  const server = await fakeServer()
+  const [k0, k1] = epochKeys()
+  server.keys = handed(k0, k1)
+  await server.store('r', 'bob', 'epoch 0', { epoch: 0, key: k0.raw })
+  await server.store('r', 'bob', 'epoch 1', { epoch: 1, key: k1.raw })
+  // No `epoch` (a server from before epochs): epoch 0.
+  await server.store('r', 'bob', 'no epoch field', { key: k0.raw })
+  // Sealed under epoch 1's key but said to be epoch 0: it must not open.
+  await server.store('r', 'bob', 'moved epoch', { epoch: 0, key: k1.raw })
+  const ann = client(server.url)
+  const keyEvents = []
+  ann.on('room key', (e) => keyEvents.push(e))
+  await ann.join('r')
+  await until(() => ann.seen.length === 4, 'four messages')
+  assert.deepEqual(shown(ann), [
+    [1, 0, 'epoch 0', null],
+    [2, 1, 'epoch 1', null],
+    [3, 0, 'no epoch field', null],
+    [4, 0, null, 'BAD_TAG'],
+  ])
+  assert.deepEqual(keyEvents, [
+    { room: 'r', keyId: 1, epoch: 0 },
+    { room: 'r', keyId: 1, epoch: 1 },
+  ])
+  assert.equal(joinsOf(server).length, 1, 'every key came with the join: no rejoin')
+})
+
+test('a message of an epoch with no key yet is held, the room joined again, and shown once the ack hands the key', async () => {
+  const server = await fakeServer()
+  const [k0, k1] = epochKeys()
+  server.keys = handed(k0)
+  const ann = client(server.url)
+  const keyEvents = []
+  ann.on('room key', (e) => keyEvents.push(e))
+  await ann.join('r')
+  server.io.to('r').emit('chat message', await server.store('r', 'bob', 'first', { epoch: 0, key: k0.raw }))
+  await until(() => ann.seen.length === 1, 'the first message')
+  // The room starts epoch 1; its `room key` event has not come (it raced
+  // the message, or was lost with a connection).
+  server.keys = handed(k0, k1)
+  server.io.to('r').emit('chat message', await server.store('r', 'bob', 'second', { epoch: 1, key: k1.raw }))
+  server.io.to('r').emit('chat message', await server.store('r', 'bob', 'third', { epoch: 1, key: k1.raw }))
+  await until(() => ann.seen.length === 3, 'the epoch 1 messages')
+  assert.deepEqual(shown(ann), [
+    [1, 0, 'first', null],
+    [2, 1, 'second', null],
+    [3, 1, 'third', null],
+  ])
+  assert.deepEqual(keyEvents, [
+    { room: 'r', keyId: 1, epoch: 0 },
+    { room: 'r', keyId: 1, epoch: 1 },
+  ])
+  // Joined again from the last message shown, as after a reconnect (once
+  // more if the third came while the first rejoin was on its way).
+  const rejoins = joinsOf(server).slice(1)
+  assert.deepEqual(rejoins[0], { room: 'r', since: 1 })
+  assert.ok(rejoins.length <= 2, JSON.stringify(rejoins))
+})
+
+test('a key the join again does not hand: NO_KEY, after one rejoin, never dropped; a `room key` event opens the next', async () => {
+  const server = await fakeServer()
+  const [k0, , k2] = epochKeys()
+  server.keys = handed(k0)
+  const ann = client(server.url)
+  await ann.join('r')
+  for (const text of ['a', 'b', 'c']) server.io.to('r').emit('chat message', await server.store('r', 'bob', text, { epoch: 2, key: k2.raw }))
+  await until(() => ann.seen.length === 3, 'three reported')
+  assert.deepEqual(shown(ann), [
+    [1, 2, null, 'NO_KEY'],
+    [2, 2, null, 'NO_KEY'],
+    [3, 2, null, 'NO_KEY'],
+  ])
+  assert.ok(ann.seen.every((m) => /epoch 2/.test(m.error.message)), ann.seen[0].error.message)
+  // One rejoin for the missing key, not one per message.
+  const rejoins = joinsOf(server).length - 1
+  assert.ok(rejoins >= 1 && rejoins <= 2, `${rejoins} rejoins`)
+  // The join's answer is remembered: the next message under that key is reported at once.
+  server.io.to('r').emit('chat message', await server.store('r', 'bob', 'd', { epoch: 2, key: k2.raw }))
+  await until(() => ann.seen.length === 4, 'the fourth')
+  assert.deepEqual(shown(ann)[3], [4, 2, null, 'NO_KEY'])
+  assert.equal(joinsOf(server).length - 1, rejoins, 'no rejoin for a key the last join did not hand')
+  server.io.to('r').emit('room key', { room: 'r', key: { id: 1, epoch: 2, key: k2.key } })
+  server.io.to('r').emit('chat message', await server.store('r', 'bob', 'e', { epoch: 2, key: k2.raw }))
+  await until(() => ann.seen.length === 5, 'the fifth')
+  assert.deepEqual(shown(ann)[4], [5, 2, 'e', null])
+  assert.equal(joinsOf(server).length - 1, rejoins, 'the event brought the key: no rejoin')
+})
+
+test('an epoch that is not an integer 0 to 4294967295 makes the message unreadable, without a rejoin', async () => {
+  const server = await fakeServer()
+  const [k0] = epochKeys()
+  server.keys = handed(k0)
+  const ann = client(server.url)
+  await ann.join('r')
+  const bad = [-1, 1.5, 2 ** 32, '1', null, {}]
+  for (const epoch of bad) server.io.to('r').emit('chat message', await server.store('r', 'bob', 'x', { epoch, key: k0.raw }))
+  await until(() => ann.seen.length === bad.length, 'all reported')
+  assert.deepEqual(
+    shown(ann),
+    bad.map((_, i) => [i + 1, null, null, 'BAD_ENVELOPE']),
+  )
+  assert.equal(joinsOf(server).length, 1)
+})
+
+test('join acks: keys without an epoch are epoch 0; malformed key entries are skipped', async () => {
+  const server = await fakeServer()
+  const [k0, k1] = epochKeys()
+  server.keys = [
+    { id: 1, key: k0.key },
+    { id: 1, epoch: -1, key: k1.key },
+    { id: 1, epoch: '1', key: k1.key },
+    { id: 2 ** 32, epoch: 1, key: k1.key },
+    { id: 1, epoch: 1, key: 'AAAA' },
+    null,
+  ]
+  const ann = client(server.url)
+  const keyEvents = []
+  ann.on('room key', (e) => keyEvents.push(e))
+  await ann.join('r')
+  assert.deepEqual(keyEvents, [{ room: 'r', keyId: 1, epoch: 0 }])
+})
+
+test('history over HTTP: a message of an epoch this client has no key for makes it join again, and it opens', async () => {
+  const server = await fakeServer()
+  const [k0, k1] = epochKeys()
+  server.keys = handed(k0)
+  for (let i = 1; i <= 3; i++) await server.store('r', 'bob', `old ${i}`, { epoch: 0, key: k0.raw })
+  const ann = client(server.url, { token: token('ann', 60000) })
+  await ann.join('r', { since: 3 })
+  // Sealed under epoch 1 while ann was away; ann missed its `room key` event.
+  const list = server.rooms.get('r')
+  const m2 = list[1]
+  m2.epoch = 1
+  m2.message = await seal('r', m2.id, 'bob', 'old 2, epoch 1', 1, k1.raw)
+  server.keys = handed(k0, k1)
+  const older = await ann.history('r', { before: 4, limit: 3 })
+  assert.deepEqual(
+    older.map((m) => [m.seq, m.epoch, m.text, m.error]),
+    [
+      [1, 0, 'old 1', null],
+      [2, 1, 'old 2, epoch 1', null],
+      [3, 0, 'old 3', null],
+    ],
+  )
+  assert.deepEqual(joinsOf(server).at(-1), { room: 'r', since: 3 })
+  // Without the key anywhere it is reported, not dropped.
+  server.keys = handed(k0)
+  const bob = client(server.url, { token: token('bob', 60000) })
+  await bob.join('r', { since: 3 })
+  assert.deepEqual(
+    (await bob.history('r', { before: 4, limit: 3 })).map((m) => [m.seq, m.text, m.error && m.error.code]),
+    [
+      [1, 'old 1', null],
+      [2, null, 'NO_KEY'],
+      [3, 'old 3', null],
+    ],
+  )
+})
+
+test('a message whose key no join ack covers (a server that never stored it) is reported after a few rejoins, not waited on forever', async () => {
+  const server = await fakeServer()
+  const [k0, k1] = epochKeys()
+  server.keys = handed(k0)
+  const ann = client(server.url)
+  await ann.join('r')
+  // Broadcast, never stored: every join says latestSeq 0 and misses nothing.
+  const ghost = { id: 'ghost', room: 'r', seq: 1, sender: 'bob', ts: 1, keyId: 1, epoch: 1, message: await seal('r', 'ghost', 'bob', 'x', 1, k1.raw) }
+  server.io.to('r').emit('chat message', ghost)
+  await until(() => ann.seen.length === 1, 'reported')
+  assert.deepEqual(shown(ann), [[1, 1, null, 'NO_KEY']])
+  const rejoins = joinsOf(server).length - 1
+  assert.ok(rejoins >= 1 && rejoins <= 4, `${rejoins} rejoins`)
 })

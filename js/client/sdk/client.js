@@ -478,10 +478,35 @@ class Client extends Emitter {
     if (before === 1) return []
     let raw = null
     if (this.token) raw = await this.httpHistory(room, before, limit)
-    if (raw === null) raw = await this.joinHistory(room, before, limit)
+    const fresh = raw === null // joinHistory's acks brought the room's keys
+    if (raw === null) raw = await this.joinHistory(state, before, limit)
     const out = []
     for (const msg of raw) out.push(await state.open(msg))
+    // A key this client lacks (an epoch whose `room key` event it missed):
+    // join again for the room's keys, and open those messages once more.
+    const noKey = out.map((m, i) => (m.error && m.error.code === 'NO_KEY' ? i : -1)).filter((i) => i >= 0)
+    if (!fresh && noKey.length && (await this.fetchKeys(state))) {
+      for (const i of noKey) out[i] = await state.open(raw[i])
+    }
     return out
+  }
+
+  /**
+   * Joins a room again for its keys (every epoch's, from the join ack);
+   * only the keys are taken, and only from the history the room shows.
+   * False when the join failed (the messages stay NO_KEY).
+   */
+  async fetchKeys(state) {
+    let ack
+    try {
+      ack = await this.joinRequest(state.lastSeq === null ? { room: state.name } : { room: state.name, since: state.lastSeq })
+    } catch {
+      return false
+    }
+    const id = typeof ack.historyId === 'string' ? ack.historyId : null
+    if (id !== null && state.historyId !== null && id !== state.historyId) return false
+    await state.addKeys(ack.keys)
+    return true
   }
 
   async httpHistory(room, before, limit) {
@@ -505,12 +530,13 @@ class Client extends Emitter {
   }
 
   /** `join { since }` from `limit` before `before`, paged (a server may cut a page short). */
-  async joinHistory(room, before, limit) {
+  async joinHistory(state, before, limit) {
+    const room = state.name
     const out = []
     let since = Math.max(0, before - 1 - limit)
     for (;;) {
       const ack = await this.joinRequest({ room, since })
-      await this.keys.add(room, ack.keys)
+      await state.addKeys(ack.keys)
       const missed = Array.isArray(ack.missed) ? ack.missed : []
       for (const m of missed) if (m.seq > since && m.seq < before) out.push(m)
       const last = missed.length ? missed[missed.length - 1].seq : null

@@ -6,10 +6,23 @@
 // opening an envelope (async WebCrypto) never lets a later message overtake
 // an earlier one. A live message past `lastSeq + 1` waits in `buffer` while a
 // catch-up (`join { since: lastSeq }`, paged until `latestSeq`) fills the gap.
-const { Unreadable } = require('./envelope')
+//
+// Keys: a room key is per (master key id, key epoch), and every join ack
+// hands all of the room's (every epoch). A live message naming a key this
+// client lacks (a `room key` event it overtook, or an epoch started since
+// the last join) is not shown as unreadable at once: it waits in `buffer`
+// and a catch-up joins again, which brings the keys and reads it back. Only
+// a message whose key a fresh join ack did not hand is NO_KEY.
+const { Unreadable, epochOf } = require('./envelope')
 
 /** Live messages kept while a gap is filled; past this the catch-up reads them again. */
 const BUFFER_MAX = 10000
+/** (key id, epoch) pairs a join ack did not hand, remembered so each costs one catch-up. */
+const MISSING_MAX = 1024
+/** Catch-ups in a row one message may wait through for its key (a server whose acks never cover it). */
+const KEY_WAITS_MAX = 3
+
+const keySlot = (keyId, epoch) => `${epoch}/${keyId}`
 
 class Room {
   constructor(client, name, since) {
@@ -22,6 +35,12 @@ class Room {
     this.online = null
     this.firstSeq = null
     this.buffer = new Map()
+    /** keySlot()s a fresh join ack did not hand: messages under them are NO_KEY at once. */
+    this.missing = new Set()
+    /** `latestSeq` of the last join ack applied: its keys cover every message up to it. */
+    this.keysSeq = null
+    /** Catch-ups the next message has waited through for its key. */
+    this.keyWaits = 0
     this.chain = Promise.resolve()
     this.catching = null
     this.again = false
@@ -108,6 +127,8 @@ class Room {
     this.buffer.clear()
     // The join again hands out the keys the new history needs.
     this.client.keys.forget(this.name)
+    this.missing.clear()
+    this.keysSeq = null
     return true
   }
 
@@ -123,6 +144,7 @@ class Room {
       for (const name of this.online) if (!before.has(name)) this.client.emit('presence', { room: this.name, name, online: true })
     }
     await this.addKeys(ack.keys)
+    this.keysSeq = ack.latestSeq
     const missed = ack.missed
     if (this.lastSeq === null) {
       // First join without since: the latest messages, then live ones.
@@ -134,7 +156,8 @@ class Room {
     }
     for (const msg of missed) {
       if (msg.room !== this.name || !Number.isSafeInteger(msg.seq)) continue
-      if (msg.seq === this.lastSeq + 1) await this.deliver(msg)
+      // This ack's keys are the room's keys as of these messages.
+      if (msg.seq === this.lastSeq + 1) await this.deliver(msg, true)
       else if (msg.seq > this.lastSeq + 1) this.buffer.set(msg.seq, msg)
     }
     await this.drain()
@@ -155,8 +178,7 @@ class Room {
         return
       }
       if (msg.seq <= this.lastSeq) return // shown already: live and catch-up overlap
-      await this.deliver(msg)
-      await this.drain()
+      if (await this.deliver(msg)) await this.drain()
     })
   }
 
@@ -164,17 +186,41 @@ class Room {
     while (this.buffer.has(this.lastSeq + 1)) {
       const next = this.buffer.get(this.lastSeq + 1)
       this.buffer.delete(next.seq)
-      await this.deliver(next)
+      if (!(await this.deliver(next))) break
     }
     for (const seq of this.buffer.keys()) if (seq <= this.lastSeq) this.buffer.delete(seq)
     if (this.buffer.size) this.requestCatchUp()
   }
 
-  async deliver(msg) {
+  /**
+   * Shows `msg`, the next seq; false when it waits for its key instead (kept
+   * in `buffer`, read again by a catch-up, whose join ack brings the room's
+   * keys). `keysFresh`: it came in a join ack whose keys were just added.
+   * A key missing although a join ack covering the message was applied is
+   * missing for good: NO_KEY, and remembered for the messages after it.
+   */
+  async deliver(msg, keysFresh = false) {
     const opened = await this.open(msg)
+    if (opened.error && opened.error.code === 'NO_KEY') {
+      const slot = keySlot(msg.keyId, opened.epoch)
+      const covered = keysFresh || (this.keysSeq !== null && msg.seq <= this.keysSeq) || this.keyWaits >= KEY_WAITS_MAX
+      if (covered) {
+        if (this.missing.size >= MISSING_MAX) this.missing.clear()
+        this.missing.add(slot)
+      } else if (!this.missing.has(slot)) {
+        this.buffer.set(msg.seq, msg)
+        this.keyWaits++
+        // A catch-up running now (this may be its own ack's drain) reads once more.
+        this.again = true
+        this.requestCatchUp()
+        return false
+      }
+    }
+    this.keyWaits = 0
     this.lastSeq = msg.seq
     if (this.firstSeq === null || msg.seq < this.firstSeq) this.firstSeq = msg.seq
     this.client.emit('message', opened)
+    return true
   }
 
   /** A Message with its text, or with `error` when it does not open (never dropped). */
@@ -187,6 +233,7 @@ class Room {
       sender: msg.sender,
       ts: msg.ts,
       keyId: msg.keyId,
+      epoch: epochOf(msg),
       own: c.isOwn(msg),
       text: null,
       error: null,
@@ -219,7 +266,10 @@ class Room {
 
   async addKeys(keys) {
     const added = await this.client.keys.add(this.name, keys)
-    for (const keyId of added) this.client.emit('room key', { room: this.name, keyId })
+    for (const { keyId, epoch } of added) {
+      this.missing.delete(keySlot(keyId, epoch))
+      this.client.emit('room key', { room: this.name, keyId, epoch })
+    }
   }
 
   fail(err) {
