@@ -94,7 +94,7 @@ function createServer(config = load()) {
     const nsp = io.of('/')
     for (const room of nsp.adapter.rooms.keys()) {
       if (nsp.sockets.has(room)) continue // each socket's own room
-      const key = sealer.roomKey(room, keyring.primary)
+      const key = chat.epochKey(sealer.roomKey(room, keyring.primary))
       nsp.to(room).emit('room key', { room, key })
     }
   }

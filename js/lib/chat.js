@@ -13,6 +13,17 @@ const RECENT_ON_JOIN = 50
 const TYPING_PER_SEC = 2
 const TYPING_BURST = 5
 const GUEST_MARK = '~'
+/**
+ * The key epoch of every room here: a room starts a new epoch when someone
+ * is removed from it, and this server has no accounts, members or private
+ * rooms (docs/protocol.md). Sent anyway, so clients see one protocol.
+ */
+const EPOCH = 0
+
+/** The room's keys as join acks and `room key` events carry them: `{ id, epoch, key }`. */
+function epochKey({ id, key }) {
+  return { id, epoch: EPOCH, key }
+}
 
 /**
  * Attaches the protocol to the socket.io server `io`. Returns `drain()`:
@@ -94,7 +105,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
 
   function join(socket, payload) {
     const req = validate.roomRequest(payload)
-    const keys = config.plain ? [] : sealer.roomKeys(req.room)
+    const keys = config.plain ? [] : sealer.roomKeys(req.room).map(epochKey)
     socket.join(req.room)
     const missed =
       req.since === null
@@ -103,6 +114,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
     return {
       ok: true,
       room: req.room,
+      epoch: EPOCH,
       keys,
       missed,
       latestSeq: history.latestSeq(req.room),
@@ -152,7 +164,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
     if (config.plain) {
       // The benchmarks' upper bound: no sealing, nothing kept but the count.
       const seq = history.room(req.room).seq++ + 1
-      const plain = { id, room: req.room, seq, sender, ts, keyId: 0, message: req.message }
+      const plain = { id, room: req.room, seq, sender, ts, keyId: 0, epoch: EPOCH, message: req.message }
       afterAck.push(() => io.to(req.room).emit('chat message', plain))
       return { ok: true, id, seq, ts }
     }
@@ -161,7 +173,7 @@ function attach(io, { config, sealer, sealing, history, log }) {
     const raced = history.duplicate(req.room, sender, req.clientId)
     if (raced) return raced
     const keyId = Buffer.from(envelope.slice(0, 8), 'base64').readUInt32BE(2)
-    const stored = history.append({ id, room: req.room, sender, ts, keyId, message: envelope }, req.clientId)
+    const stored = history.append({ id, room: req.room, sender, ts, keyId, epoch: EPOCH, message: envelope }, req.clientId)
     afterAck.push(() => io.to(req.room).emit('chat message', stored))
     return { ok: true, id, seq: stored.seq, ts }
   }
@@ -198,4 +210,4 @@ function watchSlowReaders(io, limit, log) {
   return timer
 }
 
-module.exports = { attach, watchSlowReaders }
+module.exports = { attach, watchSlowReaders, epochKey, EPOCH }

@@ -214,6 +214,8 @@ test('key rotation reaches every server without a restart; old messages still op
   await until(() => ids(a, room).includes(fresh.id), 10000, 'cross-server delivery after rotation')
   const msg = a.received.find((m) => m.id === fresh.id)
   assert.equal(msg.keyId, 2)
+  assert.equal(msg.epoch, 0)
+  for (const list of announced) assert.equal(list.find((m) => m.room === room).key.epoch, 0, 'a rotation keeps the room\'s epoch')
   const keys = [...a.keys, announced[0].find((m) => m.room === room).key]
   assert.equal(await openMessage(keys, msg), 'after the rotation')
   assert.equal(await openMessage(keys, a.received.find((m) => m.id === old.id)), 'before the rotation')

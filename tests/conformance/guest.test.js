@@ -48,8 +48,12 @@ test('join acks with room keys, the latest seq and what was missed', async () =>
   assert.equal(ack.ok, true)
   assert.equal(ack.room, room)
   assert.ok(Array.isArray(ack.keys) && ack.keys.length >= 1)
+  // A guest room never starts a new epoch: it is at 0, and so are its keys.
+  assert.equal(ack.epoch, 0)
   for (const k of ack.keys) {
+    assert.deepEqual(Object.keys(k).sort(), ['epoch', 'id', 'key'])
     assert.equal(typeof k.id, 'number')
+    assert.equal(k.epoch, 0)
     assert.equal(Buffer.from(k.key, 'base64').length, 32)
   }
   assert.equal(ack.latestSeq, 0)
@@ -76,6 +80,7 @@ test('a message is acked, broadcast to the room only, and opens with the room ke
   await until(() => bob.received.some((m) => m.id === ack.id), 5000, 'delivery to bob')
   const msg = bob.received.find((m) => m.id === ack.id)
   assert.deepEqual(Object.keys(msg).sort(), ['epoch', 'id', 'keyId', 'message', 'room', 'sender', 'seq', 'ts'])
+  assert.equal(msg.epoch, 0)
   assert.equal(msg.room, room)
   assert.equal(msg.seq, 1)
   // A guest's sender is marked with `~`: no account name has it.
@@ -212,6 +217,7 @@ test('join with since returns what a reader missed, and a reconnect catches up',
   const first = await request(bob, 'join', { room, since: 0 })
   assert.equal(first.latestSeq, 3)
   assert.deepEqual(first.missed.map((m) => m.seq), [1, 2, 3])
+  assert.deepEqual(first.missed.map((m) => m.epoch), [0, 0, 0], 'history keeps each message\'s epoch')
   assert.deepEqual(await Promise.all(first.missed.map((m) => openMessage(keys, m))), ['early 1', 'early 2', 'early 3'])
 
   bob.close()

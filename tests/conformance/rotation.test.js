@@ -33,7 +33,8 @@ test('SIGHUP picks up a new primary key; members get it; old messages still open
     bob.on('room key', (m) => announced.push(m))
     const joined = await request(bob, 'join', { room: 'vault' })
     await request(ann, 'join', { room: 'vault' })
-    assert.deepEqual(joined.keys.map((k) => k.id), [1])
+    assert.deepEqual(joined.keys.map((k) => [k.id, k.epoch]), [[1, 0]])
+    assert.equal(joined.epoch, 0)
     const before = await request(ann, 'chat message', { message: 'under key one', room: 'vault' })
     await until(() => bob.received.some((m) => m.id === before.id))
     assert.equal(bob.received.find((m) => m.id === before.id).keyId, 1)
@@ -44,19 +45,21 @@ test('SIGHUP picks up a new primary key; members get it; old messages still open
     const vault = () => announced.find((m) => m.room === 'vault')
     await until(() => vault() && announced.some((m) => m.room === 'lobby'), 10000, 'room key announcements')
     assert.equal(vault().key.id, 2)
+    assert.equal(vault().key.epoch, 0, 'a rotation keeps the room\'s epoch')
     assert.equal(Buffer.from(vault().key.key, 'base64').length, 32)
 
     const after = await request(ann, 'chat message', { message: 'under key two', room: 'vault' })
     await until(() => bob.received.some((m) => m.id === after.id))
     const fresh = bob.received.find((m) => m.id === after.id)
     assert.equal(fresh.keyId, 2)
+    assert.equal(fresh.epoch, 0)
     // With the announced key added to the ones from join, both open.
     const keys = [...joined.keys, vault().key]
     assert.equal(await openMessage(keys, fresh), 'under key two')
     assert.equal(await openMessage(keys, bob.received.find((m) => m.id === before.id)), 'under key one')
     // A later join hands out both keys; history under key 1 still opens.
     const rejoined = await request(bob, 'join', { room: 'vault', since: 0 })
-    assert.deepEqual(rejoined.keys.map((k) => k.id), [1, 2])
+    assert.deepEqual(rejoined.keys.map((k) => [k.id, k.epoch]), [[1, 0], [2, 0]])
     const texts = await Promise.all(rejoined.missed.map((m) => openMessage(rejoined.keys, m)))
     assert.deepEqual(texts, ['under key one', 'under key two'])
 
