@@ -207,10 +207,18 @@ test('room keys: a rotation reaches the client; messages under a key no longer g
   await ann.send(r, 'under key 2')
   await until(() => texts(ann, r).length === 2, 'both shown')
   assert.deepEqual(
-    ann.seen.map((m) => [m.keyId, m.text]),
+    ann.seen.map((m) => [m.keyId, m.epoch, m.text]),
     [
-      [1, 'under key 1'],
-      [2, 'under key 2'],
+      [1, 0, 'under key 1'],
+      [2, 0, 'under key 2'],
+    ],
+  )
+  // A rotation is a new key id in the same epoch (guest rooms stay at 0).
+  assert.deepEqual(
+    announced.filter((k) => k.room === r).map((k) => [k.keyId, k.epoch]),
+    [
+      [1, 0],
+      [2, 0],
     ],
   )
   // Key 1 retired: a newcomer cannot open what it sealed, and is told so.

@@ -35,9 +35,10 @@ async function until(predicate, what, ms = 10000) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-/** Opens a stored Message with a join ack's keys (independently of the SDK). */
+/** Opens a stored Message with a join ack's keys, by key id and epoch (independently of the SDK). */
 async function openRaw(keys, msg) {
-  const entry = keys.find((k) => k.id === msg.keyId)
+  const epoch = (x) => (x.epoch === undefined ? 0 : x.epoch)
+  const entry = keys.find((k) => k.id === msg.keyId && epoch(k) === epoch(msg))
   if (!entry) return null
   const bytes = Buffer.from(msg.message, 'base64')
   const key = await webcrypto.subtle.importKey('raw', Buffer.from(entry.key, 'base64'), 'AES-GCM', false, ['decrypt'])
