@@ -678,3 +678,16 @@ test('a message whose key no join ack covers (a server that never stored it) is 
   const rejoins = joinsOf(server).length - 1
   assert.ok(rejoins >= 1 && rejoins <= 4, `${rejoins} rejoins`)
 })
+
+test('RoomKeys: at most KEYS_PER_ROOM_MAX keys per room, whatever a server sends', async () => {
+  const { RoomKeys, KEYS_PER_ROOM_MAX } = require('../client/sdk/envelope')
+  const keys = new RoomKeys()
+  const entries = Array.from({ length: KEYS_PER_ROOM_MAX + 10 }, (_, i) => ({ id: 1, epoch: i, key: KEY_B64 }))
+  const added = await keys.add('r', entries)
+  assert.equal(added.length, KEYS_PER_ROOM_MAX)
+  assert.ok(keys.has('r', 1, KEYS_PER_ROOM_MAX - 1))
+  assert.ok(!keys.has('r', 1, KEYS_PER_ROOM_MAX))
+  assert.deepEqual(await keys.add('r', [{ id: 2, epoch: 0, key: KEY_B64 }]), [])
+  // Another room has its own budget.
+  assert.deepEqual(await keys.add('s', [{ id: 2, epoch: 0, key: KEY_B64 }]), [{ keyId: 2, epoch: 0 }])
+})

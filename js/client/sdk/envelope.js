@@ -29,9 +29,10 @@ class Unreadable extends Error {
 /** The largest key id and epoch: both are unsigned 32-bit on the wire. */
 const U32_MAX = 0xffffffff
 /**
- * Keys kept per room, at most: one per (key id, epoch) a server hands out,
- * so a room's history of many epochs fits; a server sending more cannot
- * make the client import keys without end (what is past it reads NO_KEY).
+ * Keys kept per room, at most: one per (key id, epoch) a server hands out.
+ * A room has at most 1,000 epochs (docs/protocol.md), so this fits 65 master
+ * keys in use at once; a server sending more cannot make the client import
+ * keys without end (what is past it reads NO_KEY).
  */
 const KEYS_PER_ROOM_MAX = 65536
 
