@@ -47,7 +47,6 @@ function epochOf(msg) {
   return isU32(msg.epoch) ? msg.epoch : null
 }
 
-
 const slot = (id, epoch) => `${epoch}/${id}`
 
 /**
@@ -82,8 +81,8 @@ class RoomKeys {
       if (raw.length !== 32) continue
       const imported = await webcrypto().subtle.importKey('raw', raw, 'AES-GCM', false, ['decrypt'])
       raw.fill(0)
-      // Another add may have taken the slot while this one awaited.
-      if (map.has(slot(id, epoch))) continue
+      // Another add may have taken the slot (or the last free one) while this one awaited.
+      if (map.has(slot(id, epoch)) || map.size >= KEYS_PER_ROOM_MAX) continue
       map.set(slot(id, epoch), imported)
       added.push({ keyId: id, epoch })
     }
