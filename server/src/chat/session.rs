@@ -131,8 +131,8 @@ async fn join(
     // between the check and the join.
     let turn = state.room_locks.exclusive(&req.room).await;
     let epoch = rooms::check_access(state, identity, &req.room).await?;
-    state.epochs.learn(&req.room, epoch);
-    let keys = rooms::keys_through(state, &req.room, epoch)?;
+    // Checked before the socket is in the room: a bad name costs nothing.
+    rooms::keys_through(state, &req.room, 0)?;
     socket.join(req.room.clone());
     let limit = i64::from(state.history_limit);
     let max_bytes = state.guards.max_ack_bytes;
@@ -157,6 +157,13 @@ async fn join(
     if let Some(cluster) = &state.cluster {
         cluster.joined(&req.room, latest_seq);
     }
+    // The keys cover every message the ack carries: another server of a
+    // cluster may have stored one under an epoch begun after the access
+    // check read the room (this server's writer waits for the room's lock,
+    // but theirs does not).
+    let epoch = missed.iter().map(|m| m.epoch).fold(epoch, u32::max);
+    state.epochs.learn(&req.room, epoch);
+    let keys = rooms::keys_through(state, &req.room, epoch)?;
     // Outside the room's turn: walking its sockets need not hold up the
     // room's broadcasts.
     drop(turn);
