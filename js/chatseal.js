@@ -112,7 +112,13 @@ function encryptBuffer(plaintext, room, context) {
 }
 
 function decryptBuffer(envelope, room, context) {
-  envelope = binaryOf(envelope)
+  const binary = binaryOf(envelope)
+  if (binary !== envelope) {
+    // Decoded here: opened in place (its tail beyond the plaintext wiped).
+    const len = decryptInPlace.call(this, binary, room, context)
+    binary.fill(0, len)
+    return binary.subarray(0, len)
+  }
   // A base64 text of n characters decodes to at most 3n/4 bytes.
   const len = typeof envelope === 'string' ? (envelope.length >>> 2) * 3 + 3 : envelope?.byteLength
   if (typeof len !== 'number') return decryptInto.call(this, envelope, room, context, null) // throws the TypeError
@@ -140,16 +146,46 @@ function encrypt(plaintext, room, context) {
 // The binary form of a long, canonical text envelope; anything else as given.
 function binaryOf(envelope) {
   if (typeof envelope !== 'string' || envelope.length < TEXT_VIA_BUFFER) return envelope
-  const binary = Buffer.from(envelope, 'base64')
-  return binary.toString('base64') === envelope ? binary : envelope
+  return canonicalBase64(envelope) ?? envelope
 }
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+
+// The bytes of `text` if it is canonical standard base64 (docs/format.md §3),
+// else null; in one decoding pass and two memchr-speed scans, where
+// re-encoding and comparing cost as much again as the decoding. Node's
+// decoder skips what is not base64 (whitespace, '*', a NUL, non-ASCII) and
+// stops at a '=', so any of those leaves fewer bytes than the length says;
+// it also takes the URL-safe '-' and '_', looked for apart; and a canonical
+// last character before padding has no bits beyond the data. Checked
+// against the re-encoding definition on random mutations in api.test.js.
+function canonicalBase64(text) {
+  const n = text.length
+  if (n === 0 || n % 4 !== 0) return null
+  const pad = text.charCodeAt(n - 1) === 61 ? (text.charCodeAt(n - 2) === 61 ? 2 : 1) : 0
+  const binary = Buffer.from(text, 'base64')
+  if (binary.length !== (n / 4) * 3 - pad) return null
+  if (text.includes('-') || text.includes('_')) return null
+  if (pad !== 0 && (BASE64.indexOf(text[n - 1 - pad]) & (pad === 1 ? 3 : 15)) !== 0) return null
+  return binary
+}
+
+const { decryptInPlace } = native.Sealer.prototype
 
 function decrypt(envelope, room, context) {
   const binary = binaryOf(envelope)
   if (binary !== envelope) {
-    const opened = decryptBuffer.call(this, binary, room, context)
-    const text = isUtf8(opened) ? opened.toString('utf8') : null
-    opened.fill(0)
+    // The decoded bytes are ours: opened where they are, no second buffer.
+    // A failure throws the engine's error (the same as for the text: the
+    // decoding was checked canonical); not UTF-8 is left to the engine to
+    // name, from the text (below).
+    let text = null
+    try {
+      const opened = binary.subarray(0, decryptInPlace.call(this, binary, room, context))
+      text = isUtf8(opened) ? opened.toString('utf8') : null
+    } finally {
+      binary.fill(0)
+    }
     if (text !== null) return text
   }
   return nativeDecrypt.call(this, envelope, room, context)

@@ -148,6 +148,14 @@ export declare class Sealer {
    */
   decryptInto(envelope: BytesArg, room: RoomArg | undefined | null, context: BytesArg | undefined | null, out: Buffer): number
   /**
+   * Opens the binary envelope that fills `buffer` in place: the plaintext
+   * is written to its front and its length returned. For a caller that
+   * owns the envelope's bytes (it just decoded them): no second buffer,
+   * no copy. On failure `buffer` never holds plaintext (a failed tag
+   * zeroes it; a malformed header leaves it as it was).
+   */
+  decryptInPlace(buffer: Buffer, room?: RoomArg | undefined | null, context?: BytesArg | undefined | null): number
+  /**
    * Seals a text-form envelope again under the current primary key, with
    * the same room and context, without the plaintext ever reaching
    * JavaScript. Returns the new envelope (text form), or `null` when the

@@ -338,3 +338,52 @@ test('encryptInto / decryptInto write into the caller\'s buffer; failures leave 
   assert.ok(!wrong.includes(Buffer.from('secret')), 'no plaintext after a failed open')
   assert.throws(() => sealer.encryptInto('x', 'r', 'c', 'not a buffer'), isTypeError)
 })
+
+test('the fast canonical-base64 check of long envelopes agrees with re-encoding on random mutations', () => {
+  const sealer = new Sealer(Keyring.generate())
+  const crypto = require('node:crypto')
+  const env = sealer.encrypt('x'.repeat(1500), 'r', 'c') // long enough for the Buffer path
+  const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n\t*.\0é\u0100\ud800'
+  const canonical = (s) => Buffer.from(s, 'base64').toString('base64') === s
+  let tried = 0
+  for (let i = 0; i < 3000; i++) {
+    let s = env
+    for (let k = crypto.randomInt(1, 4); k > 0; k--) {
+      const p = crypto.randomInt(0, s.length + 1)
+      const c = chars[crypto.randomInt(0, chars.length)]
+      const op = crypto.randomInt(0, 3)
+      s = op === 0 ? s.slice(0, p) + c + s.slice(p + 1) : op === 1 ? s.slice(0, p) + c + s.slice(p) : s.slice(0, p) + s.slice(p + 1)
+    }
+    if (s === env) continue
+    tried++
+    let code = null
+    try {
+      sealer.decrypt(s, 'r', 'c')
+    } catch (e) {
+      code = e.code
+    }
+    // Not canonical: BAD_ENCODING, as the engine says; canonical but changed:
+    // never opens, and fails on what changed (tag, header), not the encoding.
+    if (canonical(s)) assert.ok(code !== null && code !== 'BAD_ENCODING', `${code} for a canonical text`)
+    else assert.equal(code, 'BAD_ENCODING', JSON.stringify(s.slice(-8)))
+  }
+  assert.ok(tried > 2500)
+  // Non-zero bits after the data, '=' inside, and padding removed, at the end.
+  const lastBits = env.replace(/([A-Za-z0-9+/])(=+)$/, (_, c, p) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'[('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.indexOf(c) | 1)] + p)
+  for (const s of [lastBits, env.slice(0, 40) + '=' + env.slice(41)]) {
+    if (s !== env) assert.throws(() => sealer.decrypt(s, 'r', 'c'), { code: 'BAD_ENCODING' })
+  }
+  assert.deepEqual(sealer.decryptBuffer(Buffer.from(env, 'base64').toString('base64'), 'r', 'c'), Buffer.from('x'.repeat(1500)))
+})
+
+test('decryptInPlace opens a binary envelope where it is; a failure leaves no plaintext', () => {
+  const sealer = new Sealer(Keyring.generate())
+  const env = sealer.encryptBuffer('in place', 'r', 'c')
+  const work = Buffer.from(env)
+  const n = sealer.decryptInPlace(work, 'r', 'c')
+  assert.equal(work.subarray(0, n).toString(), 'in place')
+  const tampered = Buffer.from(env)
+  tampered[tampered.length - 1] ^= 1
+  assert.throws(() => sealer.decryptInPlace(tampered, 'r', 'c'), { code: 'BAD_TAG' })
+  assert.ok(!tampered.includes(Buffer.from('in place')))
+})

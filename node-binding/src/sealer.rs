@@ -287,6 +287,26 @@ impl Sealer {
         Ok(len as u32)
     }
 
+    /// Opens the binary envelope that fills `buffer` in place: the plaintext
+    /// is written to its front and its length returned. For a caller that
+    /// owns the envelope's bytes (it just decoded them): no second buffer,
+    /// no copy. On failure `buffer` never holds plaintext (a failed tag
+    /// zeroes it; a malformed header leaves it as it was).
+    #[napi]
+    pub fn decrypt_in_place(
+        &self,
+        mut buffer: BufferSlice<'_>,
+        room: Option<RoomArg>,
+        context: Option<BytesArg<'_>>,
+    ) -> Result<u32> {
+        let (room, context) = (room_of(&room), context.as_deref().unwrap_or_default());
+        let len = self
+            .inner
+            .open_in_place(room, context, &mut buffer)
+            .map_err(engine)?;
+        Ok(len as u32)
+    }
+
     /// Seals a text-form envelope again under the current primary key, with
     /// the same room and context, without the plaintext ever reaching
     /// JavaScript. Returns the new envelope (text form), or `null` when the
