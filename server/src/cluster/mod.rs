@@ -457,12 +457,16 @@ async fn subscribe_loop(state: Weak<Shared>) {
                                 }
                             }
                             // A removal or a reset also started a key epoch:
-                            // those still in the room here get its keys.
+                            // those still in the room here get its keys. Always
+                            // (a repeat is harmless): this server may know the
+                            // epoch already, from a post the store sent back,
+                            // but only here, after the put-out, may it hand out
+                            // the key.
                             match s.store.room_epoch(room).await {
-                                Ok(epoch) if s.epochs.get(room) < epoch => {
+                                Ok(0) => {}
+                                Ok(epoch) => {
                                     crate::chat::rooms::announce_epoch(&s, room, epoch).await;
                                 }
-                                Ok(_) => {}
                                 Err(e) => {
                                     tracing::warn!(error = %e, "store unavailable: the room's epoch is read at its next join");
                                 }
