@@ -36,12 +36,12 @@ const k = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e
 console.log(`Machine: ${os.cpus().length} × ${os.cpus()[0].model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}\n`)
 if (hasChat) {
   console.log(`Median of ${chat[0]?.rounds ?? 0} rounds; errors and never-delivered are totals over all rounds.\n`)
-  console.log('| server | clients | accepted/s | deliveries/s (range) | p50 ms | p99 ms | p99.9 ms | errors | never delivered | server CPU | peak RSS |')
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|')
+  console.log('| server | clients | accepted/s | deliveries/s (range) | p50 ms | p99 ms | p99.9 ms | errors | never delivered | server CPU | CPU per delivery | peak RSS |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
 }
 for (const r of chat) {
   console.log(
-    `| ${r.label} | ${r.clients} | ${k(r.accepted_per_sec)} | ${k(r.deliveries_per_sec)} (${k(r.deliveries_min)}–${k(r.deliveries_max)}) | ${r.latency_ms_p50.toFixed(1)} | ${r.latency_ms_p99.toFixed(1)} | ${r.latency_ms_p999.toFixed(1)} | ${r.errors} | ${r.never_delivered} | ${r.server_cpu_percent.toFixed(0)} % | ${r.server_peak_rss_mib.toFixed(0)} MiB |`,
+    `| ${r.label} | ${r.clients} | ${k(r.accepted_per_sec)} | ${k(r.deliveries_per_sec)} (${k(r.deliveries_min)}–${k(r.deliveries_max)}) | ${r.latency_ms_p50.toFixed(1)} | ${r.latency_ms_p99.toFixed(1)} | ${r.latency_ms_p999.toFixed(1)} | ${r.errors} | ${r.never_delivered} | ${r.server_cpu_percent.toFixed(0)} % | ${((r.server_cpu_percent * 1e4) / r.deliveries_per_sec).toFixed(2)} µs | ${r.server_peak_rss_mib.toFixed(0)} MiB |`,
   )
 }
 if (idle.length) {
