@@ -29,7 +29,8 @@
 # Results: target/bench/results.jsonl and a Markdown summary on stdout (the
 # median of BENCH_REPEAT rounds, with the range of deliveries/s: this kind
 # of machine varies by ±10 % from run to run). Bounded: every load run ends
-# within its duration plus at most ~20 s of connecting and draining.
+# within its duration plus its connecting (every connect and join gives up
+# after 10 s) and at most 10 s of draining.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
