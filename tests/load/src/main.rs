@@ -8,10 +8,12 @@ mod args;
 mod engineio;
 mod envelope;
 mod idle;
+mod last;
 mod login_flood;
 mod proc_stats;
 mod report;
 mod run;
+mod since;
 
 use clap::Parser as _;
 
@@ -26,9 +28,17 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("{} errors", result.errors);
             }
         }
+        args::Mode::Since(since) => {
+            let result = since::run(&args, since).await?;
+            since::print(&result, args.json);
+            if result.errors > 0 {
+                anyhow::bail!("{} joins came back incomplete or refused", result.errors);
+            }
+        }
         args::Mode::Idle(idle) => {
-            let result = idle::run(&args, idle).await?;
-            report::print_idle(&result, args.json);
+            if let Some(result) = idle::run(&args, idle).await? {
+                report::print_idle(&result, args.json);
+            }
         }
     }
     Ok(())

@@ -10,11 +10,17 @@ pub fn print(r: &ChatResult, json: bool) {
         return;
     }
     println!(
-        "{}: {} clients ({} sending, window {}) in {} room(s), {} B messages, {:.1} s{}",
+        "{} [{}]: {} clients ({} sending, window {}{}) in {} room(s), {} B messages, {:.1} s{}",
         r.label,
+        r.scenario,
         r.clients,
         r.senders,
         r.window,
+        if r.rate > 0.0 {
+            format!(", {} msg/s each", r.rate)
+        } else {
+            String::new()
+        },
         r.rooms,
         r.size,
         r.seconds,
@@ -32,6 +38,16 @@ pub fn print(r: &ChatResult, json: bool) {
         "  latency send→receipt p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
         r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.latency_ms_max
     );
+    if let (Some(p50), Some(p99), Some(max), Some(n)) = (
+        r.last_delivery_ms_p50,
+        r.last_delivery_ms_p99,
+        r.last_delivery_ms_max,
+        r.messages_complete,
+    ) {
+        println!(
+            "  latency send→last member p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms ({n} messages reached every member)"
+        );
+    }
     println!(
         "  errors {}: refused {}, unreadable {}, never delivered {}",
         r.errors, r.refused, r.unreadable, r.never_delivered
@@ -61,9 +77,10 @@ pub fn print_idle(r: &IdleResult, json: bool) {
         return;
     }
     println!(
-        "{}: {} idle connections in {:.1} s; RSS {:.1} → {:.1} MiB = {:.1} KiB per connection",
+        "{}: {} idle connections ({} load process(es)) in {:.1} s; RSS {:.1} → {:.1} MiB = {:.1} KiB per connection",
         r.label,
         r.connections,
+        r.processes,
         r.connect_seconds,
         r.rss_before_mib,
         r.rss_after_mib,

@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use crate::args::{Args, ChatArgs};
 use crate::engineio::{self, Incoming, Ws};
 use crate::envelope::{KeyEntry, Keys, Message};
+use crate::last::LastDelivery;
 use crate::proc_stats;
 
 /// Counters every client task adds to.
@@ -36,12 +37,15 @@ struct Totals {
 /// What one run measured.
 #[derive(Debug, serde::Serialize)]
 pub struct ChatResult {
+    pub scenario: String,
     pub label: String,
     pub clients: usize,
     pub senders: usize,
     pub rooms: usize,
     pub size: usize,
     pub window: usize,
+    /// Messages per second per sender (0: as fast as the window allows).
+    pub rate: f64,
     pub seconds: f64,
     pub sent: u64,
     pub accepted: u64,
@@ -56,6 +60,12 @@ pub struct ChatResult {
     pub latency_ms_p99: f64,
     pub latency_ms_p999: f64,
     pub latency_ms_max: f64,
+    /// With `--last-delivery`: send → delivery to the last member of the
+    /// room, over the messages that reached every member.
+    pub last_delivery_ms_p50: Option<f64>,
+    pub last_delivery_ms_p99: Option<f64>,
+    pub last_delivery_ms_max: Option<f64>,
+    pub messages_complete: Option<u64>,
     pub server_cpu_seconds: f64,
     pub server_cpu_percent: f64,
     pub server_peak_rss_mib: f64,
@@ -150,6 +160,20 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
     let cpu_before = proc_stats::total_cpu(&args.pids);
     let epoch = Instant::now();
     let per_room = Arc::new(per_room);
+    let to_last = if opts.last_delivery {
+        let per_sender = match opts.rate {
+            Some(r) => opts
+                .messages
+                .min((r * opts.duration.as_secs_f64()).ceil() as u64 + 2),
+            None => opts.messages,
+        };
+        let members = (0..senders)
+            .map(|i| per_room[i % opts.rooms] as u32)
+            .collect();
+        Some(Arc::new(LastDelivery::new(members, per_sender)?))
+    } else {
+        None
+    };
     let mut tasks = Vec::new();
     for c in clients {
         let sender = c.index < senders;
@@ -162,6 +186,12 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
             size: opts.size,
             window: if sender { opts.window } else { 0 },
             budget: if sender { opts.messages } else { 0 },
+            // Senders start their pace at evenly spread offsets.
+            pace: opts.rate.filter(|_| sender).map(|r| {
+                let period = Duration::from_secs_f64(1.0 / r);
+                (period, period.mul_f64(c.index as f64 / senders as f64))
+            }),
+            last: to_last.clone(),
         };
         tasks.push(tokio::spawn(ctx.run(c)));
     }
@@ -220,6 +250,11 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
         .take()
         .unwrap_or_else(|| Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"));
     let pct = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    let last = to_last.map(|l| l.histogram());
+    let last_pct = |q: f64| {
+        last.as_ref()
+            .map(|(h, _)| h.value_at_quantile(q) as f64 / 1000.0)
+    };
     let t = &totals;
     let accepted = t.accepted.load(Ordering::Relaxed);
     let delivered = t.delivered.load(Ordering::Relaxed);
@@ -228,12 +263,14 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
     let refused = t.refused.load(Ordering::Relaxed);
     let never = expected.saturating_sub(delivered + unreadable);
     Ok(ChatResult {
+        scenario: args.scenario.clone(),
         label: args.label.clone(),
         clients: opts.clients,
         senders,
         rooms: opts.rooms,
         size: opts.size,
         window: opts.window,
+        rate: opts.rate.unwrap_or(0.0),
         seconds: elapsed,
         sent: t.sent.load(Ordering::Relaxed),
         accepted,
@@ -248,6 +285,10 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
         latency_ms_p99: pct(0.99),
         latency_ms_p999: pct(0.999),
         latency_ms_max: latency.max() as f64 / 1000.0,
+        last_delivery_ms_p50: last_pct(0.5),
+        last_delivery_ms_p99: last_pct(0.99),
+        last_delivery_ms_max: last.as_ref().map(|(h, _)| h.max() as f64 / 1000.0),
+        messages_complete: last.as_ref().map(|(_, n)| *n),
         server_cpu_seconds: cpu.as_secs_f64(),
         server_cpu_percent: 100.0 * cpu.as_secs_f64() / elapsed,
         server_peak_rss_mib: peak_rss as f64 / 1024.0,
@@ -272,6 +313,9 @@ struct Task {
     size: usize,
     window: usize,
     budget: u64,
+    /// With `--rate`: the period between sends and the first send's delay.
+    pace: Option<(Duration, Duration)>,
+    last: Option<Arc<LastDelivery>>,
 }
 
 impl Task {
@@ -298,8 +342,13 @@ impl Task {
                 Some(seq + 1),
             )
         };
-        // Fill the window.
-        while in_flight < self.window && next_seq < self.budget {
+        let mut pace = self.pace.map(|(period, delay)| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + delay, period);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        // Fill the window (paced senders send on their ticks only).
+        while pace.is_none() && in_flight < self.window && next_seq < self.budget {
             if client.ws.send(send_one(next_seq)).await.is_err() {
                 return;
             }
@@ -313,6 +362,20 @@ impl Task {
                 f = client.ws.next() => f,
                 _ = flush_hist.tick() => {
                     LATENCIES.with_hist(&mut hist);
+                    continue;
+                }
+                _ = async { pace.as_mut().map(|p| p.tick()).expect("paced").await }, if pace.is_some() => {
+                    if in_flight < self.window
+                        && next_seq < self.budget
+                        && !self.stop.load(Ordering::Relaxed)
+                    {
+                        if client.ws.send(send_one(next_seq)).await.is_err() {
+                            break;
+                        }
+                        self.totals.sent.fetch_add(1, Ordering::Relaxed);
+                        next_seq += 1;
+                        in_flight += 1;
+                    }
                     continue;
                 }
             };
@@ -335,7 +398,10 @@ impl Task {
                     } else {
                         self.totals.refused.fetch_add(1, Ordering::Relaxed);
                     }
-                    if !self.stop.load(Ordering::Relaxed) && next_seq < self.budget {
+                    if pace.is_none()
+                        && !self.stop.load(Ordering::Relaxed)
+                        && next_seq < self.budget
+                    {
                         if client.ws.send(send_one(next_seq)).await.is_err() {
                             break;
                         }
@@ -367,15 +433,14 @@ impl Task {
             self.totals.unreadable.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        // "<sender>:<seq>:<µs since epoch>:xxxx"
-        let sent_us = std::str::from_utf8(&plain)
-            .ok()
-            .and_then(|s| s.split(':').nth(2))
-            .and_then(|v| v.parse::<u64>().ok());
-        match sent_us {
-            Some(sent) => {
+        match timing_header(&plain) {
+            Some((sender, seq, sent)) => {
                 let now = self.epoch.elapsed().as_micros() as u64;
-                let _ = hist.record(now.saturating_sub(sent).max(1));
+                let latency = now.saturating_sub(sent).max(1);
+                let _ = hist.record(latency);
+                if let Some(last) = &self.last {
+                    last.record(sender, seq, latency);
+                }
                 self.totals.delivered.fetch_add(1, Ordering::Relaxed);
             }
             None => {
@@ -383,6 +448,16 @@ impl Task {
             }
         }
     }
+}
+
+/// A message's plaintext starts "<sender>:<seq>:<µs since epoch>:".
+fn timing_header(plain: &[u8]) -> Option<(usize, u64, u64)> {
+    let mut parts = std::str::from_utf8(plain).ok()?.splitn(4, ':');
+    let sender = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    let sent = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some((sender, seq, sent))
 }
 
 /// Latency histograms handed over by the client tasks, so that stopping a
@@ -409,5 +484,17 @@ impl Latencies {
 
     fn take(&self) -> Option<Histogram<u64>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timing_header_names_sender_number_and_send_time() {
+        assert_eq!(timing_header(b"12:7:123456:xxxx"), Some((12, 7, 123456)));
+        assert_eq!(timing_header(b"12:7:123456"), None);
+        assert_eq!(timing_header(b"a:7:1:x"), None);
     }
 }
