@@ -27,8 +27,8 @@ pub const RECENT_ON_JOIN: i64 = 50;
 /// they could never become private). A silent name can therefore be created
 /// private around sockets already in it; the creation puts them out
 /// ([`put_out_non_members`]), and `join` checks access under the room's
-/// lock, so no join slips in between. Privacy never changes after creation
-/// and members are never removed. In a cluster a socket may have joined the
+/// lock, so no join slips in between. Privacy never changes after creation;
+/// an owner may remove members (a new key epoch, see `super::epochs`). In a cluster a socket may have joined the
 /// name on another server than the creation's: the store refuses its posts
 /// (the append checks membership of private rooms) and deliveries from
 /// elsewhere put it out first (`crate::cluster`'s privacy cache).
