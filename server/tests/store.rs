@@ -472,6 +472,63 @@ async fn private_rooms_refuse_non_members_in_the_batch(store: &Store) {
     );
 }
 
+/// A full batch spread over many rooms, public and private, interleaved:
+/// every room numbers its own messages from where it was, in input order,
+/// and a private room refuses exactly its non-members (the counters and the
+/// access checks are one statement each for the whole batch).
+async fn a_batch_over_many_rooms_numbers_each(store: &Store) {
+    const ROOMS: usize = 100;
+    for r in (0..ROOMS).step_by(10) {
+        assert!(store.create_room(&format!("many-{r}"), "owner", true).await.unwrap());
+    }
+    // Room 1 has history already.
+    store.append(&msg("many-pre", "many-1", "ann", None)).await.unwrap();
+    let room_of = |i: usize| i * 7 % ROOMS;
+    let batch: Vec<OwnedMessage> = (0..MAX_BATCH)
+        .map(|i| {
+            let r = room_of(i);
+            // Private rooms: the owner posts on even i, a stranger on odd.
+            let (sender, epoch) = match (r % 10, i % 2) {
+                (0, 0) => ("owner", 1),
+                (0, _) => ("stranger", 1),
+                _ => ("ann", 0),
+            };
+            let m = owned(&format!("many-{i}"), &format!("many-{r}"), sender, None);
+            OwnedMessage { epoch, ..m }
+        })
+        .collect();
+    let out = store.append_batch(&batch).await.unwrap();
+    let mut next: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    next.insert("many-1".to_owned(), 2);
+    for (i, (m, result)) in batch.iter().zip(&out).enumerate() {
+        if m.sender == "stranger" {
+            assert_eq!(*result, Appended::Forbidden, "message {i}");
+            continue;
+        }
+        let seq = next.entry(m.room.clone()).or_insert(1);
+        match result {
+            Appended::New(stored) => {
+                assert_eq!((&stored.room, stored.seq), (&m.room, *seq), "message {i}");
+            }
+            other => panic!("message {i}: {other:?}"),
+        }
+        *seq += 1;
+    }
+    for r in 0..ROOMS {
+        let room = format!("many-{r}");
+        let want = next.get(&room).map_or(0, |n| n - 1);
+        assert_eq!(store.latest_seq(&room).await.unwrap(), want, "{room}");
+        let seqs: Vec<i64> = store
+            .messages(&room, 0, None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, (1..=want).collect::<Vec<_>>(), "{room}");
+    }
+}
+
 /// What operators do to accounts (`users …`) and what token checks read.
 async fn managed_accounts(store: &Store) {
     use chatseal_server::store::{AccountState, Invited};
@@ -570,6 +627,7 @@ async fn suite(db: &TestDb, backend: Backend) {
     accounts_and_rooms(&store).await;
     batches_number_in_order_and_dedup(&store).await;
     private_rooms_refuse_non_members_in_the_batch(&store).await;
+    a_batch_over_many_rooms_numbers_each(&store).await;
     managed_accounts(&store).await;
     key_epochs(&store).await;
     store.close().await;

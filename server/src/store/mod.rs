@@ -544,31 +544,23 @@ impl Store {
                 None => per_room.push((m.room.as_str(), 1)),
             }
         }
-        let mut next_seq: HashMap<&str, i64> = HashMap::new();
-        for (room, n) in &per_room {
-            let private = refused.private_rooms.contains(room);
+        // Every room's counter moves once, by its count, in at most two
+        // statements whatever the number of rooms (a batch spanning 200
+        // rooms was 400 round trips to the database). Rooms go in name
+        // order, so two servers' batches on PostgreSQL lock rows alike.
+        per_room.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let counters = self.move_counters(&mut tx, &per_room, &refused).await?;
+        let mut next_seq: HashMap<&str, i64> = HashMap::with_capacity(per_room.len());
+        for &(room, n) in &per_room {
             // A room read as public (or absent) above moves its counter
             // only if it is still public: on PostgreSQL a private creation
-            // may commit between the read and this upsert (SQLite's BEGIN
+            // may commit between the read and the upsert (SQLite's BEGIN
             // IMMEDIATE excludes it). Then no row comes back and the batch
             // fails UNAVAILABLE; the client's resend is refused FORBIDDEN.
-            // The counter's row is locked from here to the commit, and an
+            // The counter's row is locked from there to the commit, and an
             // epoch change updates the same row: the epoch read back is the
             // one in force when this batch commits.
-            let row: Option<(i64, i64)> = sqlx::query_as(if private {
-                "UPDATE chat_rooms SET last_seq = last_seq + $2 WHERE name = $1 \
-                 RETURNING last_seq, epoch"
-            } else {
-                "INSERT INTO chat_rooms (name, last_seq, private) VALUES ($1, $2, 0) \
-                 ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + $2 \
-                 WHERE chat_rooms.private = 0 \
-                 RETURNING last_seq, epoch"
-            })
-            .bind(*room)
-            .bind(*n)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((last, epoch)) = row else {
+            let Some(&(last, epoch)) = counters.get(room) else {
                 return Err(StoreError(sqlx::Error::Protocol(format!(
                     "room {room:?} became private while a batch was stored; resend"
                 ))));
@@ -662,10 +654,90 @@ impl Store {
         Ok(out)
     }
 
+    /// Adds each room's count to its counter: rooms read as public (or
+    /// absent) by one upsert that leaves a room made private since alone,
+    /// private rooms by one UPDATE. Returns each moved room's new
+    /// `(last_seq, epoch)`; a room missing from it was not moved.
+    async fn move_counters(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        per_room: &[(&str, i64)],
+        refused: &Refused<'_>,
+    ) -> Result<std::collections::HashMap<String, (i64, i64)>> {
+        let (private, public): (Vec<_>, Vec<_>) = per_room
+            .iter()
+            .partition(|(room, _)| refused.private_rooms.contains(room));
+        let mut moved = std::collections::HashMap::with_capacity(per_room.len());
+        // Parameters are numbered from 1 in each statement.
+        let param = |sql: &mut String, n: &mut usize| {
+            *n += 1;
+            self.push_param(sql, *n);
+        };
+        let mut statements: Vec<(String, Vec<Bind<'_>>)> = Vec::new();
+        if !public.is_empty() {
+            let mut sql = String::from("INSERT INTO chat_rooms (name, last_seq, private) VALUES ");
+            let mut binds = Vec::with_capacity(2 * public.len());
+            let mut n = 0;
+            for (k, &&(room, count)) in public.iter().enumerate() {
+                sql.push_str(if k > 0 { ",(" } else { "(" });
+                param(&mut sql, &mut n);
+                sql.push(',');
+                param(&mut sql, &mut n);
+                sql.push_str(",0)");
+                binds.extend([Bind::Text(room), Bind::Int(count)]);
+            }
+            sql.push_str(
+                " ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + excluded.last_seq \
+                 WHERE chat_rooms.private = 0 RETURNING name, last_seq, epoch",
+            );
+            statements.push((sql, binds));
+        }
+        if !private.is_empty() {
+            let mut sql = String::from("UPDATE chat_rooms SET last_seq = last_seq + CASE name");
+            let mut binds = Vec::with_capacity(3 * private.len());
+            let mut n = 0;
+            for &&(room, count) in &private {
+                sql.push_str(" WHEN ");
+                param(&mut sql, &mut n);
+                // PostgreSQL types an untyped CASE result as text.
+                sql.push_str(" THEN CAST(");
+                param(&mut sql, &mut n);
+                sql.push_str(" AS BIGINT)");
+                binds.extend([Bind::Text(room), Bind::Int(count)]);
+            }
+            sql.push_str(" END WHERE name IN (");
+            for (k, &&(room, _)) in private.iter().enumerate() {
+                if k > 0 {
+                    sql.push(',');
+                }
+                param(&mut sql, &mut n);
+                binds.push(Bind::Text(room));
+            }
+            sql.push_str(") RETURNING name, last_seq, epoch");
+            statements.push((sql, binds));
+        }
+        for (sql, binds) in statements {
+            let mut query = sqlx::query(&sql);
+            for bind in binds {
+                query = match bind {
+                    Bind::Text(text) => query.bind(text),
+                    Bind::Int(n) => query.bind(n),
+                };
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                moved.insert(
+                    row.try_get::<String, _>("name")?,
+                    (row.try_get("last_seq")?, row.try_get("epoch")?),
+                );
+            }
+        }
+        Ok(moved)
+    }
+
     /// Which `(room, sender)` of the batch may not post: the room's row is
-    /// private and the sender is not among its members. One query per room
-    /// of the batch (with that room's senders), in the batch's transaction,
-    /// so the store is the authority whatever a server's sockets believe.
+    /// private and the sender is not among its members; also each room's key
+    /// epoch. One query for the batch, in the batch's transaction, so the
+    /// store is the authority whatever a server's sockets believe.
     async fn non_members<'b>(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -683,48 +755,79 @@ impl Store {
             }
         }
         let mut refused = Refused::default();
-        for (room, senders) in rooms {
-            // One row per member among the senders, or one with a NULL
-            // username; none for a room without a row (public).
-            let mut sql = String::from(
-                "SELECT r.private, r.epoch, m.username FROM chat_rooms r \
-                 LEFT JOIN chat_members m ON m.room = r.name AND r.private <> 0 \
-                 AND m.username IN (",
-            );
-            for k in 0..senders.len() {
-                if k > 0 {
-                    sql.push(',');
+        // One query for the whole batch: a row per private room and member
+        // among the batch's senders, or one with a NULL username; none for
+        // a room without a row (public, epoch 0).
+        let mut senders: Vec<&str> = Vec::new();
+        for (_, room_senders) in &rooms {
+            for sender in room_senders {
+                if !senders.contains(sender) {
+                    senders.push(sender);
                 }
-                self.push_param(&mut sql, k + 1);
             }
-            sql.push_str(") WHERE r.name = ");
-            self.push_param(&mut sql, senders.len() + 1);
-            let mut query = sqlx::query(&sql);
-            for sender in &senders {
-                query = query.bind(*sender);
+        }
+        let mut sql = String::from(
+            "SELECT r.name, r.private, r.epoch, m.username FROM chat_rooms r \
+             LEFT JOIN chat_members m ON m.room = r.name AND r.private <> 0 \
+             AND m.username IN (",
+        );
+        let mut n = 0;
+        for k in 0..senders.len() {
+            if k > 0 {
+                sql.push(',');
             }
-            let rows = query.bind(room).fetch_all(&mut **tx).await?;
-            let mut private = false;
-            let mut members: Vec<String> = Vec::new();
-            if let Some(row) = rows.first() {
+            n += 1;
+            self.push_param(&mut sql, n);
+        }
+        sql.push_str(") WHERE r.name IN (");
+        for k in 0..rooms.len() {
+            if k > 0 {
+                sql.push(',');
+            }
+            n += 1;
+            self.push_param(&mut sql, n);
+        }
+        sql.push(')');
+        let mut query = sqlx::query(&sql);
+        for sender in &senders {
+            query = query.bind(*sender);
+        }
+        for (room, _) in &rooms {
+            query = query.bind(*room);
+        }
+        let index: std::collections::HashMap<&str, usize> = rooms
+            .iter()
+            .enumerate()
+            .map(|(i, (r, _))| (*r, i))
+            .collect();
+        // Per room of the batch: private?, and its members among the senders.
+        let mut found: Vec<Option<(bool, Vec<String>)>> = vec![None; rooms.len()];
+        for row in query.fetch_all(&mut **tx).await? {
+            let name: String = row.try_get("name")?;
+            let Some(&i) = index.get(name.as_str()) else {
+                continue;
+            };
+            let entry = found[i].get_or_insert_with(|| (false, Vec::new()));
+            if !refused.epochs.contains_key(rooms[i].0) {
                 let epoch: i64 = row.try_get("epoch")?;
                 let epoch = u32::try_from(epoch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                refused.epochs.push((room, epoch));
+                refused.epochs.insert(rooms[i].0, epoch);
             }
-            for row in &rows {
-                private |= row.try_get::<i64, _>("private")? != 0;
-                if let Some(name) = row.try_get::<Option<String>, _>("username")? {
-                    members.push(name);
-                }
+            entry.0 |= row.try_get::<i64, _>("private")? != 0;
+            if let Some(member) = row.try_get::<Option<String>, _>("username")? {
+                entry.1.push(member);
             }
-            if private {
-                refused.private_rooms.push(room);
-                for sender in senders {
-                    // A service (the publish API, with its own token) may
-                    // post to any room; no socket sender has the mark.
-                    if !members.iter().any(|m| m == sender) && !sender.starts_with(SERVICE_MARK) {
-                        refused.pairs.push((room, sender));
-                    }
+        }
+        for ((room, room_senders), found) in rooms.into_iter().zip(found) {
+            let Some((true, members)) = found else {
+                continue;
+            };
+            refused.private_rooms.push(room);
+            for sender in room_senders {
+                // A service (the publish API, with its own token) may
+                // post to any room; no socket sender has the mark.
+                if !members.iter().any(|m| m == sender) && !sender.starts_with(SERVICE_MARK) {
+                    refused.pairs.push((room, sender));
                 }
             }
         }
@@ -1075,7 +1178,7 @@ struct Refused<'b> {
     pairs: Vec<(&'b str, &'b str)>,
     /// The batch's rooms with a row, and their current key epoch (a room
     /// without a row is at epoch 0).
-    epochs: Vec<(&'b str, u32)>,
+    epochs: std::collections::HashMap<&'b str, u32>,
 }
 
 impl Refused<'_> {
@@ -1084,11 +1187,14 @@ impl Refused<'_> {
     }
 
     fn epoch(&self, room: &str) -> u32 {
-        self.epochs
-            .iter()
-            .find(|(r, _)| *r == room)
-            .map_or(0, |(_, e)| *e)
+        self.epochs.get(room).copied().unwrap_or(0)
     }
+}
+
+/// A parameter of a statement built for a whole batch.
+enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
 }
 
 /// What makes two messages one for dedup: room, sender, clientId.
