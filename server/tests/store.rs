@@ -479,10 +479,18 @@ async fn private_rooms_refuse_non_members_in_the_batch(store: &Store) {
 async fn a_batch_over_many_rooms_numbers_each(store: &Store) {
     const ROOMS: usize = 100;
     for r in (0..ROOMS).step_by(10) {
-        assert!(store.create_room(&format!("many-{r}"), "owner", true).await.unwrap());
+        assert!(
+            store
+                .create_room(&format!("many-{r}"), "owner", true)
+                .await
+                .unwrap()
+        );
     }
     // Room 1 has history already.
-    store.append(&msg("many-pre", "many-1", "ann", None)).await.unwrap();
+    store
+        .append(&msg("many-pre", "many-1", "ann", None))
+        .await
+        .unwrap();
     let room_of = |i: usize| i * 7 % ROOMS;
     let batch: Vec<OwnedMessage> = (0..MAX_BATCH)
         .map(|i| {
