@@ -13,7 +13,7 @@
 #               room (2000), BENCH_BIG_SENDERS senders (4) at BENCH_BIG_RATE
 #               msg/s each (10), send → last member p50/p99; ~1 min
 #   many-rooms  the same two: BENCH_ROOMS rooms (1000) × BENCH_ROOM_SIZE
-#               members (5), every member sending BENCH_ROOMS_RATE msg/s (2);
+#               members (5), every member sending BENCH_ROOMS_RATE msg/s (1; 2 saturates this 2-core machine, load tool included);
 #               ~1.5 min
 #   since       Rust (SQLite): `join { since }` latency, BENCH_SINCE_JOINS
 #               joins (500) at each store size of BENCH_SINCE_SIZES
@@ -43,7 +43,7 @@ BIG_SENDERS=${BENCH_BIG_SENDERS:-4}
 BIG_RATE=${BENCH_BIG_RATE:-10}
 ROOMS=${BENCH_ROOMS:-1000}
 ROOM_SIZE=${BENCH_ROOM_SIZE:-5}
-ROOMS_RATE=${BENCH_ROOMS_RATE:-2}
+ROOMS_RATE=${BENCH_ROOMS_RATE:-1}
 SINCE_JOINS=${BENCH_SINCE_JOINS:-500}
 SINCE_SIZES=${BENCH_SINCE_SIZES:-10000 100000 1000000}
 IDLE=${BENCH_IDLE:-19000}
