@@ -512,16 +512,18 @@ impl Store {
         // A room any of whose messages was sealed under another epoch than
         // the room's current one is sent back whole (not just the stale
         // messages): its messages are then stored in the order they came.
-        let mut stale: Vec<(&str, u32)> = Vec::new();
+        // (Maps, not lists: a batch may span as many rooms as it has
+        // messages.)
+        let mut stale: HashMap<&str, u32> = HashMap::new();
         for m in batch {
             let epoch = refused.epoch(&m.room);
-            if m.epoch != epoch && !stale.iter().any(|(r, _)| *r == m.room) {
-                stale.push((m.room.as_str(), epoch));
+            if m.epoch != epoch {
+                stale.entry(m.room.as_str()).or_insert(epoch);
             }
         }
-        let stale_epoch = |room: &str| stale.iter().find(|(r, _)| *r == room).map(|(_, e)| *e);
+        let stale_epoch = |room: &str| stale.get(room).copied();
         let mut first_in_batch: HashMap<(&str, &str, &str), usize> = HashMap::new();
-        let mut per_room: Vec<(&str, i64)> = Vec::new();
+        let mut counts: HashMap<&str, i64> = HashMap::new();
         // The messages to insert: allowed, and not seen before, in the
         // database or the batch.
         let mut rows: Vec<usize> = Vec::with_capacity(batch.len());
@@ -539,15 +541,13 @@ impl Store {
                 first_in_batch.insert(key, i);
             }
             rows.push(i);
-            match per_room.iter_mut().find(|(r, _)| *r == m.room) {
-                Some((_, n)) => *n += 1,
-                None => per_room.push((m.room.as_str(), 1)),
-            }
+            *counts.entry(m.room.as_str()).or_insert(0) += 1;
         }
         // Every room's counter moves once, by its count, in at most two
         // statements whatever the number of rooms (a batch spanning 200
         // rooms was 400 round trips to the database). Rooms go in name
         // order, so two servers' batches on PostgreSQL lock rows alike.
+        let mut per_room: Vec<(&str, i64)> = counts.into_iter().collect();
         per_room.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let counters = self.move_counters(&mut tx, &per_room, &refused).await?;
         let mut next_seq: HashMap<&str, i64> = HashMap::with_capacity(per_room.len());
@@ -743,29 +743,31 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         batch: &'b [OwnedMessage],
     ) -> Result<Refused<'b>> {
+        use std::collections::{HashMap, HashSet};
+        // The batch's rooms in first-seen order, each with its senders; and
+        // every sender once.
         let mut rooms: Vec<(&str, Vec<&str>)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut pairs: HashSet<(&str, &str)> = HashSet::new();
+        let mut senders: Vec<&str> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for m in batch {
-            match rooms.iter_mut().find(|(r, _)| *r == m.room) {
-                Some((_, senders)) => {
-                    if !senders.contains(&m.sender.as_str()) {
-                        senders.push(&m.sender);
-                    }
-                }
-                None => rooms.push((&m.room, vec![&m.sender])),
+            let (room, sender) = (m.room.as_str(), m.sender.as_str());
+            let i = *index.entry(room).or_insert_with(|| {
+                rooms.push((room, Vec::new()));
+                rooms.len() - 1
+            });
+            if pairs.insert((room, sender)) {
+                rooms[i].1.push(sender);
+            }
+            if seen.insert(sender) {
+                senders.push(sender);
             }
         }
         let mut refused = Refused::default();
         // One query for the whole batch: a row per private room and member
         // among the batch's senders, or one with a NULL username; none for
         // a room without a row (public, epoch 0).
-        let mut senders: Vec<&str> = Vec::new();
-        for (_, room_senders) in &rooms {
-            for sender in room_senders {
-                if !senders.contains(sender) {
-                    senders.push(sender);
-                }
-            }
-        }
         let mut sql = String::from(
             "SELECT r.name, r.private, r.epoch, m.username FROM chat_rooms r \
              LEFT JOIN chat_members m ON m.room = r.name AND r.private <> 0 \
@@ -795,11 +797,6 @@ impl Store {
         for (room, _) in &rooms {
             query = query.bind(*room);
         }
-        let index: std::collections::HashMap<&str, usize> = rooms
-            .iter()
-            .enumerate()
-            .map(|(i, (r, _))| (*r, i))
-            .collect();
         // Per room of the batch: private?, and its members among the senders.
         let mut found: Vec<Option<(bool, Vec<String>)>> = vec![None; rooms.len()];
         for row in query.fetch_all(&mut **tx).await? {
@@ -827,7 +824,7 @@ impl Store {
                 // A service (the publish API, with its own token) may
                 // post to any room; no socket sender has the mark.
                 if !members.iter().any(|m| m == sender) && !sender.starts_with(SERVICE_MARK) {
-                    refused.pairs.push((room, sender));
+                    refused.pairs.insert((room, sender));
                 }
             }
         }
@@ -1175,7 +1172,7 @@ struct Refused<'b> {
     /// The batch's rooms whose row is private.
     private_rooms: Vec<&'b str>,
     /// `(room, sender)` pairs that may not post.
-    pairs: Vec<(&'b str, &'b str)>,
+    pairs: std::collections::HashSet<(&'b str, &'b str)>,
     /// The batch's rooms with a row, and their current key epoch (a room
     /// without a row is at epoch 0).
     epochs: std::collections::HashMap<&'b str, u32>,
@@ -1183,7 +1180,7 @@ struct Refused<'b> {
 
 impl Refused<'_> {
     fn contains(&self, pair: &(&str, &str)) -> bool {
-        self.pairs.iter().any(|p| p == pair)
+        self.pairs.contains(pair)
     }
 
     fn epoch(&self, room: &str) -> u32 {
