@@ -12,20 +12,22 @@ use chatseal_server::chat::rooms::check_access;
 use chatseal_server::service::ServiceAuth;
 use chatseal_server::store::Store;
 
-async fn make_state() -> Arc<Shared> {
-    let path = std::env::temp_dir().join(format!("chatseal-rooms-{}.db", std::process::id()));
+/// A server's state on a fresh SQLite file named after `test`, and the file.
+async fn make_state(test: &str) -> (Arc<Shared>, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("chatseal-{test}-{}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
         .await
         .unwrap();
     let tokens = Tokens::new(&Zeroizing::new(vec![7u8; 32]), Duration::from_secs(60));
     let auth = ServiceAuth::new(Zeroizing::new("s3cret".to_owned()), "the test");
-    Arc::new(Shared::new(
+    let state = Arc::new(Shared::new(
         Sealer::new(Keyring::generate()),
         store,
         tokens,
         auth,
-    ))
+    ));
+    (state, path)
 }
 
 /// A guest may join any number of names (5 a second per connection, for as
@@ -33,7 +35,7 @@ async fn make_state() -> Arc<Shared> {
 /// without bound and every name a guest touched could never become private.
 #[tokio::test]
 async fn joining_unknown_rooms_writes_nothing() {
-    let state = make_state().await;
+    let (state, path) = make_state("rooms").await;
     let guest = Identity::Guest("lurker".to_owned());
     let account = Identity::Account("ann".to_owned());
     for i in 0..20 {
@@ -50,6 +52,7 @@ async fn joining_unknown_rooms_writes_nothing() {
             .await
             .unwrap()
     );
+    let _ = std::fs::remove_file(&path);
 }
 
 /// A message sealed under a room's old key epoch that reaches the writer
@@ -62,20 +65,7 @@ async fn the_writer_seals_again_what_an_epoch_change_overtook() {
     use chatseal_server::chat::writer::Writer;
     use chatseal_server::store::{Appended, EpochChange, OwnedMessage};
 
-    let path =
-        std::env::temp_dir().join(format!("chatseal-rooms-writer-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-        .await
-        .unwrap();
-    let tokens = Tokens::new(&Zeroizing::new(vec![7u8; 32]), Duration::from_secs(60));
-    let auth = ServiceAuth::new(Zeroizing::new("s3cret".to_owned()), "the test");
-    let state = Arc::new(Shared::new(
-        Sealer::new(Keyring::generate()),
-        store,
-        tokens,
-        auth,
-    ));
+    let (state, path) = make_state("rooms-writer").await;
     let writer = Writer::start(Arc::downgrade(&state));
     let room = "vault";
     assert!(state.store.create_room(room, "ann", true).await.unwrap());
