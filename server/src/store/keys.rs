@@ -514,12 +514,7 @@ impl EnvelopeWriter {
             sql.push_str(head);
             for k in 0..chunk.len() {
                 sql.push_str(if k > 0 { ",(" } else { "(" });
-                for c in 1..=columns {
-                    if c > 1 {
-                        sql.push(',');
-                    }
-                    store.push_param(&mut sql, columns * k + c);
-                }
+                store.push_params(&mut sql, columns * k, columns);
                 sql.push(')');
             }
             sql.push_str(tail);

@@ -408,6 +408,16 @@ impl Store {
         }
     }
 
+    /// `count` parameters, comma-separated, numbered after `before`.
+    fn push_params(&self, sql: &mut String, before: usize, count: usize) {
+        for n in before + 1..=before + count {
+            if n > before + 1 {
+                sql.push(',');
+            }
+            self.push_param(sql, n);
+        }
+    }
+
     /// Stores one message, numbering it in its room; a repeated
     /// `(room, sender, clientId)` returns the first message instead. A batch of
     /// one: there is a single numbering path.
@@ -583,12 +593,7 @@ impl Store {
             );
             for k in 0..rows.len() {
                 sql.push_str(if k > 0 { ",(" } else { "(" });
-                for c in 1..=9 {
-                    if c > 1 {
-                        sql.push(',');
-                    }
-                    self.push_param(&mut sql, 9 * k + c);
-                }
+                self.push_params(&mut sql, 9 * k, 9);
                 sql.push(')');
             }
             let mut query = sqlx::query(&sql);
@@ -668,68 +673,51 @@ impl Store {
             .iter()
             .partition(|(room, _)| refused.private_rooms.contains(room));
         let mut moved = std::collections::HashMap::with_capacity(per_room.len());
-        // Parameters are numbered from 1 in each statement.
-        let param = |sql: &mut String, n: &mut usize| {
-            *n += 1;
-            self.push_param(sql, *n);
-        };
-        let mut statements: Vec<(String, Vec<Bind<'_>>)> = Vec::new();
+        let mut fetched = Vec::new();
         if !public.is_empty() {
             let mut sql = String::from("INSERT INTO chat_rooms (name, last_seq, private) VALUES ");
-            let mut binds = Vec::with_capacity(2 * public.len());
-            let mut n = 0;
-            for (k, &&(room, count)) in public.iter().enumerate() {
+            for k in 0..public.len() {
                 sql.push_str(if k > 0 { ",(" } else { "(" });
-                param(&mut sql, &mut n);
-                sql.push(',');
-                param(&mut sql, &mut n);
+                self.push_params(&mut sql, 2 * k, 2);
                 sql.push_str(",0)");
-                binds.extend([Bind::Text(room), Bind::Int(count)]);
             }
             sql.push_str(
                 " ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + excluded.last_seq \
                  WHERE chat_rooms.private = 0 RETURNING name, last_seq, epoch",
             );
-            statements.push((sql, binds));
+            let mut query = sqlx::query(&sql);
+            for &&(room, count) in &public {
+                query = query.bind(room).bind(count);
+            }
+            fetched.extend(query.fetch_all(&mut **tx).await?);
         }
         if !private.is_empty() {
             let mut sql = String::from("UPDATE chat_rooms SET last_seq = last_seq + CASE name");
-            let mut binds = Vec::with_capacity(3 * private.len());
-            let mut n = 0;
-            for &&(room, count) in &private {
+            for k in 0..private.len() {
                 sql.push_str(" WHEN ");
-                param(&mut sql, &mut n);
+                self.push_param(&mut sql, 2 * k + 1);
                 // PostgreSQL types an untyped CASE result as text.
                 sql.push_str(" THEN CAST(");
-                param(&mut sql, &mut n);
+                self.push_param(&mut sql, 2 * k + 2);
                 sql.push_str(" AS BIGINT)");
-                binds.extend([Bind::Text(room), Bind::Int(count)]);
             }
             sql.push_str(" END WHERE name IN (");
-            for (k, &&(room, _)) in private.iter().enumerate() {
-                if k > 0 {
-                    sql.push(',');
-                }
-                param(&mut sql, &mut n);
-                binds.push(Bind::Text(room));
-            }
+            self.push_params(&mut sql, 2 * private.len(), private.len());
             sql.push_str(") RETURNING name, last_seq, epoch");
-            statements.push((sql, binds));
-        }
-        for (sql, binds) in statements {
             let mut query = sqlx::query(&sql);
-            for bind in binds {
-                query = match bind {
-                    Bind::Text(text) => query.bind(text),
-                    Bind::Int(n) => query.bind(n),
-                };
+            for &&(room, count) in &private {
+                query = query.bind(room).bind(count);
             }
-            for row in query.fetch_all(&mut **tx).await? {
-                moved.insert(
-                    row.try_get::<String, _>("name")?,
-                    (row.try_get("last_seq")?, row.try_get("epoch")?),
-                );
+            for &&(room, _) in &private {
+                query = query.bind(room);
             }
+            fetched.extend(query.fetch_all(&mut **tx).await?);
+        }
+        for row in fetched {
+            moved.insert(
+                row.try_get::<String, _>("name")?,
+                (row.try_get("last_seq")?, row.try_get("epoch")?),
+            );
         }
         Ok(moved)
     }
@@ -773,22 +761,9 @@ impl Store {
              LEFT JOIN chat_members m ON m.room = r.name AND r.private <> 0 \
              AND m.username IN (",
         );
-        let mut n = 0;
-        for k in 0..senders.len() {
-            if k > 0 {
-                sql.push(',');
-            }
-            n += 1;
-            self.push_param(&mut sql, n);
-        }
+        self.push_params(&mut sql, 0, senders.len());
         sql.push_str(") WHERE r.name IN (");
-        for k in 0..rooms.len() {
-            if k > 0 {
-                sql.push(',');
-            }
-            n += 1;
-            self.push_param(&mut sql, n);
-        }
+        self.push_params(&mut sql, senders.len(), rooms.len());
         sql.push(')');
         let mut query = sqlx::query(&sql);
         for sender in &senders {
@@ -1186,12 +1161,6 @@ impl Refused<'_> {
     fn epoch(&self, room: &str) -> u32 {
         self.epochs.get(room).copied().unwrap_or(0)
     }
-}
-
-/// A parameter of a statement built for a whole batch.
-enum Bind<'a> {
-    Text(&'a str),
-    Int(i64),
 }
 
 /// What makes two messages one for dedup: room, sender, clientId.
