@@ -196,13 +196,40 @@ pub fn parse_send_request(
     Ok(req)
 }
 
-/// One room key as clients get it.
-#[derive(Debug, Serialize)]
+/// One room key as clients get it (in a join ack and a `room key` event).
+/// The key text is wiped when dropped and never shown by `Debug`.
+#[derive(Serialize)]
 pub struct KeyOut {
     pub id: u32,
     /// The room key epoch it belongs to.
     pub epoch: u32,
-    pub key: String,
+    pub key: zeroize::Zeroizing<String>,
+}
+
+impl KeyOut {
+    pub fn of(rk: &chatseal_core::sealer::RoomKey) -> Self {
+        Self {
+            id: rk.key_id,
+            epoch: rk.epoch,
+            key: rk.key.to_base64(),
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyOut")
+            .field("id", &self.id)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `room key` event: a key of `room` for the sockets in it.
+#[derive(Debug, Serialize)]
+pub struct RoomKeyEvent<'a> {
+    pub room: &'a str,
+    pub key: KeyOut,
 }
 
 /// The ack of a successful `join`.
@@ -309,5 +336,28 @@ mod tests {
         ] {
             assert!(parse_room_request(Ok(bad.clone())).is_err(), "{bad}");
         }
+    }
+
+    /// The wire shape of a room key (join ack and `room key` event), and
+    /// no key in Debug output.
+    #[test]
+    fn room_keys_serialize_and_never_debug_print() {
+        let sealer = chatseal_core::Sealer::new(chatseal_core::Keyring::generate());
+        let rk = sealer
+            .room_keys(chatseal_core::Room::at("vault", 3))
+            .unwrap()
+            .remove(0);
+        let text = rk.key.to_base64();
+        let event = RoomKeyEvent {
+            room: "vault",
+            key: KeyOut::of(&rk),
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"room": "vault", "key": {"id": rk.key_id, "epoch": 3, "key": text.as_str()}})
+        );
+        let shown = format!("{event:?}");
+        assert!(!shown.contains(text.as_str()), "{shown}");
+        assert!(shown.contains("epoch: 3"), "{shown}");
     }
 }

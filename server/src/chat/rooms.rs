@@ -74,11 +74,7 @@ pub fn keys_through(
             .sealer
             .room_keys(chatseal_core::Room::at(room, e))
             .map_err(|e| Failure::new(Code::BadRequest, e.to_string()))?;
-        keys.extend(at.into_iter().map(|rk| super::protocol::KeyOut {
-            id: rk.key_id,
-            epoch: rk.epoch,
-            key: String::from(rk.key.to_base64().as_str()),
-        }));
+        keys.extend(at.iter().map(super::protocol::KeyOut::of));
     }
     Ok(keys)
 }
@@ -97,11 +93,11 @@ pub async fn announce_epoch(state: &AppState, room: &str, epoch: u32) {
     let Ok(keys) = state.sealer.room_keys(chatseal_core::Room::at(room, epoch)) else {
         return;
     };
-    for rk in keys {
-        let key = serde_json::json!({
-            "room": room,
-            "key": { "id": rk.key_id, "epoch": rk.epoch, "key": rk.key.to_base64().as_str() },
-        });
+    for rk in &keys {
+        let key = super::protocol::RoomKeyEvent {
+            room,
+            key: super::protocol::KeyOut::of(rk),
+        };
         // Fire and forget, like a broadcast: a member whose queue is full
         // gets the key from its next join (the SDK joins again when a
         // message names a key it lacks).
@@ -381,10 +377,10 @@ pub async fn announce_keys(state: &AppState, ids: &[u32]) {
                 let Ok(rk) = state.sealer.room_key(chatseal_core::Room::at(&room, e), id) else {
                     continue; // not a chat room name
                 };
-                let key = serde_json::json!({
-                    "room": &*room,
-                    "key": { "id": rk.key_id, "epoch": e, "key": rk.key.to_base64().as_str() },
-                });
+                let key = super::protocol::RoomKeyEvent {
+                    room: &room,
+                    key: super::protocol::KeyOut::of(&rk),
+                };
                 if io.to(room.clone()).emit("room key", &key).await.is_ok() {
                     announced += 1;
                 }
