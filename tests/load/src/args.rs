@@ -82,6 +82,10 @@ pub struct ChatArgs {
     /// made-up names (0: no flood).
     #[arg(long, default_value_t = 0)]
     pub login_flood: usize,
+    /// The `clientId` on each message: none (the default), random (UUID v4)
+    /// or ordered (UUID v7, as the SDK sends).
+    #[arg(long, value_enum, default_value_t = crate::client_ids::ClientIds::None)]
+    pub client_ids: crate::client_ids::ClientIds,
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,6 +5,7 @@
 //! result as text, or as one JSON line with `--json` for scripts.
 
 mod args;
+mod client_ids;
 mod engineio;
 mod envelope;
 mod idle;

@@ -192,6 +192,7 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
                 (period, period.mul_f64(c.index as f64 / senders as f64))
             }),
             last: to_last.clone(),
+            client_ids: opts.client_ids,
         };
         tasks.push(tokio::spawn(ctx.run(c)));
     }
@@ -316,6 +317,7 @@ struct Task {
     /// With `--rate`: the period between sends and the first send's delay.
     pace: Option<(Duration, Duration)>,
     last: Option<Arc<LastDelivery>>,
+    client_ids: crate::client_ids::ClientIds,
 }
 
 impl Task {
@@ -336,11 +338,11 @@ impl Task {
             );
             let pad = self.size.saturating_sub(text.len());
             text.push_str(&filler[..pad]);
-            engineio::event(
-                "chat message",
-                &json!({ "message": text, "room": client.room }),
-                Some(seq + 1),
-            )
+            let mut body = json!({ "message": text, "room": client.room });
+            if let Some(id) = self.client_ids.make(client.index, seq) {
+                body["clientId"] = id.into();
+            }
+            engineio::event("chat message", &body, Some(seq + 1))
         };
         let mut pace = self.pace.map(|(period, delay)| {
             let mut i = tokio::time::interval_at(tokio::time::Instant::now() + delay, period);
