@@ -189,13 +189,29 @@ async function until(predicate, what, ms = 5000) {
   }
 }
 
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+
+test('clientIds are UUID v7: the send time first, so ids sort as they were made (the server indexes them)', () => {
+  const { messageId } = require('../client/sdk/crypto')
+  const now = Date.UTC(2026, 11, 2, 13, 30)
+  const id = messageId(now)
+  assert.match(id, UUID_V7)
+  assert.equal(parseInt(id.replace(/-/g, '').slice(0, 12), 16), now)
+  // One millisecond later sorts after, whatever the random bits.
+  for (let i = 0; i < 200; i++) assert.ok(messageId(now) < messageId(now + 1))
+  // Within one millisecond the 74 random bits keep them apart.
+  const same = new Set(Array.from({ length: 1000 }, () => messageId(now)))
+  assert.equal(same.size, 1000)
+  assert.match(messageId(), UUID_V7)
+})
+
 test('a send resolves with its ack; the sender sees its own message once, opened and marked own', async () => {
   const server = await fakeServer()
   const ann = client(server.url)
   await ann.join('r')
   const ack = await ann.send('r', 'hello')
   assert.equal(ack.seq, 1)
-  assert.match(ack.clientId, /^[0-9a-f-]{36}$/)
+  assert.match(ack.clientId, UUID_V7)
   await until(() => ann.seen.length === 1, 'own message')
   assert.equal(ann.seen[0].text, 'hello')
   assert.equal(ann.seen[0].own, true)

@@ -8,7 +8,7 @@
 // person's messages are stored in the order they typed them. Bounded: past
 // `limit` entries a send fails at once with QUEUE_FULL.
 const { ChatError, fromAck } = require('./errors')
-const { randomId } = require('./crypto')
+const { messageId } = require('./crypto')
 
 /** Codes after which the same message is sent again (nothing was stored). */
 const RETRY = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL'])
@@ -20,7 +20,7 @@ class Outbox {
     this.entries = new Map()
   }
 
-  add(room, text, clientId = randomId()) {
+  add(room, text, clientId = messageId()) {
     if (this.entries.size >= this.limit) {
       const err = new ChatError('QUEUE_FULL', `${this.limit} messages are waiting already`)
       this.client.emit('outbox', { clientId, room, text, state: 'failed', error: { code: err.code, message: err.reason }, ack: null })
