@@ -8,7 +8,9 @@
 # Parts (BENCH_ONLY, a space-separated subset; default all, in this order):
 #   servers     every server and the plain socketioxide relay, 10 and 100
 #               clients, BENCH_REPEAT interleaved rounds of BENCH_SECONDS
-#               each (default 3 × 6 s): ~15 runs a round, ~5 min in all
+#               each (default 3 × 6 s): ~16 runs a round, ~6 min in all
+#               (the Rust server twice on SQLite: without clientIds, and
+#               with the SDK's)
 #   large-room  Rust (SQLite) and Node + addon: BENCH_BIG_ROOM members in one
 #               room (2000), BENCH_BIG_SENDERS senders (4) at BENCH_BIG_RATE
 #               msg/s each (10), send → last member p50/p99; ~1 min
@@ -23,7 +25,7 @@
 #               BENCH_IDLE_PROCS load processes (2; 20,000 open files each
 #               here), RSS per connection; ~1 min
 # Scenario runs last BENCH_SCENARIO_SECONDS (default 10) of sending each.
-# The whole suite takes about 10–12 minutes. BENCH_PROFILE=dev builds and
+# The whole suite takes about 13–14 minutes. BENCH_PROFILE=dev builds and
 # runs debug binaries (a quick check of the script itself, not figures).
 #
 # Results: target/bench/results.jsonl and a Markdown summary on stdout (the
@@ -109,7 +111,7 @@ load() { # label url pids-csv clients
   for p in ${pids//,/ }; do args+=(--pid "$p"); done
   echo "==> $label, $clients clients" >&2
   "$LOAD" --url "$url" "${args[@]}" --label "$label" --scenario chat --json chat --clients "$clients" \
-    --senders 10 --window 8 --size 100 --duration "$SECONDS_PER_RUN" >>"$OUT/results.jsonl"
+    --senders 10 --window 8 --size 100 --duration "$SECONDS_PER_RUN" ${CHAT_ARGS:-} >>"$OUT/results.jsonl"
 }
 
 run_config() { # label starter...
@@ -159,6 +161,10 @@ want servers && ! have_pg && echo "(no PostgreSQL at 127.0.0.1: skipping the rus
 want servers && for round in $(seq "$REPEAT"); do
   echo "==> round $round of $REPEAT" >&2
   run_config "rust (SQLite)" rust_sqlite
+  # Every message with a clientId, as the SDK sends them (UUID v7): the
+  # resend look-up and its index, which the row above (no clientIds, as
+  # the relay is compared on) leaves out.
+  CHAT_ARGS="--client-ids ordered" run_config "rust (SQLite), SDK clientIds" rust_sqlite
   run_config "plain relay" plain_relay
   if have_pg; then run_config "rust (PostgreSQL)" rust_pg; fi
   run_config "node + addon" node_addon
