@@ -25,28 +25,21 @@ impl ClientIds {
         // spread like random ones, and a syscall per message would load
         // the machine the server shares.
         let bits = mix(((client as u64) << 40) ^ seq ^ seed());
-        let more = mix(bits);
-        let (high, low) = match self {
+        let mut random = [0u8; 16];
+        random[..8].copy_from_slice(&bits.to_be_bytes());
+        random[8..].copy_from_slice(&mix(bits).to_be_bytes());
+        let id = match self {
             ClientIds::None => return None,
-            ClientIds::Random => (bits, more),
+            ClientIds::Random => uuid::Builder::from_random_bytes(random),
             ClientIds::Ordered => {
                 let ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);
-                ((ms << 16) | (bits & 0xffff), more)
+                let tail: &[u8; 10] = random[..10].try_into().expect("10 bytes");
+                uuid::Builder::from_unix_timestamp_millis(ms, tail)
             }
         };
-        let version = if self == ClientIds::Random { 4 } else { 7 };
-        let high = (high & !0xf000) | (version << 12);
-        let low = (low & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-        Some(format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            high >> 32,
-            (high >> 16) & 0xffff,
-            high & 0xffff,
-            low >> 48,
-            low & 0xffff_ffff_ffff
-        ))
+        Some(id.into_uuid().to_string())
     }
 }
 
