@@ -66,7 +66,7 @@ async fn the_writer_seals_again_what_an_epoch_change_overtook() {
     use chatseal_server::store::{Appended, EpochChange, OwnedMessage};
 
     let (state, path) = make_state("rooms-writer").await;
-    let writer = Writer::start(Arc::downgrade(&state));
+    let writer = Writer::start(Arc::downgrade(&state), state.store.appends_block());
     let room = "vault";
     assert!(state.store.create_room(room, "ann", true).await.unwrap());
     state.store.add_member(room, "eve").await.unwrap();

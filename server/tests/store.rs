@@ -627,6 +627,9 @@ async fn managed_accounts(store: &Store) {
 async fn suite(db: &TestDb, backend: Backend) {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.backend(), backend);
+    // A SQLite file is written through a connection of its own, on the
+    // caller's thread (the message writer's); everything below runs on it.
+    assert_eq!(store.appends_block(), backend == Backend::Sqlite);
     store.ping().await.unwrap();
     appends_number_each_room_from_one(&store).await;
     paging(&store).await;

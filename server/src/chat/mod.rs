@@ -65,7 +65,7 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
     let _ = state.io.set(io);
     state
         .writer
-        .get_or_init(|| writer::Writer::start(Arc::downgrade(state)));
+        .get_or_init(|| writer::Writer::start(Arc::downgrade(state), state.store.appends_block()));
     presence::start(Arc::downgrade(state));
     layer
 }

@@ -12,6 +12,11 @@
 //! what lets a single SQLite file keep up with thousands of messages a
 //! second, and the single writer (feeding a single broadcaster) is what
 //! keeps every room's broadcast in `seq` order without a lock per message.
+//!
+//! On a SQLite file the writer runs on a thread of its own: the store then
+//! writes each batch on the calling thread, without a round trip to another
+//! thread per statement (`Store::appends_block`), and that must not stall a
+//! tokio worker and the sockets queued behind it.
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -42,10 +47,39 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task; it stops when the state is dropped.
-    pub fn start(state: Weak<Shared>) -> Writer {
+    /// Starts the writer, on a thread of its own if `blocking` (the
+    /// store's appends block: see the module's docs), else as a task; it
+    /// stops when the state is dropped. Must be called within a tokio
+    /// runtime.
+    pub fn start(state: Weak<Shared>, blocking: bool) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(state, rx));
+        if !blocking {
+            tokio::spawn(run(state, rx));
+            return Writer { tx };
+        }
+        // Handed to the thread, or taken back if it cannot be started.
+        type Work = Option<(Weak<Shared>, mpsc::Receiver<(OwnedMessage, Reply)>)>;
+        fn take(work: &std::sync::Mutex<Work>) -> Work {
+            work.lock().unwrap_or_else(|p| p.into_inner()).take()
+        }
+        let work = Arc::new(std::sync::Mutex::new(Some((state, rx))));
+        let runtime = tokio::runtime::Handle::current();
+        let handed = Arc::clone(&work);
+        let started = std::thread::Builder::new()
+            .name("chatseal-writer".into())
+            .spawn(move || {
+                if let Some((state, rx)) = take(&handed) {
+                    runtime.block_on(run(state, rx));
+                }
+            });
+        if let Err(e) = started {
+            // Still correct as a task: each commit then holds up one tokio
+            // worker while it lasts.
+            tracing::warn!(error = %e, "could not start the writer's thread: writing from a task");
+            if let Some((state, rx)) = take(&work) {
+                tokio::spawn(run(state, rx));
+            }
+        }
         Writer { tx }
     }
 

@@ -1,11 +1,14 @@
 //! Storage: accounts, rooms and sealed messages, in SQLite (the embedded
-//! default) or PostgreSQL, through one code path (`sqlx::Any`).
+//! default) or PostgreSQL, through one code path (`sqlx::Any`) — except
+//! that a SQLite file's batches of messages go through a connection of
+//! their own on the writer's thread (`batch_tx`), with the same statements.
 //!
 //! The store never sees plaintext: a message row holds the envelope's text
 //! form and the metadata its context is made of. A room's `seq` is assigned
 //! in the same transaction that stores the message, so numbers are
 //! gap-free and a message is acknowledged only once it is committed.
 
+mod batch_tx;
 mod keys;
 mod oidc;
 mod rooms;
@@ -25,6 +28,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Row};
+
+use batch_tx::{BatchTx, Cell, Col, Param};
 
 /// Why a store call failed. Callers answer `UNAVAILABLE`: the client may
 /// retry (with the same `clientId`, so nothing is stored twice).
@@ -177,6 +182,9 @@ pub struct Store {
     /// between batches (no acquire per batch); dropped after an error so a
     /// broken one is replaced.
     appender: Arc<tokio::sync::Mutex<Option<PoolConnection<Any>>>>,
+    /// A SQLite file's own writer connection, used instead of `appender`
+    /// on the caller's thread (see [`Store::appends_block`]).
+    sqlite_writer: Option<Arc<batch_tx::SqliteWriter>>,
     /// The size of the last batch if it failed for another reason than a
     /// duplicate, 0 once one commits (see [`Store::writes_failing`]).
     failed_batch_bytes: Arc<std::sync::atomic::AtomicU64>,
@@ -299,11 +307,23 @@ impl Store {
             .connect_with(options)
             .await?;
         schema::migrate(&pool, backend).await?;
-        let history_id = Arc::from(schema::history_id(&pool).await?);
+        let history_id: Arc<str> = Arc::from(schema::history_id(&pool).await?);
+        let sqlite_writer = match sqlite_path(url) {
+            Some(path) => match batch_tx::SqliteWriter::open(&path, timeout, &history_id) {
+                Ok(writer) => Some(Arc::new(writer)),
+                Err(e) => {
+                    // Still correct through the pool, only slower.
+                    tracing::warn!(error = %e, "no writer connection of its own for SQLite: appending through the pool");
+                    None
+                }
+            },
+            None => None,
+        };
         let store = Store {
             pool,
             backend,
             history_id,
+            sqlite_writer,
             appender: Arc::new(tokio::sync::Mutex::new(None)),
             failed_batch_bytes: Arc::default(),
             sqlite_dir: sqlite_dir(url),
@@ -314,6 +334,15 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether [`Store::append_batch`] runs on the calling thread and
+    /// blocks it until the batch commits: a SQLite file is written through
+    /// a connection of its own, without the round trips to sqlx's worker
+    /// thread (see `batch_tx`). The message writer then runs on a thread of
+    /// its own (`chat::writer`), never on a tokio worker.
+    pub fn appends_block(&self) -> bool {
+        self.sqlite_writer.is_some()
     }
 
     /// This history's id: the same for every server sharing the database,
@@ -455,6 +484,26 @@ impl Store {
 
     async fn try_append_batch(&self, batch: &[OwnedMessage]) -> Result<Vec<Appended>> {
         assert!(batch.len() <= MAX_BATCH, "batches are at most MAX_BATCH");
+        let outcome = match &self.sqlite_writer {
+            // SQLite's busy timeout (the store's timeout) bounds the wait
+            // for another writer; the transaction is rolled back when it
+            // is dropped unfinished.
+            Some(writer) => writer.append(|tx| batch_tx::run_now(self.append_in(tx, batch))),
+            None => self.append_pooled(batch).await,
+        };
+        let failed = outcome.as_ref().is_err_and(|e| !e.is_unique_violation());
+        let bytes = if failed {
+            batch.iter().map(|m| m.envelope.len() as u64 + 256).sum()
+        } else {
+            0
+        };
+        self.failed_batch_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        outcome
+    }
+
+    /// Appends `batch` through sqlx, on the connection kept for it.
+    async fn append_pooled(&self, batch: &[OwnedMessage]) -> Result<Vec<Appended>> {
         let mut appender = self.appender.lock().await;
         let kept = appender.is_some();
         // One deadline for the whole batch, retry included: the ack waits
@@ -481,17 +530,9 @@ impl Store {
         let outcome = outcome
             .map_err(StoreError::from)
             .and_then(|appended| appended);
-        let failed = outcome.as_ref().is_err_and(|e| !e.is_unique_violation());
-        if failed {
+        if outcome.as_ref().is_err_and(|e| !e.is_unique_violation()) {
             discard(&mut appender);
         }
-        let bytes = if failed {
-            batch.iter().map(|m| m.envelope.len() as u64 + 256).sum()
-        } else {
-            0
-        };
-        self.failed_batch_bytes
-            .store(bytes, std::sync::atomic::Ordering::Relaxed);
         outcome
     }
 
@@ -513,7 +554,7 @@ impl Store {
 
     async fn append_in(
         &self,
-        mut tx: sqlx::Transaction<'_, Any>,
+        mut tx: impl BatchTx,
         batch: &[OwnedMessage],
     ) -> Result<Vec<Appended>> {
         use std::collections::HashMap;
@@ -604,22 +645,23 @@ impl Store {
                 self.push_params(&mut sql, 9 * k, 9);
                 sql.push(')');
             }
-            let mut query = sqlx::query(&sql);
+            let mut params = Vec::with_capacity(9 * rows.len());
             for &i in &rows {
                 let m = &batch[i];
                 let seq = next_seq.get_mut(m.room.as_str()).expect("counted above");
                 let this = *seq;
                 *seq += 1;
-                query = query
-                    .bind(m.room.as_str())
-                    .bind(this)
-                    .bind(m.id.as_str())
-                    .bind(m.sender.as_str())
-                    .bind(m.ts)
-                    .bind(i64::from(m.key_id))
-                    .bind(i64::from(m.epoch))
-                    .bind(m.envelope.as_str())
-                    .bind(m.client_id.as_deref());
+                params.extend([
+                    Param::Text(&m.room),
+                    Param::Int(this),
+                    Param::Text(&m.id),
+                    Param::Text(&m.sender),
+                    Param::Int(m.ts),
+                    Param::Int(i64::from(m.key_id)),
+                    Param::Int(i64::from(m.epoch)),
+                    Param::Text(&m.envelope),
+                    Param::OptText(m.client_id.as_deref()),
+                ]);
                 stored[i] = Some(StoredMessage {
                     id: m.id.clone(),
                     room: m.room.clone(),
@@ -631,7 +673,7 @@ impl Store {
                     message: m.envelope.clone(),
                 });
             }
-            query.execute(&mut *tx).await?;
+            tx.execute(&sql, &params).await?;
         }
         tx.commit().await?;
         let mut out = Vec::with_capacity(batch.len());
@@ -673,7 +715,7 @@ impl Store {
     /// `(last_seq, epoch)`; a room missing from it was not moved.
     async fn move_counters(
         &self,
-        tx: &mut sqlx::Transaction<'_, Any>,
+        tx: &mut impl BatchTx,
         per_room: &[(&str, i64)],
         refused: &Refused<'_>,
     ) -> Result<std::collections::HashMap<String, (i64, i64)>> {
@@ -693,11 +735,11 @@ impl Store {
                 " ON CONFLICT (name) DO UPDATE SET last_seq = chat_rooms.last_seq + excluded.last_seq \
                  WHERE chat_rooms.private = 0 RETURNING name, last_seq, epoch",
             );
-            let mut query = sqlx::query(&sql);
-            for &&(room, count) in &public {
-                query = query.bind(room).bind(count);
-            }
-            fetched.extend(query.fetch_all(&mut **tx).await?);
+            let params: Vec<Param> = public
+                .iter()
+                .flat_map(|&&(room, count)| [Param::Text(room), Param::Int(count)])
+                .collect();
+            fetched.extend(tx.fetch(&sql, &params, COUNTER_COLS).await?);
         }
         if !private.is_empty() {
             let mut sql = String::from("UPDATE chat_rooms SET last_seq = last_seq + CASE name");
@@ -712,20 +754,16 @@ impl Store {
             sql.push_str(" END WHERE name IN (");
             self.push_params(&mut sql, 2 * private.len(), private.len());
             sql.push_str(") RETURNING name, last_seq, epoch");
-            let mut query = sqlx::query(&sql);
-            for &&(room, count) in &private {
-                query = query.bind(room).bind(count);
-            }
-            for &&(room, _) in &private {
-                query = query.bind(room);
-            }
-            fetched.extend(query.fetch_all(&mut **tx).await?);
+            let params: Vec<Param> = private
+                .iter()
+                .flat_map(|&&(room, count)| [Param::Text(room), Param::Int(count)])
+                .chain(private.iter().map(|&&(room, _)| Param::Text(room)))
+                .collect();
+            fetched.extend(tx.fetch(&sql, &params, COUNTER_COLS).await?);
         }
         for row in fetched {
-            moved.insert(
-                row.try_get::<String, _>("name")?,
-                (row.try_get("last_seq")?, row.try_get("epoch")?),
-            );
+            let [name, last_seq, epoch] = <[Cell; 3]>::try_from(row).map_err(|_| columns())?;
+            moved.insert(name.text()?, (last_seq.int()?, epoch.int()?));
         }
         Ok(moved)
     }
@@ -736,7 +774,7 @@ impl Store {
     /// store is the authority whatever a server's sockets believe.
     async fn non_members<'b>(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut impl BatchTx,
         batch: &'b [OwnedMessage],
     ) -> Result<Refused<'b>> {
         use std::collections::{HashMap, HashSet};
@@ -773,28 +811,30 @@ impl Store {
         sql.push_str(") WHERE r.name IN (");
         self.push_params(&mut sql, senders.len(), rooms.len());
         sql.push(')');
-        let mut query = sqlx::query(&sql);
-        for sender in &senders {
-            query = query.bind(*sender);
-        }
-        for (room, _) in &rooms {
-            query = query.bind(*room);
-        }
+        let params: Vec<Param> = senders
+            .iter()
+            .copied()
+            .chain(rooms.iter().map(|(room, _)| *room))
+            .map(Param::Text)
+            .collect();
         // Per room of the batch: private?, and its members among the senders.
         let mut found: Vec<Option<(bool, Vec<String>)>> = vec![None; rooms.len()];
-        for row in query.fetch_all(&mut **tx).await? {
-            let name: String = row.try_get("name")?;
+        let cols = [Col::Text, Col::Int, Col::Int, Col::OptText];
+        for row in tx.fetch(&sql, &params, &cols).await? {
+            let [name, private, epoch, username] =
+                <[Cell; 4]>::try_from(row).map_err(|_| columns())?;
+            let name = name.text()?;
             let Some(&i) = index.get(name.as_str()) else {
                 continue;
             };
             let entry = found[i].get_or_insert_with(|| (false, Vec::new()));
             if !refused.epochs.contains_key(rooms[i].0) {
-                let epoch: i64 = row.try_get("epoch")?;
-                let epoch = u32::try_from(epoch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                let epoch = u32::try_from(epoch.int()?)
+                    .map_err(|e| StoreError(sqlx::Error::Decode(Box::new(e))))?;
                 refused.epochs.insert(rooms[i].0, epoch);
             }
-            entry.0 |= row.try_get::<i64, _>("private")? != 0;
-            if let Some(member) = row.try_get::<Option<String>, _>("username")? {
+            entry.0 |= private.int()? != 0;
+            if let Some(member) = username.opt_text()? {
                 entry.1.push(member);
             }
         }
@@ -819,7 +859,7 @@ impl Store {
     /// be answered with another sender's or another room's message.
     async fn existing_client_ids(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut impl BatchTx,
         batch: &[OwnedMessage],
     ) -> Result<std::collections::HashMap<DedupKey, StoredMessage>> {
         let keyed: Vec<&OwnedMessage> = batch.iter().filter(|m| m.client_id.is_some()).collect();
@@ -840,17 +880,35 @@ impl Store {
             self.push_param(&mut sql, 3 * k + 3);
             sql.push(')');
         }
-        let mut query = sqlx::query(&sql);
-        for m in &keyed {
-            query = query
-                .bind(m.room.as_str())
-                .bind(m.sender.as_str())
-                .bind(m.client_id.as_deref());
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            let cid: String = row.try_get("client_id")?;
-            let msg = message_of(&row)?;
-            found.insert((msg.room.clone(), msg.sender.clone(), cid), msg);
+        let params: Vec<Param> = keyed
+            .iter()
+            .flat_map(|m| {
+                [
+                    Param::Text(&m.room),
+                    Param::Text(&m.sender),
+                    Param::OptText(m.client_id.as_deref()),
+                ]
+            })
+            .collect();
+        use Col::{Int, Text};
+        let cols = [Text, Text, Int, Text, Int, Int, Int, Text, Text];
+        for row in tx.fetch(&sql, &params, &cols).await? {
+            let [id, room, seq, sender, ts, key_id, epoch, envelope, cid] =
+                <[Cell; 9]>::try_from(row).map_err(|_| columns())?;
+            let int32 = |cell: Cell| {
+                u32::try_from(cell.int()?).map_err(|e| StoreError(sqlx::Error::Decode(Box::new(e))))
+            };
+            let msg = StoredMessage {
+                id: id.text()?,
+                room: room.text()?,
+                seq: seq.int()?,
+                sender: sender.text()?,
+                ts: ts.int()?,
+                key_id: int32(key_id)?,
+                epoch: int32(epoch)?,
+                message: envelope.text()?,
+            };
+            found.insert((msg.room.clone(), msg.sender.clone(), cid.text()?), msg);
         }
         Ok(found)
     }
@@ -1087,17 +1145,26 @@ impl Store {
     /// holds the appending connection until it is done).
     pub async fn close(&self) {
         self.appender.lock().await.take();
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close();
+        }
         self.pool.close().await;
     }
 }
 
-/// The directory of a `sqlite://path?…` database (none for memory).
-fn sqlite_dir(url: &str) -> Option<std::path::PathBuf> {
+/// The file of a `sqlite://path?…` database (none for memory).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let path = url.strip_prefix("sqlite://")?.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    let dir = std::path::Path::new(path).parent()?;
+    Some(path.into())
+}
+
+/// The directory of a `sqlite://path?…` database (none for memory).
+fn sqlite_dir(url: &str) -> Option<std::path::PathBuf> {
+    let path = sqlite_path(url)?;
+    let dir = path.parent()?;
     Some(if dir.as_os_str().is_empty() {
         ".".into()
     } else {
@@ -1148,6 +1215,16 @@ async fn add_member(
 }
 
 const COLUMNS: &str = "id, room, seq, sender, ts, key_id, epoch, envelope";
+
+/// What the counter statements return: `name, last_seq, epoch`.
+const COUNTER_COLS: &[Col] = &[Col::Text, Col::Int, Col::Int];
+
+/// A batch query's row with another number of columns than asked for.
+fn columns() -> StoreError {
+    StoreError(sqlx::Error::Protocol(
+        "a batch query returned another number of columns".into(),
+    ))
+}
 
 /// What [`Store::non_members`] found in a batch.
 #[derive(Debug, Default)]
