@@ -35,8 +35,27 @@ run() {
     "$@" 2>&1 | tee "$LOGS/$name.log"
     rc=${PIPESTATUS[0]}
   fi
+  if ! no_servers_left "$name"; then
+    rc=1
+  fi
   printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - start))" "$LOGS/$name.log" >>"$LOGS/results"
   return "$rc"
+}
+
+# no_servers_left NAME: a suite must stop every server it started (one left
+# behind keeps its port, its data directory and its memory after the run,
+# on a CI machine or a developer's). This clone's servers still running are
+# listed, killed, and fail the suite.
+no_servers_left() {
+  local root pattern left
+  root=$(pwd -P)
+  pattern="^($root/target/[^ ]*/chatseal-(server|relay)|[^ ]*node [^ ]*$root/js/server\.js)( |$)"
+  left=$(pgrep -af "$pattern") || return 0
+  sleep 1 # one that was just told to stop
+  left=$(pgrep -af "$pattern") || return 0
+  printf 'error: %s left servers running:\n%s\n' "$1" "$left" >&2
+  pkill -9 -f "$pattern" || true
+  return 1
 }
 
 # quiet LOG COMMAND…: output only if the command fails.
