@@ -78,6 +78,25 @@ impl Cell {
     }
 }
 
+/// A row's columns as `cols`, through a driver's two readers of column
+/// `i`: as an integer, and as text or NULL.
+fn read_row(
+    cols: &[Col],
+    int: impl Fn(usize) -> Result<i64>,
+    text: impl Fn(usize) -> Result<Option<String>>,
+) -> Result<Vec<Cell>> {
+    cols.iter()
+        .enumerate()
+        .map(|(i, col)| {
+            Ok(match col {
+                Col::Int => Cell::Int(int(i)?),
+                Col::Text => Cell::Text(text(i)?.ok_or_else(|| decode("text"))?),
+                Col::OptText => text(i)?.map_or(Cell::Null, Cell::Text),
+            })
+        })
+        .collect()
+}
+
 fn decode(expected: &str) -> StoreError {
     StoreError(sqlx::Error::Decode(
         format!("a batch query's column is not {expected}").into(),
@@ -109,18 +128,11 @@ impl BatchTx for sqlx::Transaction<'_, sqlx::Any> {
             .await?;
         rows.iter()
             .map(|row| {
-                cols.iter()
-                    .enumerate()
-                    .map(|(i, col)| {
-                        Ok(match col {
-                            Col::Int => Cell::Int(row.try_get(i)?),
-                            Col::Text => Cell::Text(row.try_get(i)?),
-                            Col::OptText => row
-                                .try_get::<Option<String>, _>(i)?
-                                .map_or(Cell::Null, Cell::Text),
-                        })
-                    })
-                    .collect()
+                read_row(
+                    cols,
+                    |i| Ok(row.try_get(i)?),
+                    |i| Ok(row.try_get::<Option<String>, _>(i)?),
+                )
             })
             .collect()
     }
@@ -176,21 +188,11 @@ impl BatchTx for rusqlite::Transaction<'_> {
             .map_err(sqlite)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(sqlite)? {
-            let cells = cols
-                .iter()
-                .enumerate()
-                .map(|(i, col)| {
-                    Ok(match col {
-                        Col::Int => Cell::Int(row.get(i)?),
-                        Col::Text => Cell::Text(row.get(i)?),
-                        Col::OptText => row
-                            .get::<_, Option<String>>(i)?
-                            .map_or(Cell::Null, Cell::Text),
-                    })
-                })
-                .collect::<rusqlite::Result<Vec<Cell>>>()
-                .map_err(sqlite)?;
-            out.push(cells);
+            out.push(read_row(
+                cols,
+                |i| row.get(i).map_err(sqlite),
+                |i| row.get::<_, Option<String>>(i).map_err(sqlite),
+            )?);
         }
         Ok(out)
     }
