@@ -62,6 +62,11 @@ impl Cell {
         }
     }
 
+    /// An integer column that holds a `u32` (a key id, an epoch).
+    pub(super) fn int32(&self) -> Result<u32> {
+        u32::try_from(self.int()?).map_err(|e| StoreError(sqlx::Error::Decode(Box::new(e))))
+    }
+
     pub(super) fn text(self) -> Result<String> {
         match self {
             Cell::Text(v) => Ok(v),
@@ -97,9 +102,18 @@ fn read_row(
         .collect()
 }
 
+/// A sqlx row's first columns, read as `cols`.
+pub(super) fn sqlx_cells(row: &sqlx::any::AnyRow, cols: &[Col]) -> Result<Vec<Cell>> {
+    read_row(
+        cols,
+        |i| Ok(row.try_get(i)?),
+        |i| Ok(row.try_get::<Option<String>, _>(i)?),
+    )
+}
+
 fn decode(expected: &str) -> StoreError {
     StoreError(sqlx::Error::Decode(
-        format!("a batch query's column is not {expected}").into(),
+        format!("a store query's column is not {expected}").into(),
     ))
 }
 
@@ -126,15 +140,7 @@ impl BatchTx for sqlx::Transaction<'_, sqlx::Any> {
         let rows = bind_sqlx(sqlx::query(sql), params)
             .fetch_all(&mut **self)
             .await?;
-        rows.iter()
-            .map(|row| {
-                read_row(
-                    cols,
-                    |i| Ok(row.try_get(i)?),
-                    |i| Ok(row.try_get::<Option<String>, _>(i)?),
-                )
-            })
-            .collect()
+        rows.iter().map(|row| sqlx_cells(row, cols)).collect()
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<()> {

@@ -829,9 +829,7 @@ impl Store {
             };
             let entry = found[i].get_or_insert_with(|| (false, Vec::new()));
             if !refused.epochs.contains_key(rooms[i].0) {
-                let epoch = u32::try_from(epoch.int()?)
-                    .map_err(|e| StoreError(sqlx::Error::Decode(Box::new(e))))?;
-                refused.epochs.insert(rooms[i].0, epoch);
+                refused.epochs.insert(rooms[i].0, epoch.int32()?);
             }
             entry.0 |= private.int()? != 0;
             if let Some(member) = username.opt_text()? {
@@ -890,25 +888,11 @@ impl Store {
                 ]
             })
             .collect();
-        use Col::{Int, Text};
-        let cols = [Text, Text, Int, Text, Int, Int, Int, Text, Text];
-        for row in tx.fetch(&sql, &params, &cols).await? {
-            let [id, room, seq, sender, ts, key_id, epoch, envelope, cid] =
-                <[Cell; 9]>::try_from(row).map_err(|_| columns())?;
-            let int32 = |cell: Cell| {
-                u32::try_from(cell.int()?).map_err(|e| StoreError(sqlx::Error::Decode(Box::new(e))))
-            };
-            let msg = StoredMessage {
-                id: id.text()?,
-                room: room.text()?,
-                seq: seq.int()?,
-                sender: sender.text()?,
-                ts: ts.int()?,
-                key_id: int32(key_id)?,
-                epoch: int32(epoch)?,
-                message: envelope.text()?,
-            };
-            found.insert((msg.room.clone(), msg.sender.clone(), cid.text()?), msg);
+        let cols: Vec<Col> = COLUMN_COLS.iter().copied().chain([Col::Text]).collect();
+        for mut row in tx.fetch(&sql, &params, &cols).await? {
+            let cid = row.pop().ok_or_else(columns)?.text()?;
+            let msg = message_from(row)?;
+            found.insert((msg.room.clone(), msg.sender.clone(), cid), msg);
         }
         Ok(found)
     }
@@ -1215,14 +1199,25 @@ async fn add_member(
 }
 
 const COLUMNS: &str = "id, room, seq, sender, ts, key_id, epoch, envelope";
+/// How [`COLUMNS`] are read, in order.
+const COLUMN_COLS: &[Col] = &[
+    Col::Text,
+    Col::Text,
+    Col::Int,
+    Col::Text,
+    Col::Int,
+    Col::Int,
+    Col::Int,
+    Col::Text,
+];
 
 /// What the counter statements return: `name, last_seq, epoch`.
 const COUNTER_COLS: &[Col] = &[Col::Text, Col::Int, Col::Int];
 
-/// A batch query's row with another number of columns than asked for.
+/// A store query's row with another number of columns than asked for.
 fn columns() -> StoreError {
     StoreError(sqlx::Error::Protocol(
-        "a batch query returned another number of columns".into(),
+        "a store query returned another number of columns".into(),
     ))
 }
 
@@ -1255,17 +1250,24 @@ fn owned((room, sender, cid): (&str, &str, &str)) -> DedupKey {
     (room.to_owned(), sender.to_owned(), cid.to_owned())
 }
 
+/// A message from a row that starts with [`COLUMNS`].
 fn message_of(row: &sqlx::any::AnyRow) -> Result<StoredMessage> {
-    let key_id: i64 = row.try_get("key_id")?;
-    let epoch: i64 = row.try_get("epoch")?;
+    message_from(batch_tx::sqlx_cells(row, COLUMN_COLS)?)
+}
+
+/// A message from [`COLUMNS`], read as [`COLUMN_COLS`] (by sqlx or in a
+/// batch's transaction).
+fn message_from(cells: Vec<Cell>) -> Result<StoredMessage> {
+    let [id, room, seq, sender, ts, key_id, epoch, envelope] =
+        <[Cell; 8]>::try_from(cells).map_err(|_| columns())?;
     Ok(StoredMessage {
-        epoch: u32::try_from(epoch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        id: row.try_get("id")?,
-        room: row.try_get("room")?,
-        seq: row.try_get("seq")?,
-        sender: row.try_get("sender")?,
-        ts: row.try_get("ts")?,
-        key_id: u32::try_from(key_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        message: row.try_get("envelope")?,
+        id: id.text()?,
+        room: room.text()?,
+        seq: seq.int()?,
+        sender: sender.text()?,
+        ts: ts.int()?,
+        key_id: key_id.int32()?,
+        epoch: epoch.int32()?,
+        message: envelope.text()?,
     })
 }
