@@ -13,9 +13,10 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// What the server sent.
 #[derive(Debug)]
-pub enum Incoming {
-    /// An event: name and first argument (raw JSON text of the packet).
-    Event(String),
+pub enum Incoming<'a> {
+    /// An event: name and first argument (raw JSON text of the packet,
+    /// borrowed from the frame).
+    Event(&'a str),
     /// The ack of our event `id`, with its first argument.
     Ack(u64, Value),
     /// Engine.IO ping: answer with [`pong`].
@@ -73,7 +74,7 @@ pub fn pong() -> WsMessage {
 }
 
 /// Classifies a text frame.
-pub fn parse(text: &str) -> Incoming {
+pub fn parse(text: &str) -> Incoming<'_> {
     if text == "2" {
         return Incoming::Ping;
     }
@@ -88,7 +89,7 @@ pub fn parse(text: &str) -> Incoming {
         return Incoming::Other;
     }
     if let Some(rest) = text.strip_prefix("42") {
-        return Incoming::Event(rest.to_owned());
+        return Incoming::Event(rest);
     }
     Incoming::Other
 }

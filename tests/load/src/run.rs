@@ -6,6 +6,7 @@
 //! send to receipt and count what it got. At the end every acknowledged
 //! message must have reached every client in its room.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::args::{Args, ChatArgs};
 use crate::engineio::{self, Incoming, Ws};
-use crate::envelope::{KeyEntry, Keys, Message};
+use crate::envelope::{KeyEntry, Keys, Message, Scratch};
 use crate::last::LastDelivery;
 use crate::proc_stats;
 
@@ -325,6 +326,7 @@ impl Task {
     /// (µs) go to [`LATENCIES`] every 200 ms and at the end.
     async fn run(self, mut client: Client) {
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        let mut scratch = Scratch::default();
         let readers_per_message = self.per_room[client.index % self.rooms];
         let mut next_seq = 0u64;
         let mut in_flight = 0usize;
@@ -412,30 +414,30 @@ impl Task {
                         in_flight += 1;
                     }
                 }
-                Incoming::Event(raw) => self.deliver(&client.keys, &raw, &mut hist),
+                Incoming::Event(raw) => self.deliver(&client.keys, raw, &mut scratch, &mut hist),
                 Incoming::Other => {}
             }
         }
         LATENCIES.with_hist(&mut hist);
     }
 
-    fn deliver(&self, keys: &Keys, raw: &str, hist: &mut Histogram<u64>) {
-        let Ok((name, msg)) = serde_json::from_str::<(String, Message)>(raw) else {
+    fn deliver(&self, keys: &Keys, raw: &str, scratch: &mut Scratch, hist: &mut Histogram<u64>) {
+        let Ok((name, msg)) = serde_json::from_str::<(Cow<str>, Message)>(raw) else {
             return;
         };
         if name != "chat message" {
             return;
         }
         let plain = if keys.is_empty() {
-            Some(msg.message.clone().into_bytes())
+            Some(msg.message.as_bytes())
         } else {
-            keys.open(&msg)
+            keys.open(&msg, scratch)
         };
         let Some(plain) = plain else {
             self.totals.unreadable.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        match timing_header(&plain) {
+        match timing_header(plain) {
             Some((sender, seq, sent)) => {
                 let now = self.epoch.elapsed().as_micros() as u64;
                 let latency = now.saturating_sub(sent).max(1);
