@@ -624,6 +624,47 @@ async fn managed_accounts(store: &Store) {
     assert_eq!(store.password_hash("nora").await.unwrap(), None);
 }
 
+/// chat_messages' indexes that name `client_id`, as the database prints
+/// their definitions.
+async fn client_id_indexes(url: &str, backend: Backend) -> Vec<String> {
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let found = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' \
+                 AND tbl_name = 'chat_messages' AND sql LIKE '%client_id%'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            found
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let found = sqlx::query_scalar(
+                "SELECT indexdef FROM pg_indexes \
+                 WHERE tablename = 'chat_messages' AND indexdef LIKE '%client_id%'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            found
+        }
+    }
+}
+
+/// Resends are found by (room, sender, clientId), and only messages with
+/// a clientId are indexed for it: a message without one (a plain
+/// Socket.IO client's) costs no index page at commit.
+async fn only_messages_with_a_client_id_are_indexed_for_resends(url: &str, backend: Backend) {
+    let indexes = client_id_indexes(url, backend).await;
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    assert!(indexes[0].contains("UNIQUE"), "{indexes:?}");
+    assert!(indexes[0].contains("client_id IS NOT NULL"), "{indexes:?}");
+}
+
 async fn suite(db: &TestDb, backend: Backend) {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.backend(), backend);
@@ -644,6 +685,7 @@ async fn suite(db: &TestDb, backend: Backend) {
     store.close().await;
     the_same_client_id_from_two_servers_is_stored_once(&db.url).await;
     reopening_keeps_everything(&db.url).await;
+    only_messages_with_a_client_id_are_indexed_for_resends(&db.url, backend).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -730,5 +772,64 @@ async fn a_version_3_database_gains_key_epochs() {
         .await
         .unwrap();
     assert_eq!(version, chatseal_server::store::SCHEMA_VERSION);
+    pool.close().await;
+}
+
+/// A database of schema version 4 indexed every message for resends; at
+/// start the index of messages with a clientId replaces it (two servers
+/// starting together do it once), and a resend of a message stored before
+/// the upgrade is still answered with it.
+#[tokio::test]
+async fn a_version_4_database_moves_to_the_client_id_index() {
+    let db = TestDb::sqlite();
+    let store = Store::connect(&db.url).await.unwrap();
+    let Appended::New(first) = store
+        .append(&msg("u-1", "up", "ann", Some("c1")))
+        .await
+        .unwrap()
+    else {
+        panic!("first send is new")
+    };
+    assert!(matches!(
+        store.append(&msg("u-2", "up", "ann", None)).await.unwrap(),
+        Appended::New(_)
+    ));
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    for statement in [
+        "DROP INDEX chat_messages_room_client_id",
+        "CREATE UNIQUE INDEX chat_messages_room_client ON chat_messages (room, sender, client_id)",
+        "DELETE FROM chat_schema",
+        "INSERT INTO chat_schema (version) VALUES (4)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    assert!(
+        !client_id_indexes(&db.url, Backend::Sqlite).await[0].contains("NOT NULL"),
+        "version 4's index"
+    );
+
+    let (one, two) = tokio::join!(Store::connect(&db.url), Store::connect(&db.url));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    two.close().await;
+    only_messages_with_a_client_id_are_indexed_for_resends(&db.url, Backend::Sqlite).await;
+    assert_eq!(
+        one.append(&msg("u-3", "up", "ann", Some("c1")))
+            .await
+            .unwrap(),
+        Appended::Duplicate(first)
+    );
+    assert!(matches!(
+        one.append(&msg("u-4", "up", "ann", None)).await.unwrap(),
+        Appended::New(_)
+    ));
+    one.close().await;
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM chat_schema")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(version, 5);
     pool.close().await;
 }

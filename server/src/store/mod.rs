@@ -852,6 +852,27 @@ impl Store {
         Ok(refused)
     }
 
+    /// The look-up of `n` resends: each `(room, sender, client_id)` is
+    /// three parameters, in that order. It must be answered from the
+    /// clientId index (`chat_messages_room_client_id`), whose rows all have
+    /// a clientId: `client_id = $n` tells the database so.
+    fn resend_lookup_sql(&self, n: usize) -> String {
+        let mut sql = format!("SELECT {COLUMNS}, client_id FROM chat_messages WHERE ");
+        for k in 0..n {
+            if k > 0 {
+                sql.push_str(" OR ");
+            }
+            sql.push_str("(room = ");
+            self.push_param(&mut sql, 3 * k + 1);
+            sql.push_str(" AND sender = ");
+            self.push_param(&mut sql, 3 * k + 2);
+            sql.push_str(" AND client_id = ");
+            self.push_param(&mut sql, 3 * k + 3);
+            sql.push(')');
+        }
+        sql
+    }
+
     /// The stored messages of the batch's `(room, sender, clientId)`: a
     /// resend is one in the same room by the same sender, so it can never
     /// be answered with another sender's or another room's message.
@@ -865,19 +886,7 @@ impl Store {
         if keyed.is_empty() {
             return Ok(found);
         }
-        let mut sql = format!("SELECT {COLUMNS}, client_id FROM chat_messages WHERE ");
-        for k in 0..keyed.len() {
-            if k > 0 {
-                sql.push_str(" OR ");
-            }
-            sql.push_str("(room = ");
-            self.push_param(&mut sql, 3 * k + 1);
-            sql.push_str(" AND sender = ");
-            self.push_param(&mut sql, 3 * k + 2);
-            sql.push_str(" AND client_id = ");
-            self.push_param(&mut sql, 3 * k + 3);
-            sql.push(')');
-        }
+        let sql = self.resend_lookup_sql(keyed.len());
         let params: Vec<Param> = keyed
             .iter()
             .flat_map(|m| {
@@ -1270,4 +1279,54 @@ fn message_from(cells: Vec<Cell>) -> Result<StoredMessage> {
         epoch: epoch.int32()?,
         message: envelope.text()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite plans for `sql` (its parameters NULL), one line a step.
+    fn plan(path: &std::path::Path, sql: &str) -> String {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let unbound = vec![rusqlite::types::Null; stmt.parameter_count()];
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(unbound), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .unwrap();
+        rows.join("\n")
+    }
+
+    /// Every batch with clientIds asks for earlier copies of them; on a
+    /// store of millions of messages that must be a search of the clientId
+    /// index for each, never a pass over the messages — and the index that
+    /// holds only messages with a clientId must serve it.
+    #[tokio::test]
+    async fn resends_are_looked_up_in_the_client_id_index() {
+        let path = std::env::temp_dir().join(format!(
+            "chatseal-store-plan-{}-{}.db",
+            std::process::id(),
+            uuid::Uuid::now_v7()
+        ));
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        for n in [1, 3, 64] {
+            let plan = plan(&path, &store.resend_lookup_sql(n));
+            assert!(
+                plan.contains(
+                    "USING INDEX chat_messages_room_client_id (room=? AND sender=? AND client_id=?)"
+                ),
+                "{n} resends: {plan}"
+            );
+            assert!(!plan.contains("SCAN"), "{n} resends: {plan}");
+        }
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }

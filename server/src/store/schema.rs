@@ -8,7 +8,8 @@ use sqlx::AnyPool;
 /// 2: dedup per (room, sender, clientId); usernames unique in any case.
 /// 3: the store knows its keys (chat_keys, chat_keyring, chat_key_nodes).
 /// 4: room key epochs (chat_rooms.epoch, chat_messages.epoch).
-pub const VERSION: i64 = 4;
+/// 5: the dedup index holds messages with a clientId only.
+pub const VERSION: i64 = 5;
 
 const STATEMENTS: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS chat_schema (version BIGINT NOT NULL)",
@@ -47,8 +48,16 @@ const STATEMENTS: &[&str] = &[
     // (Version 1 had it per sender only, so a clientId reused in another
     // room was answered with the first room's message.)
     "DROP INDEX IF EXISTS chat_messages_client",
-    "CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_room_client \
-     ON chat_messages (room, sender, client_id)",
+    // Version 5: only messages with a clientId are in it. Versions 2–4
+    // indexed every message, NULLs too, although a NULL never collides
+    // and no look-up asks for one: each sender's run of NULLs was one more
+    // page for every commit to write (a third of the bytes the store wrote
+    // for messages without a clientId). The new index is made before the
+    // old one goes, so a server still running on the database never
+    // writes without one.
+    "CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_room_client_id \
+     ON chat_messages (room, sender, client_id) WHERE client_id IS NOT NULL",
+    "DROP INDEX IF EXISTS chat_messages_room_client",
     // `ann`, `Ann` and `ANN` are one name (names are ASCII, which lower()
     // folds alike in SQLite and PostgreSQL). A version-1 database holding
     // two such accounts stops here at start: rename one by hand.
