@@ -1318,7 +1318,7 @@ mod tests {
             let plan = plan(&path, &store.resend_lookup_sql(n));
             assert!(
                 plan.contains(
-                    "USING INDEX chat_messages_room_client_id (room=? AND sender=? AND client_id=?)"
+                    "USING INDEX chat_messages_room_client_id (room=? AND client_id=? AND sender=?)"
                 ),
                 "{n} resends: {plan}"
             );

@@ -8,7 +8,7 @@ use sqlx::AnyPool;
 /// 2: dedup per (room, sender, clientId); usernames unique in any case.
 /// 3: the store knows its keys (chat_keys, chat_keyring, chat_key_nodes).
 /// 4: room key epochs (chat_rooms.epoch, chat_messages.epoch).
-/// 5: the dedup index holds messages with a clientId only.
+/// 5: the dedup index holds messages with a clientId only, clientId first.
 pub const VERSION: i64 = 5;
 
 const STATEMENTS: &[&str] = &[
@@ -48,15 +48,18 @@ const STATEMENTS: &[&str] = &[
     // (Version 1 had it per sender only, so a clientId reused in another
     // room was answered with the first room's message.)
     "DROP INDEX IF EXISTS chat_messages_client",
-    // Version 5: only messages with a clientId are in it. Versions 2–4
-    // indexed every message, NULLs too, although a NULL never collides
-    // and no look-up asks for one: each sender's run of NULLs was one more
+    // Version 5: only messages with a clientId are in it, clientId before
+    // sender. Versions 2–4 indexed every message, NULLs too, although a
+    // NULL never collides and no look-up asks for one, and in (room,
+    // sender, clientId) order: each sender's run of entries was one more
     // page for every commit to write (a third of the bytes the store wrote
-    // for messages without a clientId). The new index is made before the
-    // old one goes, so a server still running on the database never
-    // writes without one.
+    // per message, with clientIds or without). With time-ordered clientIds
+    // (the SDK's UUID v7) every sender's new entries now go to the same
+    // end of the room's part of the index. The same three columns, so the
+    // same uniqueness. The new index is made before the old one goes, so
+    // a server still running on the database never writes without one.
     "CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_room_client_id \
-     ON chat_messages (room, sender, client_id) WHERE client_id IS NOT NULL",
+     ON chat_messages (room, client_id, sender) WHERE client_id IS NOT NULL",
     "DROP INDEX IF EXISTS chat_messages_room_client",
     // `ann`, `Ann` and `ANN` are one name (names are ASCII, which lower()
     // folds alike in SQLite and PostgreSQL). A version-1 database holding
