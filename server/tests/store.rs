@@ -627,32 +627,21 @@ async fn managed_accounts(store: &Store) {
 /// chat_messages' indexes that name `client_id`, as the database prints
 /// their definitions.
 async fn client_id_indexes(url: &str, backend: Backend) -> Vec<String> {
-    match backend {
+    let sql = match backend {
         Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-            let found = sqlx::query_scalar(
-                "SELECT sql FROM sqlite_master WHERE type = 'index' \
-                 AND tbl_name = 'chat_messages' AND sql LIKE '%client_id%'",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-            found
+            "SELECT sql FROM sqlite_master WHERE type = 'index' \
+             AND tbl_name = 'chat_messages' AND sql LIKE '%client_id%'"
         }
         Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(url).await.unwrap();
-            let found = sqlx::query_scalar(
-                "SELECT indexdef FROM pg_indexes \
-                 WHERE tablename = 'chat_messages' AND indexdef LIKE '%client_id%'",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-            found
+            "SELECT indexdef FROM pg_indexes \
+             WHERE tablename = 'chat_messages' AND indexdef LIKE '%client_id%'"
         }
-    }
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let found = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    found
 }
 
 /// Resends are found by (room, sender, clientId), and only messages with
