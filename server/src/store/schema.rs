@@ -2,7 +2,7 @@
 //! start. Every statement is idempotent, so servers sharing a database can
 //! start together; `chat_schema` records the version for later migrations.
 
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
 
 /// The schema version this build writes and reads.
 /// 2: dedup per (room, sender, clientId); usernames unique in any case.
@@ -131,22 +131,55 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("chat_messages", "epoch", "BIGINT NOT NULL DEFAULT 0"),
 ];
 
+/// The PostgreSQL advisory lock servers take turns on while they migrate
+/// ("chatseal" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6368_6174_7365_616c;
+
 /// Creates what is missing and refuses a database written by a newer build.
+///
+/// On PostgreSQL servers starting together on one database take turns: two
+/// `CREATE … IF NOT EXISTS` of one name at once can both find it missing,
+/// and the second then fails on the catalog's unique index — a server that
+/// does not start (seen with the schema-5 index, 2 starts in 11). SQLite
+/// runs one writer's statement at a time by itself.
 pub async fn migrate(pool: &AnyPool, backend: super::Backend) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let migrated = migrate_on(&mut conn, backend).await;
+    if backend == super::Backend::Postgres {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await;
+        if unlocked.is_err() {
+            // The lock ends with the session: this connection must not go
+            // back to the pool holding it.
+            drop(conn.detach());
+        }
+    }
+    migrated
+}
+
+async fn migrate_on(conn: &mut AnyConnection, backend: super::Backend) -> Result<(), sqlx::Error> {
     for statement in STATEMENTS {
-        sqlx::query(statement).execute(pool).await?;
+        sqlx::query(statement).execute(&mut *conn).await?;
     }
     for (table, column, kind) in ADDED_COLUMNS {
-        add_column(pool, backend, table, column, kind).await?;
+        add_column(conn, backend, table, column, kind).await?;
     }
     let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM chat_schema")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     match found {
         None => {
             sqlx::query("INSERT INTO chat_schema (version) VALUES ($1)")
                 .bind(VERSION)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?;
         }
         Some(v) if v > VERSION => {
@@ -158,7 +191,7 @@ pub async fn migrate(pool: &AnyPool, backend: super::Backend) -> Result<(), sqlx
             // The statements above brought it up to date.
             sqlx::query("INSERT INTO chat_schema (version) VALUES ($1)")
                 .bind(VERSION)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?;
         }
         Some(_) => {}
@@ -166,7 +199,7 @@ pub async fn migrate(pool: &AnyPool, backend: super::Backend) -> Result<(), sqlx
     // Servers starting together each offer an id; the first one stays.
     sqlx::query("INSERT INTO chat_store (id, history) VALUES (1, $1) ON CONFLICT DO NOTHING")
         .bind(uuid::Uuid::now_v7().to_string())
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }
@@ -176,38 +209,44 @@ pub async fn migrate(pool: &AnyPool, backend: super::Backend) -> Result<(), sqlx
 /// together on an old database may both try, and the loser's error is
 /// forgiven once the column is seen to exist.
 async fn add_column(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     backend: super::Backend,
     table: &str,
     column: &str,
     kind: &str,
 ) -> Result<(), sqlx::Error> {
-    let has = || async {
-        let sql = match backend {
-            super::Backend::Sqlite => "SELECT COUNT(*) FROM pragma_table_info($1) WHERE name = $2",
-            super::Backend::Postgres => {
-                "SELECT COUNT(*) FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2"
-            }
-        };
-        let n: i64 = sqlx::query_scalar(sql)
-            .bind(table)
-            .bind(column)
-            .fetch_one(pool)
-            .await?;
-        Ok::<bool, sqlx::Error>(n > 0)
-    };
-    if has().await? {
+    if has_column(conn, backend, table, column).await? {
         return Ok(());
     }
     let added = sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
-        .execute(pool)
+        .execute(&mut *conn)
         .await;
     match added {
         Ok(_) => Ok(()),
-        Err(_) if has().await? => Ok(()),
+        Err(_) if has_column(conn, backend, table, column).await? => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+async fn has_column(
+    conn: &mut AnyConnection,
+    backend: super::Backend,
+    table: &str,
+    column: &str,
+) -> Result<bool, sqlx::Error> {
+    let sql = match backend {
+        super::Backend::Sqlite => "SELECT COUNT(*) FROM pragma_table_info($1) WHERE name = $2",
+        super::Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2"
+        }
+    };
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(table)
+        .bind(column)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n > 0)
 }
 
 /// The history id [`migrate`] made (or found).
