@@ -805,7 +805,7 @@ async fn a_version_4_database_moves_to_the_client_id_index(db: &TestDb, backend:
         second.close().await;
         only_messages_with_a_client_id_are_indexed_for_resends(&db.url, backend).await;
         if let Some(earlier) = one.replace(first) {
-            Store::close(&earlier).await;
+            earlier.close().await;
         }
     }
     let one = one.expect("five rounds");
