@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use crate::opened::Opened;
 use base64::Engine as _;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use serde::Deserialize;
@@ -30,10 +31,11 @@ pub struct Message<'a> {
     pub message: Cow<'a, str>,
 }
 
-/// The room keys one client holds, by room, then key id.
+/// The room keys one client holds, by room, then key id (with the key's
+/// bytes, which [`Opened`] compares).
 #[derive(Default)]
 pub struct Keys {
-    keys: HashMap<String, Vec<(u32, LessSafeKey)>>,
+    keys: HashMap<String, Vec<(u32, LessSafeKey, [u8; 32])>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,11 +55,13 @@ impl Keys {
     pub fn add(&mut self, room: &str, entries: &[KeyEntry]) -> anyhow::Result<()> {
         for e in entries {
             let bytes = base64::engine::general_purpose::STANDARD.decode(&e.key)?;
-            let key = UnboundKey::new(&AES_256_GCM, &bytes)
+            let raw: [u8; 32] = bytes[..]
+                .try_into()
                 .map_err(|_| anyhow::anyhow!("a room key is not 32 bytes"))?;
+            let key = UnboundKey::new(&AES_256_GCM, &raw).expect("32 bytes");
             let held = self.keys.entry(room.to_owned()).or_default();
-            held.retain(|(id, _)| *id != e.id);
-            held.push((e.id, LessSafeKey::new(key)));
+            held.retain(|(id, _, _)| *id != e.id);
+            held.push((e.id, LessSafeKey::new(key), raw));
         }
         Ok(())
     }
@@ -66,34 +70,61 @@ impl Keys {
         self.keys.is_empty()
     }
 
-    /// The plaintext of `msg` (in `scratch`), or `None` if it does not open.
-    pub fn open<'s>(&self, msg: &Message<'_>, scratch: &'s mut Scratch) -> Option<&'s [u8]> {
-        let (_, key) = self
+    fn find(&self, msg: &Message<'_>) -> Option<(&LessSafeKey, &[u8; 32])> {
+        let (_, key, raw) = self
             .keys
             .get(msg.room.as_ref())?
             .iter()
-            .find(|(id, _)| *id == msg.key_id)?;
-        let Scratch { bytes, aad } = scratch;
-        bytes.clear();
-        base64::engine::general_purpose::STANDARD
-            .decode_vec(msg.message.as_bytes(), bytes)
-            .ok()?;
-        if bytes.len() < HEADER + 16 || bytes[0] != 1 || bytes[1] != 1 {
-            return None;
+            .find(|(id, _, _)| *id == msg.key_id)?;
+        Some((key, raw))
+    }
+
+    /// The plaintext of `msg` (in `scratch`), or `None` if it does not
+    /// open. A copy of a message opened already (same envelope, context and
+    /// key: see [`Opened`]) is not opened again; a message that opens is
+    /// remembered for at most `copies` more deliveries.
+    pub fn open<'s>(
+        &self,
+        msg: &Message<'_>,
+        scratch: &'s mut Scratch,
+        opened: &mut Opened,
+        copies: u64,
+    ) -> Option<&'s [u8]> {
+        let (key, raw) = self.find(msg)?;
+        if opened.recall(msg, raw, &mut scratch.bytes) {
+            return Some(&scratch.bytes);
         }
-        let nonce = Nonce::try_assume_unique_for_key(&bytes[6..HEADER]).ok()?;
-        aad.clear();
-        aad.extend_from_slice(&bytes[..HEADER]);
-        aad.extend_from_slice(msg.room.as_bytes());
-        aad.push(0);
-        aad.extend_from_slice(msg.id.as_bytes());
-        aad.push(0);
-        aad.extend_from_slice(msg.sender.as_bytes());
-        let plain = key
-            .open_in_place(nonce, Aad::from(&aad[..]), &mut bytes[HEADER..])
-            .ok()?;
+        let plain = open_sealed(key, msg, scratch)?;
+        opened.remember(msg, raw, plain, copies);
         Some(plain)
     }
+}
+
+fn open_sealed<'s>(
+    key: &LessSafeKey,
+    msg: &Message<'_>,
+    scratch: &'s mut Scratch,
+) -> Option<&'s [u8]> {
+    let Scratch { bytes, aad } = scratch;
+    bytes.clear();
+    base64::engine::general_purpose::STANDARD
+        .decode_vec(msg.message.as_bytes(), bytes)
+        .ok()?;
+    if bytes.len() < HEADER + 16 || bytes[0] != 1 || bytes[1] != 1 {
+        return None;
+    }
+    let nonce = Nonce::try_assume_unique_for_key(&bytes[6..HEADER]).ok()?;
+    aad.clear();
+    aad.extend_from_slice(&bytes[..HEADER]);
+    aad.extend_from_slice(msg.room.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(msg.id.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(msg.sender.as_bytes());
+    let plain = key
+        .open_in_place(nonce, Aad::from(&aad[..]), &mut bytes[HEADER..])
+        .ok()?;
+    Some(plain)
 }
 
 #[cfg(test)]
@@ -145,20 +176,28 @@ mod tests {
     }
 
     #[test]
-    fn every_envelope_vector_opens_to_its_plaintext_with_one_scratch() {
-        let mut scratch = Scratch::default();
+    fn every_envelope_vector_opens_to_its_plaintext_and_its_copy_to_the_same() {
+        let (mut scratch, mut opened) = (Scratch::default(), Opened::default());
         for (keys, raw, plaintext) in vectors() {
             let (_, msg): (Cow<str>, Message) = serde_json::from_str(&raw).expect("delivery");
-            assert_eq!(keys.open(&msg, &mut scratch), Some(&plaintext[..]), "{raw}");
+            let first = keys
+                .open(&msg, &mut scratch, &mut opened, 1)
+                .map(<[u8]>::to_vec);
+            assert_eq!(first.as_deref(), Some(&plaintext[..]), "{raw}");
+            assert_eq!(opened.len(), 1, "remembered for its one copy");
+            let copy = keys.open(&msg, &mut scratch, &mut opened, 1);
+            assert_eq!(copy, Some(&plaintext[..]), "{raw}");
+            assert_eq!(opened.len(), 0, "forgotten after its last copy");
         }
     }
 
     #[test]
-    fn an_altered_envelope_or_context_or_unknown_key_does_not_open() {
-        let mut scratch = Scratch::default();
-        let (keys, raw, _) = vectors().swap_remove(1);
+    fn a_delivery_that_differs_from_an_opened_one_in_anything_is_opened_on_its_own() {
+        let (mut scratch, mut opened) = (Scratch::default(), Opened::default());
+        let (keys, raw, plaintext) = vectors().swap_remove(1);
         let (_, msg): (Cow<str>, Message) = serde_json::from_str(&raw).expect("delivery");
-        assert!(keys.open(&msg, &mut scratch).is_some());
+        // The genuine message, opened and remembered for its copies.
+        assert!(keys.open(&msg, &mut scratch, &mut opened, 100).is_some());
 
         let mut bytes = base64::engine::general_purpose::STANDARD
             .decode(msg.message.as_bytes())
@@ -170,18 +209,71 @@ mod tests {
             message: Cow::Owned(altered),
             ..msg.clone()
         };
-        assert_eq!(keys.open(&tampered, &mut scratch), None);
-
         let other_sender = Message {
             sender: Cow::Borrowed("mallory"),
             ..msg.clone()
         };
-        assert_eq!(keys.open(&other_sender, &mut scratch), None);
-
-        let other_key = Message {
+        let other_key_id = Message {
             key_id: msg.key_id + 1,
             ..msg.clone()
         };
-        assert_eq!(keys.open(&other_key, &mut scratch), None);
+        for (what, copy) in [
+            ("an altered envelope", &tampered),
+            ("another sender", &other_sender),
+            ("an unknown key id", &other_key_id),
+        ] {
+            assert_eq!(
+                keys.open(copy, &mut scratch, &mut opened, 100),
+                None,
+                "{what}"
+            );
+            assert_eq!(
+                keys.open(copy, &mut scratch, &mut Opened::default(), 0),
+                None,
+                "{what}"
+            );
+        }
+
+        // A client handed another key under the same room and key id (a
+        // server bug) cannot open the message, memo or not.
+        let mut wrong = Keys::default();
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let room = msg.room.as_ref();
+        wrong
+            .add(
+                room,
+                &[KeyEntry {
+                    id: msg.key_id,
+                    key,
+                }],
+            )
+            .expect("key");
+        assert_eq!(wrong.open(&msg, &mut scratch, &mut opened, 100), None);
+
+        // The genuine copy still opens, from the memo.
+        assert_eq!(
+            keys.open(&msg, &mut scratch, &mut opened, 100),
+            Some(&plaintext[..])
+        );
+    }
+
+    #[test]
+    fn the_memo_stays_bounded_when_copies_never_come() {
+        let mut opened = Opened::default();
+        let (_, raw, plaintext) = vectors().swap_remove(0);
+        let (_, msg): (Cow<str>, Message) = serde_json::from_str(&raw).expect("delivery");
+        for n in 0..3 * crate::opened::GENERATION {
+            let id = format!("message-{n}");
+            let copy = Message {
+                id: Cow::Owned(id),
+                ..msg.clone()
+            };
+            opened.remember(&copy, &[1; 32], &plaintext, 99);
+        }
+        assert!(
+            opened.len() <= 2 * crate::opened::GENERATION,
+            "{}",
+            opened.len()
+        );
     }
 }

@@ -11,6 +11,7 @@ mod envelope;
 mod idle;
 mod last;
 mod login_flood;
+mod opened;
 mod proc_stats;
 mod report;
 mod run;

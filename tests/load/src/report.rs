@@ -25,7 +25,7 @@ pub fn print(r: &ChatResult, json: bool) {
         r.size,
         r.seconds,
         if r.encrypted {
-            ", every delivery decrypted"
+            ", every delivery checked (each envelope opened once, every copy compared to it)"
         } else {
             ", plaintext"
         }
