@@ -251,6 +251,8 @@ mod tests {
         assert_eq!(wrong.open(&msg, &mut scratch, &mut opened, 100), None);
 
         // The genuine copy still opens, from the memo.
+        let (_, raw_key) = keys.find(&msg).expect("key");
+        assert!(opened.recall(&msg, raw_key, &mut Vec::new()));
         assert_eq!(
             keys.open(&msg, &mut scratch, &mut opened, 100),
             Some(&plaintext[..])
