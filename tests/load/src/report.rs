@@ -25,7 +25,7 @@ pub fn print(r: &ChatResult, json: bool) {
         r.size,
         r.seconds,
         if r.encrypted {
-            ", every delivery checked (each envelope opened once, every copy compared to it)"
+            ", every delivery checked (each message opened once per load thread, every other copy compared to it)"
         } else {
             ", plaintext"
         }
