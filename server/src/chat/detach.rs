@@ -7,9 +7,14 @@
 //! `OriginalUri` (one more slice) before any layer runs, so every idle
 //! WebSocket kept that buffer alive. Copying the few hundred bytes of head
 //! it keeps lets the buffer go as soon as the connection is upgraded.
+//!
+//! Only the headers that are read past this layer are copied ([`KEPT`]):
+//! everything else a client sends (a browser's cookies, user agent and
+//! languages; an `Authorization` a proxy adds) would otherwise sit in
+//! every session's memory for its whole life, read by nothing.
 
 use axum::extract::{OriginalUri, Request};
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -27,9 +32,22 @@ pub async fn detach(req: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// The request headers read once a Socket.IO request has passed this
+/// layer: engineioxide answers a WebSocket upgrade with its key and reads a
+/// polling POST's content type; nothing in this server reads any other
+/// (its identity comes from the handshake's `auth`, its address from the
+/// connection). Adding a reader of another header means adding it here.
+pub const KEPT: [HeaderName; 2] = [header::SEC_WEBSOCKET_KEY, header::CONTENT_TYPE];
+
 fn owned_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut owned = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
+    let mut owned = HeaderMap::with_capacity(KEPT.len());
+    let kept = KEPT.iter().flat_map(|name| {
+        headers
+            .get_all(name)
+            .into_iter()
+            .map(move |value| (name, value))
+    });
+    for (name, value) in kept {
         // A header value that was valid stays valid; the fallback only
         // keeps the original (and its buffer) if that ever changes.
         let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
@@ -70,11 +88,23 @@ mod tests {
     }
 
     #[test]
-    fn sensitive_values_stay_sensitive() {
+    fn only_the_headers_read_later_are_kept() {
         let mut headers = HeaderMap::new();
-        let mut token = HeaderValue::from_static("Bearer secret");
-        token.set_sensitive(true);
-        headers.insert("authorization", token);
-        assert!(owned_headers(&headers)["authorization"].is_sensitive());
+        for (name, value) in [
+            ("host", "chat.example"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZQ=="),
+            ("content-type", "text/plain;charset=UTF-8"),
+            ("cookie", "session=secret"),
+            ("authorization", "Bearer secret"),
+            ("user-agent", "Mozilla/5.0"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        let owned = owned_headers(&headers);
+        let names: Vec<&str> = owned.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["sec-websocket-key", "content-type"]);
+        assert_eq!(owned["sec-websocket-key"], "dGhlIHNhbXBsZQ==");
+        assert_eq!(owned["content-type"], "text/plain;charset=UTF-8");
     }
 }
