@@ -107,4 +107,13 @@ mod tests {
         assert_eq!(owned["sec-websocket-key"], "dGhlIHNhbXBsZQ==");
         assert_eq!(owned["content-type"], "text/plain;charset=UTF-8");
     }
+
+    #[test]
+    fn sensitive_values_stay_sensitive() {
+        let mut headers = HeaderMap::new();
+        let mut key = HeaderValue::from_static("dGhlIHNhbXBsZQ==");
+        key.set_sensitive(true);
+        headers.insert("sec-websocket-key", key);
+        assert!(owned_headers(&headers)["sec-websocket-key"].is_sensitive());
+    }
 }
