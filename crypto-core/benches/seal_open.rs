@@ -111,6 +111,22 @@ fn chat_sized(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // Two rooms taken in turn, as a server with many active rooms seals: a
+    // cache that favoured a thread's last room would show its cost here.
+    let mut turn = false;
+    group.bench_function("seal_into_rooms_in_turn", |b| {
+        b.iter(|| {
+            turn = !turn;
+            sealer
+                .seal_into(
+                    if turn { "lobby" } else { "design" },
+                    black_box(&context),
+                    black_box(&plaintext),
+                    &mut out,
+                )
+                .unwrap()
+        })
+    });
     let items: Vec<SealRequest<'_>> = (0..BATCH)
         .map(|_| SealRequest {
             room: "lobby",

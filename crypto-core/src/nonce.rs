@@ -80,8 +80,27 @@ pub fn fill_from_os(out: &mut [u8]) {
 
 /// A fresh 96-bit nonce.
 pub fn fresh() -> [u8; NONCE_LEN] {
-    register_fork_handler();
     let mut nonce = [0u8; NONCE_LEN];
+    draw(&mut nonce, 1);
+    nonce
+}
+
+/// Fresh 96-bit nonces, one in each slot of `out`: for a batch, one visit to
+/// the thread's generator instead of one per nonce.
+pub fn fill(out: &mut [[u8; NONCE_LEN]]) {
+    // In slices, so that a reseed still comes within a few nonces of
+    // RESEED_AFTER however large `out` is.
+    for part in out.chunks_mut(64) {
+        let count = part.len() as u64;
+        draw(part.as_flattened_mut(), count);
+    }
+}
+
+/// Fills `out` (`count` nonces) from this thread's generator, seeding it
+/// first when it is new, has given RESEED_AFTER nonces, or was inherited
+/// across a fork.
+fn draw(out: &mut [u8], count: u64) {
+    register_fork_handler();
     GENERATOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let stale = match slot.as_ref() {
@@ -94,10 +113,9 @@ pub fn fresh() -> [u8; NONCE_LEN] {
             *slot = Some(ThreadGenerator::seeded());
         }
         let generator = slot.as_mut().expect("seeded above");
-        generator.rng.fill_bytes(&mut nonce);
-        generator.drawn += 1;
+        generator.rng.fill_bytes(out);
+        generator.drawn += count;
     });
-    nonce
 }
 
 #[cfg(test)]
@@ -116,6 +134,21 @@ mod tests {
             .unwrap();
         for n in other {
             assert!(seen.insert(n), "two threads drew the same nonce");
+        }
+    }
+
+    #[test]
+    fn a_batch_of_nonces_repeats_none_and_none_of_single_draws() {
+        let mut batch = [[0u8; NONCE_LEN]; 150];
+        fill(&mut batch);
+        let mut seen: HashSet<_> = (0..1_000).map(|_| fresh()).collect();
+        for n in batch {
+            assert_ne!(n, [0u8; NONCE_LEN], "a slot was left unfilled");
+            assert!(seen.insert(n), "a batch repeated a nonce");
+        }
+        fill(&mut batch);
+        for n in batch {
+            assert!(seen.insert(n), "a second batch repeated a nonce");
         }
     }
 

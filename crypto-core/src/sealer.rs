@@ -8,6 +8,7 @@
 //! be mixed with ciphers derived from the old one.
 
 use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -231,8 +232,8 @@ impl Sealer {
         self.seal_to_vec(&snapshot, room, context, plaintext)
     }
 
-    /// Builds the envelope in a vector without zero-filling it first:
-    /// header, then the plaintext encrypted in place, then the tag.
+    /// Seals one message into a new vector under `snapshot`'s primary key,
+    /// and counts the seal.
     fn seal_to_vec(
         &self,
         snapshot: &Snapshot,
@@ -242,31 +243,9 @@ impl Sealer {
     ) -> Result<Vec<u8>> {
         let key_id = snapshot.keyring.primary();
         let cipher = Self::cipher(snapshot, key_id, room)?;
-        let header = Header {
-            key_id,
-            nonce: nonce::fresh(),
-        }
-        .to_bytes();
-        let mut out = Vec::with_capacity(sealed_len(plaintext.len())?);
-        out.extend_from_slice(&header);
-        out.extend_from_slice(plaintext);
-        let nonce = header[6..].try_into().expect("12 bytes");
-        let tag = with_aad(&header, context, |aad| {
-            cipher
-                .aead
-                .seal_in_place(nonce, aad, &mut out[HEADER_LEN..])
-        });
-        match tag {
-            Ok(tag) => {
-                out.extend_from_slice(&tag);
-                snapshot.primary_seals.fetch_add(1, Ordering::Relaxed);
-                Ok(out)
-            }
-            Err(e) => {
-                zeroize::Zeroize::zeroize(&mut out);
-                Err(e)
-            }
-        }
+        let out = seal_vec(&cipher, key_id, &nonce::fresh(), context, plaintext)?;
+        snapshot.primary_seals.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
     }
 
     /// Seals into `out`, which must hold at least
@@ -302,19 +281,43 @@ impl Sealer {
 
     /// Seals many messages with one keyring snapshot. All or nothing: the
     /// first invalid item fails the batch.
+    ///
+    /// What can be shared between seals is: one snapshot, one cipher for
+    /// each run of items for the same room (a batch is usually one room's
+    /// messages), and one update of the seal count.
     pub fn seal_batch(&self, items: &[SealRequest<'_>]) -> Result<Vec<Vec<u8>>> {
+        const NONCES: usize = 32;
         let snapshot = self.current.load();
-        items
-            .iter()
-            .map(|item| {
-                self.seal_to_vec(
-                    &snapshot,
-                    Room::at(item.room, item.epoch),
-                    item.context,
-                    item.plaintext,
-                )
-            })
-            .collect()
+        let key_id = snapshot.keyring.primary();
+        let mut sealed = Vec::with_capacity(items.len());
+        let mut run: Option<(Room<'_>, Arc<RoomCipher>)> = None;
+        let mut nonces = [[0u8; NONCE_LEN]; NONCES];
+        let outcome = items.chunks(NONCES).try_for_each(|part| {
+            let nonces = &mut nonces[..part.len()];
+            nonce::fill(nonces);
+            part.iter()
+                .zip(nonces.iter())
+                .try_for_each(|(item, nonce)| {
+                    let room = Room::at(item.room, item.epoch);
+                    let cipher = match &run {
+                        Some((same, cipher)) if *same == room => cipher,
+                        _ => &run.insert((room, Self::cipher(&snapshot, key_id, room)?)).1,
+                    };
+                    sealed.push(seal_vec(
+                        cipher,
+                        key_id,
+                        nonce,
+                        item.context,
+                        item.plaintext,
+                    )?);
+                    Ok(())
+                })
+        });
+        // Every envelope made spent a nonce, kept or not.
+        snapshot
+            .primary_seals
+            .fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        outcome.map(|()| sealed)
     }
 
     /// The one sealing path. `out` is exactly `sealed_len` long.
@@ -572,15 +575,53 @@ fn sealed_len(plaintext_len: usize) -> Result<usize> {
     envelope::sealed_len(plaintext_len).ok_or(Error::TooLarge("plaintext length overflows"))
 }
 
+/// Builds an envelope in a new vector without zero-filling it first:
+/// header, then the plaintext encrypted in place, then the tag. Does not
+/// count the seal; the caller does.
+fn seal_vec(
+    cipher: &RoomCipher,
+    key_id: u32,
+    nonce: &[u8; NONCE_LEN],
+    context: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let header = Header {
+        key_id,
+        nonce: *nonce,
+    }
+    .to_bytes();
+    let mut out = Vec::with_capacity(sealed_len(plaintext.len())?);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(plaintext);
+    let tag = with_aad(&header, context, |aad| {
+        cipher
+            .aead
+            .seal_in_place(nonce, aad, &mut out[HEADER_LEN..])
+    });
+    match tag {
+        Ok(tag) => {
+            out.extend_from_slice(&tag);
+            Ok(out)
+        }
+        Err(e) => {
+            zeroize::Zeroize::zeroize(&mut out);
+            Err(e)
+        }
+    }
+}
+
 /// Runs `f` with `header ‖ context` as one slice, on the stack when short.
 fn with_aad<T>(header: &[u8], context: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
     const STACK: usize = 256;
     let len = header.len() + context.len();
     if len <= STACK {
-        let mut buf = [0u8; STACK];
-        buf[..header.len()].copy_from_slice(header);
-        buf[header.len()..len].copy_from_slice(context);
-        f(&buf[..len])
+        // Not zero-filled first: only the `len` bytes written below are read.
+        let mut buf = [MaybeUninit::<u8>::uninit(); STACK];
+        let (head, rest) = buf.split_at_mut(header.len());
+        head.write_copy_of_slice(header);
+        rest[..context.len()].write_copy_of_slice(context);
+        // SAFETY: the first `len` bytes were written just above.
+        f(unsafe { buf[..len].assume_init_ref() })
     } else {
         let mut buf = Vec::with_capacity(len);
         buf.extend_from_slice(header);
@@ -756,6 +797,82 @@ mod tests {
             plaintext: b"",
         }];
         assert!(s.seal_batch(&bad).is_err());
+    }
+
+    #[test]
+    fn two_sealers_and_two_epochs_on_one_thread_keep_their_own_keys() {
+        // Two sealers in one process (two keyrings, both with key id 1) and
+        // two epochs of one room, used in turn on one thread, each keep
+        // their own key.
+        let (a, b) = (sealer(), sealer());
+        for _ in 0..3 {
+            let from_a = a.seal("lobby", b"", b"x").unwrap();
+            let from_b = b.seal("lobby", b"", b"x").unwrap();
+            assert_eq!(&*a.open("lobby", b"", &from_a).unwrap(), b"x");
+            assert_eq!(&*b.open("lobby", b"", &from_b).unwrap(), b"x");
+            assert_eq!(
+                b.open("lobby", b"", &from_a).unwrap_err().kind(),
+                ErrorKind::BadTag
+            );
+            let later = a.seal(Room::at("lobby", 1), b"", b"y").unwrap();
+            assert_eq!(
+                a.open("lobby", b"", &later).unwrap_err().kind(),
+                ErrorKind::BadTag
+            );
+            assert_eq!(&*a.open(Room::at("lobby", 1), b"", &later).unwrap(), b"y");
+        }
+        // A replaced keyring is a new snapshot: its seals use its own key.
+        let replacement = Keyring::generate();
+        let probe = Sealer::new(replacement.clone());
+        a.seal("lobby", b"", b"x").unwrap();
+        a.replace_keyring(replacement);
+        let after = a.seal("lobby", b"", b"z").unwrap();
+        assert_eq!(&*probe.open("lobby", b"", &after).unwrap(), b"z");
+    }
+
+    #[test]
+    fn a_batch_seals_each_room_with_its_own_key_and_counts_every_seal() {
+        let s = sealer();
+        let item = |room, plaintext| SealRequest {
+            room,
+            epoch: 0,
+            context: b"c",
+            plaintext,
+        };
+        let reqs = [
+            item("a", &b"1"[..]),
+            item("a", b"2"),
+            item("b", b"3"),
+            item("a", b"4"),
+        ];
+        let envs = s.seal_batch(&reqs).unwrap();
+        for (req, env) in reqs.iter().zip(&envs) {
+            assert_eq!(&*s.open(req.room, b"c", env).unwrap(), req.plaintext);
+            let other = if req.room == "a" { "b" } else { "a" };
+            assert_eq!(
+                s.open(other, b"c", env).unwrap_err().kind(),
+                ErrorKind::BadTag
+            );
+        }
+        let headers: std::collections::HashSet<_> =
+            envs.iter().map(|e| e[..HEADER_LEN].to_vec()).collect();
+        assert_eq!(headers.len(), 4, "every envelope has its own nonce");
+        assert_eq!(s.seal_counts(), vec![(1, 4)]);
+        // More items than one draw of nonces, then a bad one: the batch
+        // fails, and the seals made before it still count (their nonces
+        // were spent).
+        let mut long: Vec<_> = (0..40).map(|_| item("a", b"x")).collect();
+        long.push(item("\n", b"x"));
+        assert_eq!(
+            s.seal_batch(&long).unwrap_err().kind(),
+            ErrorKind::InvalidRoom
+        );
+        assert_eq!(s.seal_counts(), vec![(1, 44)]);
+        long.pop();
+        let sealed = s.seal_batch(&long).unwrap();
+        let nonces: std::collections::HashSet<_> =
+            sealed.iter().map(|e| e[6..18].to_vec()).collect();
+        assert_eq!(nonces.len(), 40);
     }
 
     #[test]
