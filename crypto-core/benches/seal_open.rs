@@ -139,6 +139,9 @@ fn chat_sized(c: &mut Criterion) {
     group.bench_function("seal_batch_64", |b| {
         b.iter(|| sealer.seal_batch(black_box(&items)).unwrap())
     });
+    group.bench_function("seal_batch_packed_64", |b| {
+        b.iter(|| sealer.seal_batch_packed(black_box(&items)).unwrap())
+    });
     group.throughput(Throughput::Elements(1));
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7_u8; 32]).unwrap());
     let mut aad = [0_u8; 18 + 47];

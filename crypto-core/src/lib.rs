@@ -48,7 +48,8 @@ pub use keyring::Keyring;
 pub use keyring_file::MAX_KEYRING_JSON;
 pub use room::{MAX_ROOM_CHARS, Room, derive_room_key, validate_chat_room, validate_room};
 pub use sealer::{
-    OpenRequest, RewrapRequest, Rewrapped, RoomKey, SEAL_BUDGET_PER_KEY, SealRequest, Sealer,
+    OpenRequest, RewrapRequest, Rewrapped, RoomKey, SEAL_BUDGET_PER_KEY, SealRequest, SealedBatch,
+    Sealer,
 };
 pub use secret::{KEY_LEN, SecretKey};
 pub use wrapped::{StoredKeyring, TokenWrap, WrappedKeyring};

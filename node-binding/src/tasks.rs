@@ -190,8 +190,10 @@ impl SealBatchTask {
                 plaintext: &it.plaintext,
             })
             .collect();
-        let sealed = self.sealer.seal_batch(&requests).map_err(engine)?;
-        Ok(sealed.iter().map(|env| core::encode_text(env)).collect())
+        // Packed: one buffer for the batch's envelopes, which only live
+        // until their text form is made.
+        let sealed = self.sealer.seal_batch_packed(&requests).map_err(engine)?;
+        Ok(sealed.iter().map(core::encode_text).collect())
     }
 }
 
