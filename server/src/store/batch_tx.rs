@@ -286,6 +286,8 @@ pub(super) struct SqliteWriter {
     /// The history id the file must have: the one sqlx's pool read.
     history_id: String,
     conn: Mutex<Option<rusqlite::Connection>>,
+    /// Checkpoints what this connection commits (see [`super::checkpoint`]).
+    checkpointer: Option<super::checkpoint::Checkpointer>,
 }
 
 impl std::fmt::Debug for SqliteWriter {
@@ -306,6 +308,7 @@ impl SqliteWriter {
             busy_timeout,
             history_id: history_id.to_owned(),
             conn: Mutex::new(None),
+            checkpointer: super::checkpoint::Checkpointer::start(path),
         };
         let conn = writer.connect()?;
         *writer.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn);
@@ -326,6 +329,14 @@ impl SqliteWriter {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
             .and_then(|()| conn.busy_timeout(self.busy_timeout))
+            .and_then(|()| {
+                // A backstop only, while the checkpointer runs.
+                let pages = match &self.checkpointer {
+                    Some(c) if c.running() => super::checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
+                    _ => 1_000, // SQLite's default
+                };
+                conn.pragma_update(None, "wal_autocheckpoint", pages)
+            })
             .map_err(sqlite)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -364,11 +375,20 @@ impl SqliteWriter {
         if outcome.as_ref().is_err_and(|e| !e.is_unique_violation()) {
             *slot = None;
         }
+        if outcome.is_ok()
+            && let Some(checkpointer) = &self.checkpointer
+        {
+            checkpointer.committed();
+        }
         outcome
     }
 
-    /// Closes the connection (a later batch opens it again).
+    /// Closes the connection (a later batch opens it again) and stops the
+    /// checkpoints.
     pub(super) fn close(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.close();
+        }
         self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }

@@ -9,6 +9,7 @@
 //! gap-free and a message is acknowledged only once it is committed.
 
 mod batch_tx;
+mod checkpoint;
 mod keys;
 mod oidc;
 mod rooms;
