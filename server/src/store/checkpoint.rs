@@ -124,6 +124,7 @@ fn run(shared: &Shared, path: &Path) {
         libc::setpriority(libc::PRIO_PROCESS, 0, 19);
     }
     let stopped = || shared.stop.load(Ordering::Acquire);
+    let mut failing = false;
     while !stopped() {
         if !shared.dirty.load(Ordering::Acquire) {
             std::thread::park();
@@ -142,13 +143,24 @@ fn run(shared: &Shared, path: &Path) {
         if stopped() {
             break;
         }
-        match checkpoint(&mut conn, path) {
+        let outcome = checkpoint(&mut conn, path);
+        if outcome.is_ok() && failing {
+            tracing::info!("WAL checkpoints succeed again");
+            failing = false;
+        }
+        match outcome {
             Ok(true) => {}
             Ok(false) => shared.dirty.store(true, Ordering::Release),
             Err(e) => {
-                // Tried again after the next commit; past the writer's
-                // backstop the writer checkpoints itself.
-                tracing::warn!(error = %e, "WAL checkpoint failed");
+                // Tried again after the next interval, on a new connection;
+                // past the writer's backstop the writer checkpoints itself.
+                // Said once per failing spell (a full disk fails each try).
+                if failing {
+                    tracing::debug!(error = %e, "WAL checkpoint failed again");
+                } else {
+                    tracing::warn!(error = %e, retry_every_ms = INTERVAL.as_millis() as u64, "WAL checkpoint failed; retrying");
+                    failing = true;
+                }
                 *conn = None;
                 shared.dirty.store(true, Ordering::Release);
             }
