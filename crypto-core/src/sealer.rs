@@ -749,6 +749,16 @@ mod tests {
         Sealer::new(Keyring::generate())
     }
 
+    /// A batch item for `room` at epoch 0 with context `c`.
+    fn item<'a>(room: &'a str, plaintext: &'a [u8]) -> SealRequest<'a> {
+        SealRequest {
+            room,
+            epoch: 0,
+            context: b"c",
+            plaintext,
+        }
+    }
+
     #[test]
     fn seal_open_round_trip_in_all_forms() {
         let s = sealer();
@@ -931,12 +941,6 @@ mod tests {
     #[test]
     fn a_batch_seals_each_room_with_its_own_key_and_counts_every_seal() {
         let s = sealer();
-        let item = |room, plaintext| SealRequest {
-            room,
-            epoch: 0,
-            context: b"c",
-            plaintext,
-        };
         let reqs = [
             item("a", &b"1"[..]),
             item("a", b"2"),
@@ -976,12 +980,6 @@ mod tests {
     #[test]
     fn a_packed_batch_holds_the_same_envelopes_back_to_back() {
         let s = sealer();
-        let item = |room, plaintext| SealRequest {
-            room,
-            epoch: 0,
-            context: b"c",
-            plaintext,
-        };
         let reqs: Vec<_> = (0..70)
             .map(|i| item(if i % 3 == 0 { "b" } else { "a" }, &b"some bytes"[..i % 11]))
             .collect();
