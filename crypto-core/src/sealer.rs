@@ -666,7 +666,8 @@ fn seal_vec(
     context: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(sealed_len(plaintext.len())?);
+    // `seal_append` reserves the envelope's length: from empty, exactly that.
+    let mut out = Vec::new();
     seal_append(cipher, key_id, nonce, context, plaintext, &mut out)?;
     Ok(out)
 }
