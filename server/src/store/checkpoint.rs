@@ -23,7 +23,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long commits gather before a checkpoint.
@@ -45,7 +44,8 @@ struct Shared {
 /// The checkpointing thread of one SQLite file; see the module's docs.
 pub(super) struct Checkpointer {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    /// To wake the thread; it is never joined (`close` waits on `conn`).
+    thread: std::thread::Thread,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -67,9 +67,9 @@ impl Checkpointer {
                 .spawn(move || run(&shared, &path))
         };
         match thread {
-            Ok(thread) => Some(Checkpointer {
+            Ok(handle) => Some(Checkpointer {
                 shared,
-                thread: Some(thread),
+                thread: handle.thread().clone(),
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "could not start the checkpoint thread: the writer checkpoints itself");
@@ -80,10 +80,8 @@ impl Checkpointer {
 
     /// A batch committed: a checkpoint follows within [`INTERVAL`].
     pub(super) fn committed(&self) {
-        if !self.shared.dirty.swap(true, Ordering::AcqRel)
-            && let Some(thread) = &self.thread
-        {
-            thread.thread().unpark();
+        if !self.shared.dirty.swap(true, Ordering::AcqRel) {
+            self.thread.unpark();
         }
     }
 
@@ -96,9 +94,7 @@ impl Checkpointer {
     /// thread's connection.
     pub(super) fn close(&self) {
         self.shared.stop.store(true, Ordering::Release);
-        if let Some(thread) = &self.thread {
-            thread.thread().unpark();
-        }
+        self.thread.unpark();
         self.shared
             .conn
             .lock()
