@@ -8,6 +8,7 @@ const { RateLimiter } = require('./rate')
 const { uuidv7 } = require('./uuid')
 const { NOT_AN_OBJECT } = require('./parser')
 const presence = require('./presence')
+const { keyIdOf } = require('./sealing')
 
 const RECENT_ON_JOIN = 50
 const TYPING_PER_SEC = 2
@@ -168,11 +169,14 @@ function attach(io, { config, sealer, sealing, history, log }) {
       afterAck.push(() => io.to(req.room).emit('chat message', plain))
       return { ok: true, id, seq, ts }
     }
-    const envelope = await sealing.seal(req.room, id, sender, req.message)
+    // In-process sealing answers at once: no await (and no turn of the
+    // microtask queue) unless the sealing is remote.
+    let envelope = sealing.seal(req.room, id, sender, req.message)
+    if (typeof envelope !== 'string') envelope = await envelope
     // A resend may have raced in while a remote seal was in flight.
     const raced = history.duplicate(req.room, sender, req.clientId)
     if (raced) return raced
-    const keyId = Buffer.from(envelope.slice(0, 8), 'base64').readUInt32BE(2)
+    const keyId = keyIdOf(envelope)
     const stored = history.append({ id, room: req.room, sender, ts, keyId, epoch: EPOCH, message: envelope }, req.clientId)
     afterAck.push(() => io.to(req.room).emit('chat message', stored))
     return { ok: true, id, seq: stored.seq, ts }

@@ -56,4 +56,32 @@ function remote(url, token) {
   }
 }
 
-module.exports = { inProcess, remote, contextText }
+const SEXTETS = new Int8Array(128).fill(-1)
+for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].entries()) {
+  SEXTETS[c.charCodeAt(0)] = i
+}
+
+/**
+ * The master key id in a text envelope's header (docs/format.md §1: bytes
+ * 2–5, big-endian), read from its first 8 base64 characters (6 bytes) without
+ * decoding the envelope into a Buffer. An envelope too short to hold a
+ * header, or not base64 there, is UNAVAILABLE: what an encryption service
+ * answered cannot be stored.
+ */
+function keyIdOf(envelope) {
+  let bits = 0 // bytes 0–2, then bytes 3–5
+  let high = 0
+  for (let i = 0; i < 8; i++) {
+    const code = envelope.charCodeAt(i) // NaN past the end
+    const sextet = code < 128 ? SEXTETS[code] : -1
+    if (!(sextet >= 0)) throw new ProtocolError('UNAVAILABLE', 'the encryption service answered a malformed envelope')
+    bits = (bits << 6) | sextet
+    if (i === 3) {
+      high = bits & 0xff // byte 2
+      bits = 0
+    }
+  }
+  return high * 0x1000000 + bits
+}
+
+module.exports = { inProcess, remote, contextText, keyIdOf }

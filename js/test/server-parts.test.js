@@ -4,8 +4,8 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { History, sizeOf } = require('../lib/history')
-const { contextText } = require('../lib/sealing')
-const { chatContext } = require('..')
+const { contextText, keyIdOf } = require('../lib/sealing')
+const { chatContext, Keyring, Sealer } = require('..')
 const { RateLimiter } = require('../lib/rate')
 const { uuidv7 } = require('../lib/uuid')
 const { load } = require('../lib/config')
@@ -80,6 +80,37 @@ test('the server seals with the chat context of DESIGN §2, as text', () => {
   for (const [room, id, sender] of [['general', uuidv7(), 'ann'], ['café-Ω', 'id-1', 'zoë 李']]) {
     assert.ok(Buffer.from(contextText(room, id, sender), 'utf8').equals(chatContext(room, id, sender)))
   }
+})
+
+test('the key id the server stores is the one in the envelope\'s header', () => {
+  const keyring = Keyring.generate()
+  keyring.rotate()
+  keyring.rotate()
+  const sealer = new Sealer(keyring)
+  const envelope = sealer.encrypt('hi', 'lobby', 'ctx')
+  assert.equal(keyIdOf(envelope), 3)
+  assert.equal(keyIdOf(envelope), Buffer.from(envelope, 'base64').readUInt32BE(2))
+  // Every key id, the top bit and the byte boundaries included.
+  for (const id of [0, 1, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff]) {
+    const header = Buffer.alloc(18)
+    header.writeUInt32BE(id, 2)
+    assert.equal(keyIdOf(header.toString('base64')), id)
+  }
+})
+
+test('an envelope without a readable header is refused as UNAVAILABLE, not stored', () => {
+  // What a remote /encrypt might answer: too short, not base64, URL-safe
+  // base64, non-ASCII.
+  for (const bad of ['', 'AQAAAA', 'AQAA*AAB', 'AQAA-AAB', 'AQAA_AAB', 'AQAAAAé=', 'AQAAAA\u{1F600}']) {
+    assert.throws(() => keyIdOf(bad), { code: 'UNAVAILABLE' }, JSON.stringify(bad))
+  }
+})
+
+test('a kept message has the fields of docs/protocol.md and nothing the caller added', () => {
+  const h = new History()
+  const stored = h.append({ ...msg('a', 1), epoch: 0, extra: 'not kept' }, null)
+  assert.deepEqual(Object.keys(stored), ['id', 'room', 'sender', 'ts', 'keyId', 'epoch', 'message', 'seq'])
+  assert.deepEqual(stored, { id: 'id1', room: 'a', sender: 'ann', ts: 1, keyId: 1, epoch: 0, message: 'x', seq: 1 })
 })
 
 test('history forgets the least recently used room past maxRooms', () => {
