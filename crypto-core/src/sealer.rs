@@ -29,13 +29,25 @@ use crate::secret::SecretKey;
 pub const SEAL_BUDGET_PER_KEY: u64 = 1 << 32;
 
 /// One item of [`Sealer::seal_batch`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct SealRequest<'a> {
     pub room: &'a str,
     /// The room's key epoch (0: the room's first key).
     pub epoch: u32,
     pub context: &'a [u8],
     pub plaintext: &'a [u8],
+}
+
+/// Shows the plaintext's length, never its bytes.
+impl std::fmt::Debug for SealRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealRequest")
+            .field("room", &self.room)
+            .field("epoch", &self.epoch)
+            .field("context", &self.context)
+            .field("plaintext_len", &self.plaintext.len())
+            .finish()
+    }
 }
 
 /// One item of [`Sealer::open_batch`].
@@ -758,6 +770,18 @@ mod tests {
             context: b"c",
             plaintext,
         }
+    }
+
+    #[test]
+    fn a_seal_request_shows_the_plaintexts_length_not_its_bytes() {
+        let shown = format!("{:?}", item("lobby", b"attack at dawn"));
+        assert!(!shown.contains("attack"), "{shown}");
+        // Nor as the byte list a derived Debug prints.
+        assert!(!shown.contains("97, 116, 116"), "{shown}");
+        assert!(
+            shown.contains("plaintext_len: 14") && shown.contains("lobby"),
+            "{shown}"
+        );
     }
 
     #[test]
