@@ -38,10 +38,19 @@ pub struct Keys {
     keys: HashMap<String, Vec<(u32, LessSafeKey, [u8; 32])>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A room key as a join ack carries it. Debug shows the id only.
+#[derive(Deserialize)]
 pub struct KeyEntry {
     pub id: u32,
     pub key: String,
+}
+
+impl std::fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEntry")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Buffers one client reuses for every delivery it opens.
@@ -173,6 +182,19 @@ mod tests {
             .collect();
         assert!(chat.len() >= 10, "chat vectors: {}", chat.len());
         chat
+    }
+
+    #[test]
+    fn a_room_key_is_not_shown_by_debug() {
+        let entry = KeyEntry {
+            id: 7,
+            key: "c2VjcmV0LXJvb20ta2V5".into(),
+        };
+        let shown = format!("{entry:?}");
+        assert!(
+            !shown.contains("c2VjcmV0") && shown.contains("id: 7"),
+            "{shown}"
+        );
     }
 
     #[test]
