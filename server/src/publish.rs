@@ -14,6 +14,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::app::AppState;
@@ -56,9 +57,12 @@ pub(crate) async fn publish(
         return Err(bad("the room is in the path, not the body"));
     }
     fields.insert("room".to_owned(), Value::String(room));
-    let req =
-        protocol::parse_send_request(Ok(Value::Object(fields)), state.limits.max_message_bytes)
-            .map_err(|f| ApiError::new(f.code, f.message))?;
+    let payload = protocol::SendRequest::deserialize(Value::Object(fields));
+    let req = protocol::parse_send_request(
+        payload.map_err(|e| e.to_string()),
+        state.limits.max_message_bytes,
+    )
+    .map_err(|f| ApiError::new(f.code, f.message))?;
     let writer = state
         .writer
         .get()

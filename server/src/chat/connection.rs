@@ -23,24 +23,44 @@ use socketioxide::socket::Socket;
 
 use super::expiry::Expiry;
 use super::identity::Identity;
+use super::protocol::SendRequest;
 use super::session;
 use crate::app::AppState;
 
-/// What a client asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Join,
-    Leave,
-    Send,
-    Refresh,
-    Typing,
+/// What a client asked for, with its payload as read (or why it could not
+/// be read).
+pub enum Request {
+    Join(Result<Value, String>),
+    Leave(Result<Value, String>),
+    Send(Result<SendRequest, String>),
+    Refresh(Result<Value, String>),
+    Typing(Result<Value, String>),
 }
 
-/// One event waiting for its turn. Its payload may hold plaintext, so
-/// Debug shows only the kind.
+/// The event's name only: a payload may hold plaintext or a token.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.event())
+    }
+}
+
+impl Request {
+    /// The event's name in the protocol.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Request::Join(_) => "join",
+            Request::Leave(_) => "leave",
+            Request::Send(_) => "chat message",
+            Request::Refresh(_) => "refresh",
+            Request::Typing(_) => "typing",
+        }
+    }
+}
+
+/// One event waiting for its turn. Its payload may hold plaintext or a
+/// token, so Debug shows only the event's name.
 pub struct Job {
-    pub kind: EventKind,
-    pub data: Result<Value, String>,
+    pub request: Request,
     pub ack: AckSender,
     /// Counts the event as in flight until it is acknowledged.
     pub busy: Busy,
@@ -67,7 +87,7 @@ impl Drop for Busy {
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Job")
-            .field("kind", &self.kind)
+            .field("event", &self.request.event())
             .finish_non_exhaustive()
     }
 }

@@ -33,9 +33,9 @@ use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler as _;
 use socketioxide::layer::SocketIoLayer;
 
-use self::connection::{Connection, EventKind, Job, Ticket};
+use self::connection::{Connection, Job, Request, Ticket};
 use self::identity::Refused;
-use self::protocol::{Failure, LOBBY};
+use self::protocol::{Failure, LOBBY, SendRequest};
 use crate::app::AppState;
 use crate::error::Code;
 use crate::metrics;
@@ -107,10 +107,13 @@ async fn on_connect(_socket: SocketRef) {
     metrics::connected();
 }
 
-fn job(kind: EventKind, data: Result<Value, impl ToString>, ack: AckSender) -> Job {
+fn job<T>(
+    request: fn(Result<T, String>) -> Request,
+    data: Result<T, impl ToString>,
+    ack: AckSender,
+) -> Job {
     Job {
-        kind,
-        data: data.map_err(|e| e.to_string()),
+        request: request(data.map_err(|e| e.to_string())),
         ack,
         busy: connection::Busy::start(),
     }
@@ -119,23 +122,23 @@ fn job(kind: EventKind, data: Result<Value, impl ToString>, ack: AckSender) -> J
 // The ticket is the last argument: it is taken only once the other
 // extractors (which cannot fail) have run, so tickets have no gaps.
 async fn on_join(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
-    t.enqueue(job(EventKind::Join, data, ack));
+    t.enqueue(job(Request::Join, data, ack));
 }
 
 async fn on_leave(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
-    t.enqueue(job(EventKind::Leave, data, ack));
+    t.enqueue(job(Request::Leave, data, ack));
 }
 
-async fn on_send(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
-    t.enqueue(job(EventKind::Send, data, ack));
+async fn on_send(TryData(data): TryData<SendRequest>, ack: AckSender, t: Ticket) {
+    t.enqueue(job(Request::Send, data, ack));
 }
 
 async fn on_refresh(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
-    t.enqueue(job(EventKind::Refresh, data, ack));
+    t.enqueue(job(Request::Refresh, data, ack));
 }
 
 async fn on_typing(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
-    t.enqueue(job(EventKind::Typing, data, ack));
+    t.enqueue(job(Request::Typing, data, ack));
 }
 
 async fn on_unknown(Event(event): Event, ack: AckSender) {

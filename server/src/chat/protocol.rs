@@ -48,22 +48,85 @@ pub struct RoomRequest {
 }
 
 /// `chat message` from a client: `{ message, room?, clientId? }`. A bare
-/// string is taken as `{ message }`, as the tutorial's client sends it.
-#[derive(Debug)]
+/// string is taken as `{ message }` in the lobby, as the tutorial's client
+/// sends it.
+///
+/// Read straight from the packet's text, not through a `serde_json::Value`
+/// first, which builds a map and a string per key only to move the fields
+/// out again. It holds the plaintext, so `Debug` shows its length only.
 pub struct SendRequest {
     pub message: String,
     pub room: String,
     pub client_id: Option<String>,
 }
 
+/// Shows where a message goes, never what it says.
+impl std::fmt::Debug for SendRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendRequest")
+            .field("message_bytes", &self.message.len())
+            .field("room", &self.room)
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+/// The fields a `chat message` object may have; any other is refused.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SendObject {
-    message: String,
-    #[serde(default)]
-    room: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
+#[serde(field_identifier, rename_all = "camelCase")]
+enum SendField {
+    Message,
+    Room,
+    ClientId,
+}
+
+impl<'de> Deserialize<'de> for SendRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = SendRequest;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an object")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SendRequest, E> {
+                self.visit_string(text.to_owned())
+            }
+
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<SendRequest, E> {
+                Ok(SendRequest {
+                    message: text,
+                    room: LOBBY.to_owned(),
+                    client_id: None,
+                })
+            }
+
+            // A field given twice counts once, the last time, as in the
+            // Node server (JSON.parse) and as read through a JSON value.
+            // Anything but a string or an object (an array too, which serde
+            // would otherwise take as a struct's fields in order) is refused.
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut fields: A,
+            ) -> Result<SendRequest, A::Error> {
+                let (mut message, mut room, mut client_id) = (None, None::<String>, None);
+                while let Some(field) = fields.next_key()? {
+                    match field {
+                        SendField::Message => message = Some(fields.next_value()?),
+                        SendField::Room => room = fields.next_value()?,
+                        SendField::ClientId => client_id = fields.next_value()?,
+                    }
+                }
+                Ok(SendRequest {
+                    message: message.ok_or_else(|| serde::de::Error::missing_field("message"))?,
+                    room: room.unwrap_or_else(|| LOBBY.to_owned()),
+                    client_id,
+                })
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
 }
 
 /// A room name as chat rooms allow it (DESIGN §2).
@@ -154,30 +217,15 @@ pub struct TypingOut {
 }
 
 pub fn parse_send_request(
-    data: Result<Value, String>,
+    data: Result<SendRequest, String>,
     max_message_bytes: usize,
 ) -> Result<SendRequest, Failure> {
-    let req = match payload(data)? {
-        Value::String(message) => SendRequest {
-            message,
-            room: LOBBY.to_owned(),
-            client_id: None,
-        },
-        other => {
-            let other = object(other, "{ message, room?, clientId? }")?;
-            let obj: SendObject = serde_json::from_value(other).map_err(|e| {
-                Failure::new(
-                    Code::BadRequest,
-                    format!("expected {{ message, room?, clientId? }}: {e}"),
-                )
-            })?;
-            SendRequest {
-                message: obj.message,
-                room: obj.room.unwrap_or_else(|| LOBBY.to_owned()),
-                client_id: obj.client_id,
-            }
-        }
-    };
+    let req = data.map_err(|e| {
+        Failure::new(
+            Code::BadRequest,
+            format!("expected a string or {{ message, room?, clientId? }}: {e}"),
+        )
+    })?;
     check_room(&req.room)?;
     if req.message.len() > max_message_bytes {
         return Err(Failure::new(
@@ -266,13 +314,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A `chat message` payload read as socketioxide reads it: typed,
+    /// straight from the packet's JSON text.
+    fn parse_send(payload: &Value, max: usize) -> Result<SendRequest, Failure> {
+        let read = serde_json::from_str::<SendRequest>(&payload.to_string());
+        parse_send_request(read.map_err(|e| e.to_string()), max)
+    }
+
     #[test]
     fn send_requests_are_checked() {
-        let ok = parse_send_request(
-            Ok(json!({"message": "hi", "room": "r", "clientId": "c1"})),
-            10,
-        )
-        .unwrap();
+        let ok = parse_send(&json!({"message": "hi", "room": "r", "clientId": "c1"}), 10).unwrap();
         assert_eq!(
             (
                 ok.message.as_str(),
@@ -281,12 +332,24 @@ mod tests {
             ),
             ("hi", "r", Some("c1"))
         );
-        let tutorial = parse_send_request(Ok(json!("hi")), 10).unwrap();
-        assert_eq!(tutorial.room, LOBBY);
+        let tutorial = parse_send(&json!("hi"), 10).unwrap();
+        assert_eq!(
+            (tutorial.message.as_str(), tutorial.room.as_str()),
+            ("hi", LOBBY)
+        );
+        // Escapes are read into the text, not kept as written.
+        let escaped = parse_send(&json!({"message": "a\"b\u{e9}\n"}), 10).unwrap();
+        assert_eq!(escaped.message, "a\"b\u{e9}\n");
+        let lobby = parse_send(&json!({"message": "hi", "room": null}), 10).unwrap();
+        assert_eq!((lobby.room.as_str(), lobby.client_id), (LOBBY, None));
         let cases = [
             (json!({"message": "x".repeat(11)}), Code::TooLarge),
+            (json!("x".repeat(11)), Code::TooLarge),
             (json!({"message": 5}), Code::BadRequest),
+            (json!({"message": null}), Code::BadRequest),
             (json!({"text": "hi"}), Code::BadRequest),
+            (json!({"message": "hi", "extra": 1}), Code::BadRequest),
+            (json!({}), Code::BadRequest),
             (json!({"message": "hi", "room": ""}), Code::BadRequest),
             (
                 json!({"message": "hi", "room": "a\u{0}b"}),
@@ -298,6 +361,8 @@ mod tests {
                 Code::BadRequest,
             ),
             (json!(null), Code::BadRequest),
+            (json!(5), Code::BadRequest),
+            (json!(true), Code::BadRequest),
             (json!([1, 2]), Code::BadRequest),
             // serde fills a struct from an array; the protocol does not.
             (json!(["hi"]), Code::BadRequest),
@@ -305,17 +370,37 @@ mod tests {
         ];
         for (payload, code) in cases {
             assert_eq!(
-                parse_send_request(Ok(payload.clone()), 10)
-                    .unwrap_err()
-                    .code,
+                parse_send(&payload, 10).unwrap_err().code,
                 code,
                 "{payload}"
             );
         }
+        // A field given twice counts the last time, as JSON.parse has it.
+        let twice = |text: &str| {
+            let read = serde_json::from_str::<SendRequest>(text);
+            parse_send_request(read.map_err(|e| e.to_string()), 10)
+        };
+        let last = twice(r#"{"message":"a","room":"r","message":"b","room":null}"#).unwrap();
+        assert_eq!((last.message.as_str(), last.room.as_str()), ("b", LOBBY));
+        let bad_last = twice(r#"{"message":"a","message":5}"#).unwrap_err();
+        assert_eq!(bad_last.code, Code::BadRequest);
         assert_eq!(
             parse_send_request(Err("eof".into()), 10).unwrap_err().code,
             Code::BadRequest
         );
+    }
+
+    #[test]
+    fn a_send_request_never_shows_its_text() {
+        for payload in [
+            json!({"message": "the secret plan", "room": "r"}),
+            json!("the secret plan"),
+        ] {
+            let req = parse_send(&payload, 100).unwrap();
+            let shown = format!("{req:?}");
+            assert!(!shown.contains("secret"), "{shown}");
+            assert!(shown.contains("message_bytes: 15"), "{shown}");
+        }
     }
 
     #[test]

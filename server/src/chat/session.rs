@@ -5,7 +5,7 @@ use governor::DefaultDirectRateLimiter;
 use serde::Serialize;
 use socketioxide::extract::SocketRef;
 
-use super::connection::{EventKind, Job};
+use super::connection::{Job, Request};
 use super::expiry::Expiry;
 use super::identity::{self, Identity};
 use super::protocol::{self, Failure, JoinAck, SendAck};
@@ -27,26 +27,27 @@ pub async fn handle(
     expiry: &Expiry,
     job: Job,
 ) {
-    let outcome = match job.kind {
-        EventKind::Refresh => {
+    let outcome = match job.request {
+        Request::Refresh(data) => {
             let admit = || connection(socket).is_none_or(|conn| conn.admit_refresh());
-            refresh(state, identity, expiry, admit, job.data).await
+            refresh(state, identity, expiry, admit, data).await
         }
-        EventKind::Join => join(state, socket, identity, job.data).await.map(ack_value),
-        EventKind::Leave => leave(socket, job.data).map(ack_value),
-        EventKind::Typing => {
+        Request::Join(data) => join(state, socket, identity, data).await.map(ack_value),
+        Request::Leave(data) => leave(socket, data).map(ack_value),
+        Request::Typing(data) => {
             let admit = || connection(socket).is_none_or(|conn| conn.admit_typing());
-            super::typing::handle(state, socket, identity, admit, job.data)
+            super::typing::handle(state, socket, identity, admit, data)
         }
-        EventKind::Send => match send(state, socket, identity, limiter, job.data).await {
+        Request::Send(data) => match send(state, socket, identity, limiter, data).await {
             Ok((writer, message)) => {
                 let (ack, busy) = (job.ack, job.busy);
                 let (socket, room) = (socket.clone(), message.room.clone());
                 // Called by the writer once the message is stored (or refused),
-                // before it is broadcast: ack, then broadcast.
+                // before it is broadcast: ack, then broadcast. The ack of a
+                // stored message is written straight from its fields.
                 let reply: Reply = Box::new(move |outcome| {
-                    let reply = match outcome {
-                        Ok(Appended::New(m) | Appended::Duplicate(m)) => ack_value(SendAck {
+                    let _ = match outcome {
+                        Ok(Appended::New(m) | Appended::Duplicate(m)) => ack.send(&SendAck {
                             ok: true,
                             id: &m.id,
                             seq: m.seq,
@@ -57,18 +58,17 @@ pub async fn handle(
                             // (created on another server): out of it, so it
                             // receives nothing more either.
                             socket.leave(room);
-                            refused(Failure::new(
+                            ack.send(&refused(Failure::new(
                                 Code::Forbidden,
                                 "a private room is for members",
-                            ))
+                            )))
                         }
                         // Left only if the room's key epoch kept changing
                         // while the writer sealed again (see writer.rs).
                         Ok(Appended::StaleEpoch { .. }) | Err(Unavailable) => {
-                            refused(unavailable())
+                            ack.send(&refused(unavailable()))
                         }
                     };
-                    let _ = ack.send(&reply);
                     drop(busy);
                 });
                 writer.submit(message, reply).await;
@@ -231,7 +231,7 @@ async fn send<'s>(
     socket: &SocketRef,
     identity: &Identity,
     limiter: &DefaultDirectRateLimiter,
-    data: Result<serde_json::Value, String>,
+    data: Result<protocol::SendRequest, String>,
 ) -> Result<(&'s Writer, OwnedMessage), Failure> {
     let req = protocol::parse_send_request(data, state.limits.max_message_bytes)?;
     if limiter.check().is_err() {
