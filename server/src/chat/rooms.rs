@@ -267,7 +267,9 @@ pub fn deliver_local(state: &AppState, messages: &[&StoredMessage]) {
     let Some(io) = state.io.get() else { return };
     let mut rooms: Vec<(&str, Vec<Box<RawValue>>)> = Vec::new();
     for message in messages {
-        let raw = match serde_json::to_string(message).and_then(RawValue::from_string) {
+        // Serialized straight into a raw value: `RawValue::from_string`
+        // would parse the text we just wrote to check that it is JSON.
+        let raw = match serde_json::value::to_raw_value(message) {
             Ok(raw) => raw,
             Err(e) => {
                 tracing::error!(error = %e, "could not encode a message");
