@@ -93,9 +93,13 @@ impl Writer {
     }
 }
 
-/// Batches the writer has stored, waiting for the broadcaster: while one is
-/// broadcast and acknowledged, the next is already being stored.
-const PIPELINE: usize = 2;
+/// Stored batches waiting for the broadcaster. The writer takes this slot
+/// before it stores a batch, so while one batch is acknowledged and
+/// broadcast the next is stored, and no further: messages that arrive
+/// meanwhile wait for the batch after, instead of each being committed in
+/// a small batch of its own that the broadcaster could not have sent
+/// sooner anyway.
+const PIPELINE: usize = 1;
 
 /// A stored batch on its way to the broadcaster, with its rooms' turns.
 struct Stored {
@@ -109,6 +113,11 @@ async fn run(state: Weak<Shared>, mut rx: mpsc::Receiver<(OwnedMessage, Reply)>)
     tokio::spawn(broadcast(state.clone(), stored_rx));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some((msg, reply)) = rx.recv().await {
+        // Until the broadcaster has taken the last batch; what arrives
+        // meanwhile joins this one.
+        let Ok(slot) = stored_tx.reserve().await else {
+            return;
+        };
         let mut replies = Vec::with_capacity(MAX_BATCH.min(rx.len() + 1));
         batch.push(msg);
         replies.push(reply);
@@ -125,9 +134,7 @@ async fn run(state: Weak<Shared>, mut rx: mpsc::Receiver<(OwnedMessage, Reply)>)
         let stored = store(&state, &batch, replies).await;
         drop(state);
         batch.clear();
-        if stored_tx.send(stored).await.is_err() {
-            return;
-        }
+        slot.send(stored);
     }
 }
 
