@@ -53,7 +53,7 @@ impl LastDelivery {
     /// The latencies to the last member of every message that reached all
     /// members, and how many did.
     pub fn histogram(&self) -> (Histogram<u64>, u64) {
-        let mut hist = Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        let mut hist = crate::run::latency_histogram();
         let mut complete = 0;
         for (slot, count) in self.count.iter().enumerate() {
             let sender = slot / self.per_sender as usize;

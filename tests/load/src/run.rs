@@ -250,9 +250,7 @@ pub async fn chat(args: &Args, opts: &ChatArgs) -> anyhow::Result<ChatResult> {
     for t in tasks {
         let _ = t.await;
     }
-    let latency = LATENCIES
-        .take()
-        .unwrap_or_else(|| Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"));
+    let latency = LATENCIES.take().unwrap_or_else(latency_histogram);
     let pct = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let last = to_last.map(|l| l.histogram());
     let last_pct = |q: f64| {
@@ -487,6 +485,12 @@ thread_local! {
     static OPENED: RefCell<Opened> = RefCell::default();
 }
 
+/// An empty histogram of latencies in µs: 1 µs to a minute, 3 significant
+/// figures. Every mode of the tool reports through one of these.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds")
+}
+
 /// Latencies handed over by the client tasks, so that stopping a task at
 /// the end loses nothing it recorded.
 static LATENCIES: Latencies = Latencies(std::sync::Mutex::new(None));
@@ -508,8 +512,7 @@ impl Latencies {
             return;
         }
         let mut shared = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let hist = shared
-            .get_or_insert_with(|| Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"));
+        let hist = shared.get_or_insert_with(latency_histogram);
         for &latency in pending.iter() {
             // Beyond the range (a minute, rounded up to the histogram's
             // buckets): not a latency this tool can have measured; left

@@ -55,7 +55,7 @@ pub async fn run(args: &Args, opts: &SinceArgs) -> anyhow::Result<SinceResult> {
             one_connection(&url, c as usize, &room, back, joins, deadline).await
         }));
     }
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    let mut hist = crate::run::latency_histogram();
     let (mut latest, mut errors, mut joins) = (0, 0u64, 0u64);
     for t in tasks {
         let r = t.await??;
@@ -98,7 +98,7 @@ async fn one_connection(
     joins: u64,
     deadline: Instant,
 ) -> anyhow::Result<ConnResult> {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    let mut hist = crate::run::latency_histogram();
     let mut ws = engineio::connect(url, &json!({ "name": format!("since{index}") })).await?;
     let ack = engineio::request(&mut ws, "join", &json!({ "room": room }), 0).await?;
     let Some(latest) = ack["latestSeq"].as_u64().filter(|_| ack["ok"] == true) else {
