@@ -35,7 +35,7 @@ pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// two cores as the server it measures), and an idle run's 19,000
 /// connections each touched all 128 KiB on their first read. 16 KiB holds
 /// some 35 chat frames.
-pub const READ_BUFFER: usize = 16 * 1024;
+const READ_BUFFER: usize = 16 * 1024;
 
 fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
