@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use chatseal_core::Sealer;
 use metrics_exporter_prometheus::PrometheusHandle;
-use socketioxide::SocketIo;
 
 use crate::auth::Tokens;
+use crate::chat::adapter::Io;
 use crate::chat::rooms::RoomLocks;
 use crate::config::Config;
 use crate::error::{ApiError, Code};
@@ -77,7 +77,10 @@ pub struct Shared {
     pub room_locks: RoomLocks,
     pub metrics: PrometheusHandle,
     /// Set once the Socket.IO layer exists (it needs this state first).
-    pub io: OnceLock<SocketIo>,
+    pub io: OnceLock<Io>,
+    /// Where the Socket.IO layer's adapter makes itself known (see
+    /// [`crate::chat::adapter`]).
+    pub adapters: Arc<crate::chat::adapter::Adapters>,
     /// The message writer, started with the Socket.IO layer.
     pub writer: OnceLock<crate::chat::writer::Writer>,
     /// Set when several servers share the chat (`REDIS_URL`).
@@ -113,6 +116,7 @@ impl Shared {
             room_locks: RoomLocks::default(),
             metrics: crate::metrics::install(),
             io: OnceLock::new(),
+            adapters: Arc::default(),
             writer: OnceLock::new(),
             cluster: None,
             guards: crate::guards::Guards::default(),

@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 use governor::clock::DefaultClock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
-use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
 
+use super::adapter::{Ack, ChatAdapter, ChatSocket};
 use super::expiry::Expiry;
 use super::identity::Identity;
 use super::protocol::SendRequest;
@@ -61,7 +61,7 @@ impl Request {
 /// token, so Debug shows only the event's name.
 pub struct Job {
     pub request: Request,
-    pub ack: AckSender,
+    pub ack: Ack,
     /// Counts the event as in flight until it is acknowledged.
     pub busy: Busy,
 }
@@ -192,7 +192,7 @@ impl Connection {
 
     /// Hands an event over; it is handled after every event numbered before
     /// it. After [`close`](Self::close) it is dropped.
-    fn enqueue(self: &Arc<Self>, socket: SocketRef, ticket: u64, job: Job) {
+    fn enqueue(self: &Arc<Self>, socket: ChatSocket, ticket: u64, job: Job) {
         let mut line = self.line();
         if line.closed {
             return;
@@ -262,7 +262,7 @@ fn rate_limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
 #[derive(Debug)]
 pub struct Ticket {
     conn: Arc<Connection>,
-    socket: SocketRef,
+    socket: ChatSocket,
     number: u64,
 }
 
@@ -273,15 +273,15 @@ impl Ticket {
     }
 }
 
-impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Ticket {
+impl FromMessageParts<ChatAdapter> for Ticket {
     type Error = Infallible;
 
     fn from_message_parts(
-        s: &Arc<Socket<socketioxide::adapter::LocalAdapter>>,
+        s: &Arc<Socket<ChatAdapter>>,
         value: &mut socketioxide_core::Value,
         ack: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        let socket = SocketRef::from_message_parts(s, value, ack)?;
+        let socket = socketioxide::extract::SocketRef::from_message_parts(s, value, ack)?;
         // The connect handler stores the connection before any event handler
         // exists, so it is always there.
         let conn = s
@@ -298,7 +298,7 @@ impl FromMessageParts<socketioxide::adapter::LocalAdapter> for Ticket {
 }
 
 /// Handles this connection's events in ticket order while the next one is here.
-async fn drain(socket: SocketRef, conn: Arc<Connection>) {
+async fn drain(socket: ChatSocket, conn: Arc<Connection>) {
     while let Some(job) = conn.next_job() {
         // Boxed: the handling future is large and lives only while an
         // event is handled.

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use socketioxide::extract::SocketRef;
 use tokio::sync::Notify;
 
+use super::adapter::ChatSocket;
 use crate::auth::unix_now;
 
 /// The event a client gets when its session ends.
@@ -55,7 +55,7 @@ impl Expiry {
 
 /// Ends `socket`'s session at its expiry unless it is extended; returns
 /// when the socket is gone. Runs only for sockets with a token.
-pub async fn watch(socket: SocketRef, expiry: Arc<Expiry>) {
+pub async fn watch(socket: ChatSocket, expiry: Arc<Expiry>) {
     loop {
         if expiry.closed.load(Ordering::SeqCst) {
             return;

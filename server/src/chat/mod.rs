@@ -11,6 +11,7 @@
 //! * [`presence`]: who is online in a room.
 //! * [`protocol`]: payloads and their validation.
 
+pub mod adapter;
 pub mod catch_up;
 pub mod connection;
 pub mod detach;
@@ -28,11 +29,11 @@ pub mod writer;
 use std::sync::Arc;
 
 use serde_json::Value;
-use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::extract::{Event, State, TryData};
 use socketioxide::handler::ConnectHandler as _;
 use socketioxide::layer::SocketIoLayer;
 
+use self::adapter::{Ack, ChatSocket};
 use self::connection::{Connection, Job, Request, Ticket};
 use self::identity::Refused;
 use self::protocol::{Failure, LOBBY, SendRequest};
@@ -45,8 +46,8 @@ pub const PATH: &str = "/socket.io";
 
 /// Builds the Socket.IO layer with the limits of DESIGN §3 set explicitly
 /// (socketioxide's defaults differ from Node's) and registers the handlers.
-pub fn layer(state: &AppState) -> SocketIoLayer {
-    let (layer, io) = SocketIo::builder()
+pub fn layer(state: &AppState) -> SocketIoLayer<adapter::ChatAdapter> {
+    let (layer, io) = socketioxide::SocketIo::builder()
         .max_buffer_size(state.socket_buffer)
         .max_payload(state.limits.max_payload_bytes as u64)
         // engineioxide applies max_payload to polling only; a WebSocket
@@ -60,6 +61,7 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
         // pending slot given back, see [`sessions`]).
         .connect_timeout(state.guards.connect_timeout)
         .with_state(Arc::clone(state))
+        .with_adapter::<adapter::ChatAdapter>(Arc::clone(&state.adapters))
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
     let _ = state.io.set(io);
@@ -71,7 +73,7 @@ pub fn layer(state: &AppState) -> SocketIoLayer {
 }
 
 async fn authenticate(
-    socket: SocketRef,
+    socket: ChatSocket,
     TryData(auth): TryData<Value>,
     State(state): State<AppState>,
 ) -> Result<(), Refused> {
@@ -103,14 +105,14 @@ async fn authenticate(
     Ok(())
 }
 
-async fn on_connect(_socket: SocketRef) {
+async fn on_connect(_socket: ChatSocket) {
     metrics::connected();
 }
 
 fn job<T>(
     request: fn(Result<T, String>) -> Request,
     data: Result<T, impl ToString>,
-    ack: AckSender,
+    ack: Ack,
 ) -> Job {
     Job {
         request: request(data.map_err(|e| e.to_string())),
@@ -121,32 +123,32 @@ fn job<T>(
 
 // The ticket is the last argument: it is taken only once the other
 // extractors (which cannot fail) have run, so tickets have no gaps.
-async fn on_join(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
+async fn on_join(TryData(data): TryData<Value>, ack: Ack, t: Ticket) {
     t.enqueue(job(Request::Join, data, ack));
 }
 
-async fn on_leave(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
+async fn on_leave(TryData(data): TryData<Value>, ack: Ack, t: Ticket) {
     t.enqueue(job(Request::Leave, data, ack));
 }
 
-async fn on_send(TryData(data): TryData<SendRequest>, ack: AckSender, t: Ticket) {
+async fn on_send(TryData(data): TryData<SendRequest>, ack: Ack, t: Ticket) {
     t.enqueue(job(Request::Send, data, ack));
 }
 
-async fn on_refresh(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
+async fn on_refresh(TryData(data): TryData<Value>, ack: Ack, t: Ticket) {
     t.enqueue(job(Request::Refresh, data, ack));
 }
 
-async fn on_typing(TryData(data): TryData<Value>, ack: AckSender, t: Ticket) {
+async fn on_typing(TryData(data): TryData<Value>, ack: Ack, t: Ticket) {
     t.enqueue(job(Request::Typing, data, ack));
 }
 
-async fn on_unknown(Event(event): Event, ack: AckSender) {
+async fn on_unknown(Event(event): Event, ack: Ack) {
     let failure = Failure::new(Code::BadRequest, format!("unknown event {event:?}"));
     let _ = ack.send(&failure.to_ack());
 }
 
-async fn on_disconnect(socket: SocketRef) {
+async fn on_disconnect(socket: ChatSocket) {
     if let Some(conn) = socket.extensions.get::<Arc<Connection>>() {
         conn.close();
     }

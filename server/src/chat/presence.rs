@@ -19,8 +19,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use socketioxide::SocketIo;
-
+use super::adapter::Io;
 use super::connection::Connection;
 use crate::app::Shared;
 
@@ -39,7 +38,7 @@ pub struct Presence {
 
 /// The sender names of this server's sockets in `room`, or `None` when
 /// there are more than [`MAX_ROOM`] sockets.
-pub fn local_names(io: &SocketIo, room: &str) -> Option<BTreeSet<String>> {
+pub fn local_names(io: &Io, room: &str) -> Option<BTreeSet<String>> {
     let sockets = io.to(room.to_owned()).sockets();
     if sockets.len() > MAX_ROOM {
         return None;

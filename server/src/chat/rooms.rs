@@ -4,10 +4,9 @@
 use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
-use socketioxide::SocketIo;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock, RwLockWriteGuard};
 
+use super::adapter::ChatSocket;
 use super::identity::Identity;
 use super::protocol::Failure;
 use crate::app::AppState;
@@ -258,51 +257,33 @@ pub fn broadcast(state: &AppState, batch: &[&StoredMessage]) {
 }
 
 /// Sends `messages` to this server's sockets in their rooms, each room's in
-/// the order given. Each message is serialized once; each room's sockets
-/// are looked up once and get all of that room's messages back to back (so
-/// a socket's writer sends them in one write). A reader whose send queue is
-/// full is disconnected rather than silently skipped, and catches up with
-/// `join { since }` when it reconnects.
+/// the order given. Each message is encoded once; each room's sockets are
+/// looked up once and get all of that room's messages back to back (so a
+/// socket's writer sends them in one write), see [`ChatAdapter::deliver`].
+/// A reader whose send queue is full is disconnected rather than silently
+/// skipped, and catches up with `join { since }` when it reconnects.
+///
+/// [`ChatAdapter::deliver`]: super::adapter::ChatAdapter::deliver
 pub fn deliver_local(state: &AppState, messages: &[&StoredMessage]) {
-    let Some(io) = state.io.get() else { return };
-    let mut rooms: Vec<(&str, Vec<Box<RawValue>>)> = Vec::new();
-    for message in messages {
-        // Serialized straight into a raw value: `RawValue::from_string`
-        // would parse the text we just wrote to check that it is JSON.
-        let raw = match serde_json::value::to_raw_value(message) {
-            Ok(raw) => raw,
-            Err(e) => {
-                tracing::error!(error = %e, "could not encode a message");
-                continue;
-            }
-        };
+    let (Some(io), Some(adapter)) = (state.io.get(), state.adapters.default_ns()) else {
+        return;
+    };
+    let mut rooms: Vec<(&str, Vec<&StoredMessage>)> = Vec::new();
+    for &message in messages {
         match rooms.iter_mut().find(|(room, _)| *room == message.room) {
-            Some((_, raws)) => raws.push(raw),
-            None => rooms.push((&message.room, vec![raw])),
+            Some((_, same)) => same.push(message),
+            None => rooms.push((&message.room, vec![message])),
         }
     }
-    for (room, raws) in &rooms {
-        deliver(io, room, raws);
-    }
-}
-
-fn deliver(io: &SocketIo, room: &str, raws: &[Box<RawValue>]) {
-    let mut delivered = 0;
-    for socket in io.to(room.to_owned()).sockets() {
-        for raw in raws {
-            match socket.emit("chat message", raw) {
-                Ok(()) => delivered += 1,
-                Err(socketioxide::SendError::Socket(
-                    socketioxide::SocketError::InternalChannelFull,
-                )) => {
-                    evict(&socket);
-                    break;
-                }
-                Err(_) => break, // closing already
+    for (room, same) in &rooms {
+        let done = adapter.deliver(room, same);
+        metrics::delivered(done.messages);
+        for sid in done.full {
+            if let Some(socket) = io.get_socket(sid) {
+                evict(&socket);
             }
         }
     }
-    metrics::delivered(delivered);
 }
 
 /// A reader whose send queue is full: out of every room at once (so nothing
@@ -316,7 +297,7 @@ fn deliver(io: &SocketIo, room: &str, raws: &[Box<RawValue>]) {
 /// id: it is a bearer credential.
 ///
 /// [`Disconnect`]: crate::serve::Disconnect
-pub fn evict(socket: &socketioxide::extract::SocketRef) {
+pub fn evict(socket: &ChatSocket) {
     let first = socket
         .extensions
         .get::<Arc<super::connection::Connection>>()

@@ -3,8 +3,8 @@
 use chatseal_core::{Header, Room, chat_context};
 use governor::DefaultDirectRateLimiter;
 use serde::Serialize;
-use socketioxide::extract::SocketRef;
 
+use super::adapter::ChatSocket;
 use super::connection::{Job, Request};
 use super::expiry::Expiry;
 use super::identity::{self, Identity};
@@ -21,7 +21,7 @@ use crate::store::{Appended, OwnedMessage};
 /// so the connection goes on to its next event meanwhile.
 pub async fn handle(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &ChatSocket,
     identity: &Identity,
     limiter: &DefaultDirectRateLimiter,
     expiry: &Expiry,
@@ -86,7 +86,7 @@ pub async fn handle(
 }
 
 /// The socket's connection (set at the handshake).
-fn connection(socket: &SocketRef) -> Option<std::sync::Arc<super::connection::Connection>> {
+fn connection(socket: &ChatSocket) -> Option<std::sync::Arc<super::connection::Connection>> {
     socket
         .extensions
         .get::<std::sync::Arc<super::connection::Connection>>()
@@ -105,7 +105,7 @@ fn ack_value<T: Serialize>(ack: T) -> serde_json::Value {
 
 async fn join(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &ChatSocket,
     identity: &Identity,
     data: Result<serde_json::Value, String>,
 ) -> Result<JoinAck, Failure> {
@@ -217,7 +217,7 @@ async fn refresh(
 }
 
 fn leave(
-    socket: &SocketRef,
+    socket: &ChatSocket,
     data: Result<serde_json::Value, String>,
 ) -> Result<serde_json::Value, Failure> {
     let req = protocol::parse_room_request(data)?;
@@ -228,7 +228,7 @@ fn leave(
 /// Checks and seals a message, ready for the writer.
 async fn send<'s>(
     state: &'s AppState,
-    socket: &SocketRef,
+    socket: &ChatSocket,
     identity: &Identity,
     limiter: &DefaultDirectRateLimiter,
     data: Result<protocol::SendRequest, String>,

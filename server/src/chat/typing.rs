@@ -8,9 +8,7 @@
 //! reader whose send queue is full simply misses it: unlike a message, a
 //! lost typing signal is not worth a disconnect.
 
-use socketioxide::SocketIo;
-use socketioxide::extract::SocketRef;
-
+use super::adapter::{ChatSocket, Io};
 use super::identity::Identity;
 use super::protocol::{self, Failure, TypingOut};
 use crate::app::AppState;
@@ -24,7 +22,7 @@ pub const BURST: u32 = 5;
 /// Checks a `typing` from `socket` and relays it.
 pub fn handle(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &ChatSocket,
     identity: &Identity,
     admit: impl FnOnce() -> bool,
     data: Result<serde_json::Value, String>,
@@ -69,7 +67,7 @@ pub fn handle(
 }
 
 /// Sends `typing` to this server's sockets in the room, but `from`.
-pub fn relay(io: &SocketIo, out: &TypingOut, from: Option<&SocketRef>) {
+pub fn relay(io: &Io, out: &TypingOut, from: Option<&ChatSocket>) {
     let Ok(raw) = serde_json::to_string(out).and_then(serde_json::value::RawValue::from_string)
     else {
         return;

@@ -1,0 +1,277 @@
+//! The Socket.IO adapter: socketioxide's local adapter, with one more way
+//! out that socketioxide does not offer — a room's new messages, each
+//! serialized once, sent to each socket with a per-socket answer.
+//!
+//! Why: `Socket::emit` serializes its data again for every socket (serde,
+//! and a buffer grown three times on the way), and socketioxide's own
+//! broadcast, which serializes once, reports a full send queue without
+//! saying whose. A reader whose queue is full must be disconnected (it then
+//! catches up with `join { since }`), never skipped silently, so the
+//! broadcaster needs to know exactly which sockets missed a message.
+//! [`ChatAdapter::deliver`] serializes a message's `[event, data]` once and
+//! hands it to each socket through the local adapter's broadcast to that
+//! socket alone, which answers for that socket. What is still done per
+//! socket is socketioxide's framing of the packet (one buffer, one copy):
+//! a broadcast frames once for every socket it reaches, and only a
+//! broadcast to one socket says whether that socket's queue was full.
+//!
+//! Everything else is the local adapter's (`socketioxide::adapter::LocalAdapter`
+//! is this, without [`ChatAdapter::deliver`]).
+
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use serde::Serialize;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Emitter;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
+use socketioxide_core::adapter::errors::SocketError;
+use socketioxide_core::adapter::{
+    BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter, Room, SocketEmitter,
+};
+use socketioxide_core::packet::Packet;
+use socketioxide_core::parser::Parse as _;
+
+/// The server's Socket.IO instance.
+pub type Io = SocketIo<ChatAdapter>;
+/// A socket of the server's Socket.IO instance.
+pub type ChatSocket = SocketRef<ChatAdapter>;
+/// The acknowledgement callback of an event on such a socket.
+pub type Ack = socketioxide::extract::AckSender<ChatAdapter>;
+
+/// Where the adapter of the default namespace makes itself known once
+/// socketioxide has created it (the adapter's state; one per server).
+#[derive(Default, Debug)]
+pub struct Adapters {
+    default_ns: OnceLock<Weak<ChatAdapter>>,
+}
+
+impl Adapters {
+    /// The default namespace's adapter, once the namespace exists.
+    pub fn default_ns(&self) -> Option<Arc<ChatAdapter>> {
+        self.default_ns.get().and_then(Weak::upgrade)
+    }
+}
+
+/// What [`ChatAdapter::deliver`] did.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// Messages queued, counted once per socket.
+    pub messages: u64,
+    /// Sockets whose send queue was full: each missed the message it was
+    /// refused and every later one of this call.
+    pub full: Vec<Sid>,
+}
+
+pub struct ChatAdapter {
+    local: CoreLocalAdapter<Emitter>,
+    adapters: Arc<Adapters>,
+}
+
+impl std::fmt::Debug for ChatAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatAdapter")
+            .field("ns", &self.local.path())
+            .finish()
+    }
+}
+
+impl ChatAdapter {
+    /// Sends every one of `messages`, in order, as a `chat message` to each
+    /// socket in `room`: a socket gets all of them back to back, so its
+    /// writer sends them in one write. A socket whose queue is full gets
+    /// nothing more of this call and is named in [`Delivered::full`]; one
+    /// that is closing gets nothing more either. (One that left the
+    /// namespace between the look-up and its turn counts as sent.)
+    pub fn deliver<T: Serialize>(&self, room: &str, messages: &[T]) -> Delivered {
+        let mut done = Delivered::default();
+        let mut in_room = BroadcastOptions::default();
+        in_room.rooms.push(Room::Owned(room.to_owned()));
+        let sids = self.local.sockets(in_room);
+        if sids.is_empty() {
+            return done;
+        }
+        let parser = self.local.parser();
+        let packets: Vec<Packet> = messages
+            .iter()
+            .filter_map(
+                |message| match parser.encode_value(message, Some("chat message")) {
+                    Ok(value) => Some(Packet::event(self.local.path().clone(), value)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not encode a message");
+                        None
+                    }
+                },
+            )
+            .collect();
+        for sid in sids {
+            for packet in &packets {
+                // Built afresh: a clone copies its two (empty) room lists.
+                let mut to_one = BroadcastOptions::default();
+                to_one.sid = Some(sid);
+                match self.local.broadcast(packet.clone(), to_one) {
+                    Ok(()) => done.messages += 1,
+                    Err(errors) => {
+                        if errors
+                            .iter()
+                            .any(|e| matches!(e, SocketError::InternalChannelFull))
+                        {
+                            done.full.push(sid);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        done
+    }
+}
+
+impl CoreAdapter<Emitter> for ChatAdapter {
+    type Error = Infallible;
+    type State = Arc<Adapters>;
+    type AckStream = <Emitter as SocketEmitter>::AckStream;
+    type InitRes = ();
+
+    fn new(adapters: &Self::State, local: CoreLocalAdapter<Emitter>) -> Self {
+        ChatAdapter {
+            local,
+            adapters: Arc::clone(adapters),
+        }
+    }
+
+    fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> Self::InitRes {
+        if self.local.path().as_str() == "/" {
+            let _ = self.adapters.default_ns.set(Arc::downgrade(&self));
+        }
+        on_success();
+    }
+
+    async fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Option<Duration>,
+    ) -> Result<Self::AckStream, Self::Error> {
+        Ok(self.local.broadcast_with_ack(packet, opts, timeout).0)
+    }
+
+    fn get_local(&self) -> &CoreLocalAdapter<Emitter> {
+        &self.local
+    }
+}
+
+impl DefinedAdapter for ChatAdapter {}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use socketioxide::SocketIo;
+    use tokio::sync::mpsc::Receiver;
+
+    use super::*;
+
+    const QUEUE: usize = 4;
+
+    /// A Socket.IO instance on this adapter, with sockets that join `r`,
+    /// each send queue `QUEUE` packets long.
+    fn io() -> (Io, Arc<Adapters>) {
+        let adapters = Arc::new(Adapters::default());
+        let (_svc, io) = SocketIo::builder()
+            .max_buffer_size(QUEUE)
+            .with_adapter::<ChatAdapter>(Arc::clone(&adapters))
+            .build_svc();
+        io.ns("/", async |socket: ChatSocket| socket.join("r"));
+        (io, adapters)
+    }
+
+    /// Every event waiting in `rx`, as its Socket.IO packet's text (the
+    /// transport adds engine.io's `4`).
+    fn frames(rx: &mut Receiver<engineioxide::Packet>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(packet) = rx.try_recv() {
+            if let engineioxide::Packet::Message(text) = packet
+                && text.starts_with('2')
+            {
+                out.push(text.to_string());
+            }
+        }
+        out
+    }
+
+    fn message(n: u32) -> serde_json::Value {
+        serde_json::json!({ "seq": n, "message": "x" })
+    }
+
+    /// A reader that keeps up gets every message, in order, as Socket.IO
+    /// frames; one that stops reading is named once its queue is full and
+    /// gets nothing after the message it was refused.
+    #[tokio::test]
+    async fn names_exactly_the_sockets_whose_queue_is_full() {
+        let (io, adapters) = io();
+        let (_tx_a, mut reader) = io.new_dummy_sock("/", ()).await;
+        let (_tx_b, mut stalled) = io.new_dummy_sock("/", ()).await;
+        let adapter = adapters
+            .default_ns()
+            .expect("the default namespace's adapter");
+        frames(&mut reader);
+        frames(&mut stalled);
+
+        let mut seen = Vec::new();
+        let mut full_at = None;
+        let mut named = None;
+        for n in 0..20u32 {
+            let done = adapter.deliver("r", &[message(2 * n), message(2 * n + 1)]);
+            // Let the dummy transports take what is queued.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            seen.extend(frames(&mut reader));
+            match (done.full.as_slice(), named) {
+                ([], None) => assert_eq!(done.messages, 4, "{done:?}"),
+                // The reader got both; the stalled socket one or none.
+                ([sid], None) => {
+                    assert!((2..4).contains(&done.messages), "{done:?}");
+                    (full_at, named) = (Some(n), Some(*sid));
+                }
+                // Still in the room (evicting is the caller's part): named
+                // again, and nothing more queued for it.
+                ([sid], Some(first)) => {
+                    assert_eq!(*sid, first);
+                    assert_eq!(done.messages, 2, "{done:?}");
+                }
+                _ => panic!("{done:?}"),
+            }
+        }
+        let full_at = full_at.expect("the stalled socket's queue filled");
+        assert!(full_at > 0, "a queue of {QUEUE} holds a first batch");
+        let expected: Vec<String> = (0..40)
+            .map(|n| format!("2[\"chat message\",{}]", message(n)))
+            .collect();
+        assert_eq!(seen, expected, "the reader that keeps up misses nothing");
+
+        // The stalled socket's frames are a prefix of the messages, without
+        // a gap: it was refused one and got none after it.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let got = frames(&mut stalled);
+        assert!(!got.is_empty() && got.len() < 40, "{}", got.len());
+        assert_eq!(got, expected[..got.len()]);
+    }
+
+    /// A room nobody is in, or a message that is not there: nothing sent,
+    /// nobody named.
+    #[tokio::test]
+    async fn an_empty_room_or_batch_sends_nothing() {
+        let (io, adapters) = io();
+        let (_tx, mut rx) = io.new_dummy_sock("/", ()).await;
+        let adapter = adapters.default_ns().unwrap();
+        frames(&mut rx);
+        let done = adapter.deliver("elsewhere", &[message(1)]);
+        assert_eq!((done.messages, done.full.len()), (0, 0));
+        let done = adapter.deliver::<serde_json::Value>("r", &[]);
+        assert_eq!((done.messages, done.full.len()), (0, 0));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(frames(&mut rx).is_empty());
+    }
+}
