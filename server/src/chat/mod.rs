@@ -7,6 +7,8 @@
 //! * [`session`]: `join`, `leave` and `chat message`; [`typing`]: `typing`.
 //! * [`writer`]: stores messages in batches, then broadcasts them in order.
 //! * [`rooms`]: access rules, per-room order, broadcast.
+//! * [`adapter`]: socketioxide's local adapter, plus a room's messages
+//!   serialized once and sent socket by socket.
 //! * [`epochs`]: each room's key epoch, as this server last learnt it.
 //! * [`presence`]: who is online in a room.
 //! * [`protocol`]: payloads and their validation.
