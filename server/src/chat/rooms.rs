@@ -265,7 +265,10 @@ pub fn broadcast(state: &AppState, batch: &[&StoredMessage]) {
 ///
 /// [`ChatAdapter::deliver`]: super::adapter::ChatAdapter::deliver
 pub fn deliver_local(state: &AppState, messages: &[&StoredMessage]) {
-    let (Some(io), Some(adapter)) = (state.io.get(), state.adapters.default_ns()) else {
+    let Some(io) = state.io.get() else { return };
+    // Registered with the namespace, before `io` is set.
+    let Some(adapter) = state.adapters.default_ns() else {
+        tracing::error!("no adapter for the default namespace: messages not broadcast");
         return;
     };
     let mut rooms: Vec<(&str, Vec<&StoredMessage>)> = Vec::new();
