@@ -282,7 +282,9 @@ pub fn deliver_local(state: &AppState, messages: &[&StoredMessage]) {
         let done = adapter.deliver(room, same);
         metrics::delivered(done.messages);
         for sid in done.full {
-            if let Some(socket) = io.get_socket(sid) {
+            // `of`, not `get_socket`: that one panics once the namespace
+            // is gone (a server closing).
+            if let Some(socket) = io.of("/").and_then(|ns| ns.get_socket(sid)) {
                 evict(&socket);
             }
         }
