@@ -259,11 +259,20 @@ fn rate_limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
 }
 
 /// The arrival number of an event, taken while packets are still in order.
-#[derive(Debug)]
 pub struct Ticket {
     conn: Arc<Connection>,
     socket: ChatSocket,
     number: u64,
+}
+
+/// Debug shows the number only: a socket's Debug prints its id, a bearer
+/// credential that is never to be logged.
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("number", &self.number)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ticket {
@@ -281,7 +290,7 @@ impl FromMessageParts<ChatAdapter> for Ticket {
         value: &mut socketioxide_core::Value,
         ack: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        let socket = socketioxide::extract::SocketRef::from_message_parts(s, value, ack)?;
+        let socket = ChatSocket::from_message_parts(s, value, ack)?;
         // The connect handler stores the connection before any event handler
         // exists, so it is always there.
         let conn = s
@@ -316,7 +325,46 @@ async fn drain(socket: ChatSocket, conn: Arc<Connection>) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use chatseal_core::{Keyring, Sealer, Zeroizing};
+
     use super::*;
+    use crate::chat::adapter::{Adapters, ChatAdapter};
+
+    /// `{:?}` of a ticket, as a panic message or a log line would print
+    /// it, does not show its socket's id.
+    #[tokio::test]
+    async fn a_tickets_debug_hides_the_socket_id() {
+        let path = std::env::temp_dir().join(format!("chatseal-ticket-{}.db", std::process::id()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let store = crate::store::Store::connect(&url).await.unwrap();
+        let state = Arc::new(crate::app::Shared::new(
+            Sealer::new(Keyring::generate()),
+            store,
+            crate::auth::Tokens::new(&Zeroizing::new(vec![7u8; 32]), Duration::from_secs(60)),
+            crate::service::ServiceAuth::new(Zeroizing::new("s3cret".to_owned()), "the test"),
+        ));
+        let (_svc, io) = socketioxide::SocketIo::builder()
+            .with_adapter::<ChatAdapter>(Arc::new(Adapters::default()))
+            .build_svc();
+        io.ns("/", async |_: ChatSocket| {});
+        let (_tx, _rx) = io.new_dummy_sock("/", ()).await;
+        let socket = io.sockets().remove(0);
+        let id = socket.id.to_string();
+        let ticket = Ticket {
+            conn: Connection::new(state, Identity::Guest("ann".into()), Arc::default()),
+            socket,
+            number: 41,
+        };
+        let printed = format!("{ticket:?}");
+        assert!(printed.contains("41"), "{printed}");
+        assert!(!printed.contains(&id), "{printed}");
+        drop(ticket);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     #[test]
     fn a_rate_of_zero_means_no_cap() {
