@@ -55,27 +55,6 @@ impl Adapters {
     }
 }
 
-/// What [`ChatAdapter::deliver`] did.
-#[derive(Default)]
-pub struct Delivered {
-    /// Messages queued: one per socket and message.
-    pub messages: u64,
-    /// Sockets whose send queue was full: each missed the message it was
-    /// refused and every later one of this call.
-    pub full: Vec<Sid>,
-}
-
-/// Debug shows how many sockets were full, never their ids: a socket id is
-/// a bearer credential, never to be logged.
-impl std::fmt::Debug for Delivered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivered")
-            .field("messages", &self.messages)
-            .field("full", &self.full.len())
-            .finish()
-    }
-}
-
 /// The server's Socket.IO adapter, one per namespace: socketioxide's local
 /// adapter, plus [`ChatAdapter::deliver`].
 pub struct ChatAdapter {
@@ -94,20 +73,31 @@ impl std::fmt::Debug for ChatAdapter {
 impl ChatAdapter {
     /// Sends every one of `messages`, in order, as a `chat message` to each
     /// socket in `room`: a socket gets all of them back to back, so its
-    /// writer sends them in one write. A socket whose queue is full gets
-    /// nothing more of this call and is named in [`Delivered::full`]; one
-    /// that is closing gets nothing more either. (A socket in the room but
-    /// not in the namespace's socket map — one that left between the
-    /// look-up and its turn, or one still being admitted — counts as sent.
-    /// One still being admitted gets the message before its CONNECT
-    /// packet; socket.io clients hold such events until they connect.)
-    pub fn deliver<T: Serialize>(&self, room: &str, messages: &[T]) -> Delivered {
-        let mut done = Delivered::default();
+    /// writer sends them in one write. Returns how many were queued, one
+    /// per socket and message.
+    ///
+    /// A socket whose queue is full gets nothing more of this call, and
+    /// `on_full` is called with its id at once, before the next socket's
+    /// turn: the caller disconnects it there, so that no later message,
+    /// from this call or another task's, reaches it after the one it
+    /// missed. One that is closing gets nothing more either. (A socket in
+    /// the room but not in the namespace's socket map — one that left
+    /// between the look-up and its turn, or one still being admitted —
+    /// counts as sent. One still being admitted gets the message before
+    /// its CONNECT packet; socket.io clients hold such events until they
+    /// connect.)
+    pub fn deliver<T: Serialize>(
+        &self,
+        room: &str,
+        messages: &[T],
+        mut on_full: impl FnMut(Sid),
+    ) -> u64 {
+        let mut queued = 0;
         let mut in_room = BroadcastOptions::default();
         in_room.rooms.push(Room::Owned(room.to_owned()));
         let sids = self.local.sockets(in_room);
         if sids.is_empty() {
-            return done;
+            return queued;
         }
         let parser = self.local.parser();
         let packets: Vec<Packet> = messages
@@ -131,20 +121,20 @@ impl ChatAdapter {
                     .local
                     .broadcast(packet.clone(), BroadcastOptions::new(sid))
                 {
-                    Ok(()) => done.messages += 1,
+                    Ok(()) => queued += 1,
                     Err(errors) => {
                         if errors
                             .iter()
                             .any(|e| matches!(e, SocketError::InternalChannelFull))
                         {
-                            done.full.push(sid);
+                            on_full(sid);
                         }
                         break;
                     }
                 }
             }
         }
-        done
+        queued
     }
 }
 
@@ -265,14 +255,18 @@ mod tests {
         let mut full_at = None;
         let mut queued_for_stalled = 0;
         for n in 0..20u32 {
-            let done = adapter.deliver("r", &[message(2 * n), message(2 * n + 1)]);
+            let mut full = Vec::new();
+            let queued = adapter.deliver("r", &[message(2 * n), message(2 * n + 1)], |sid| {
+                full.push(sid)
+            });
             // Let the dummy transports take what is queued.
             tokio::time::sleep(Duration::from_millis(5)).await;
             seen.extend(frames(&mut reader));
             // The reader always takes both.
-            queued_for_stalled += done.messages - 2;
-            match (done.full.as_slice(), full_at) {
-                ([], None) => assert_eq!(done.messages, 4, "{done:?}"),
+            queued_for_stalled += queued - 2;
+            let what = format!("call {n}: {queued} queued, {} full", full.len());
+            match (full.as_slice(), full_at) {
+                ([], None) => assert_eq!(queued, 4, "{what}"),
                 ([sid], None) => {
                     assert_eq!(*sid, stalled_id, "the stalled socket is named");
                     full_at = Some(n);
@@ -281,9 +275,9 @@ mod tests {
                 // again, and nothing more queued for it.
                 ([sid], Some(_)) => {
                     assert_eq!(*sid, stalled_id);
-                    assert_eq!(done.messages, 2, "{done:?}");
+                    assert_eq!(queued, 2, "{what}");
                 }
-                _ => panic!("{done:?}"),
+                _ => panic!("{what}"),
             }
         }
         let full_at = full_at.expect("the stalled socket's queue filled");
@@ -308,10 +302,16 @@ mod tests {
         let (_tx, mut rx) = io.new_dummy_sock("/", ()).await;
         let adapter = adapters.default_ns().unwrap();
         frames(&mut rx);
-        let done = adapter.deliver("elsewhere", &[message(1)]);
-        assert_eq!((done.messages, done.full.len()), (0, 0));
-        let done = adapter.deliver::<serde_json::Value>("r", &[]);
-        assert_eq!((done.messages, done.full.len()), (0, 0));
+        let mut full = 0;
+        assert_eq!(
+            adapter.deliver("elsewhere", &[message(1)], |_| full += 1),
+            0
+        );
+        assert_eq!(
+            adapter.deliver::<serde_json::Value>("r", &[], |_| full += 1),
+            0
+        );
+        assert_eq!(full, 0);
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(frames(&mut rx).is_empty());
     }

@@ -279,15 +279,14 @@ pub fn deliver_local(state: &AppState, messages: &[&StoredMessage]) {
         }
     }
     for (room, same) in &rooms {
-        let done = adapter.deliver(room, same);
-        metrics::delivered(done.messages);
-        for sid in done.full {
+        let queued = adapter.deliver(room, same, |sid| {
             // `of`, not `get_socket`: that one panics once the namespace
             // is gone (a server closing).
             if let Some(socket) = io.of("/").and_then(|ns| ns.get_socket(sid)) {
                 evict(&socket);
             }
-        }
+        });
+        metrics::delivered(queued);
     }
 }
 
