@@ -78,9 +78,11 @@ impl ChatAdapter {
     ///
     /// A socket whose queue is full gets nothing more of this call, and
     /// `on_full` is called with its id at once, before the next socket's
-    /// turn: the caller disconnects it there, so that no later message,
-    /// from this call or another task's, reaches it after the one it
-    /// missed. One that is closing gets nothing more either. (A socket in
+    /// turn: the caller takes it out of its rooms and disconnects it there,
+    /// so later look-ups, this call's and other tasks', no longer find it.
+    /// (A task that looked the room up before may still reach it; a client
+    /// that sees a gap in `seq` catches up, and this one is being
+    /// disconnected anyway.) One that is closing gets nothing more either. (A socket in
     /// the room but not in the namespace's socket map — one that left
     /// between the look-up and its turn, or one still being admitted —
     /// counts as sent. One still being admitted gets the message before
