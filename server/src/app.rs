@@ -129,6 +129,45 @@ impl Shared {
 
 pub type AppState = Arc<Shared>;
 
+/// A server's state on a fresh SQLite file, for unit tests; the file goes
+/// with the returned guard.
+#[cfg(test)]
+pub(crate) async fn test_state(tag: &str) -> (AppState, TestDb) {
+    use chatseal_core::{Keyring, Sealer, Zeroizing};
+    let path = std::env::temp_dir().join(format!(
+        "chatseal-{tag}-{}-{}.db",
+        std::process::id(),
+        uuid::Uuid::now_v7()
+    ));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let store = crate::store::Store::connect(&url)
+        .await
+        .expect("a test store");
+    let state = Arc::new(Shared::new(
+        Sealer::new(Keyring::generate()),
+        store,
+        crate::auth::Tokens::new(
+            &Zeroizing::new(vec![7u8; 32]),
+            std::time::Duration::from_secs(60),
+        ),
+        crate::service::ServiceAuth::new(Zeroizing::new("s3cret".to_owned()), "the test"),
+    ));
+    (state, TestDb(path))
+}
+
+/// Removes a [`test_state`]'s database files when dropped.
+#[cfg(test)]
+pub(crate) struct TestDb(std::path::PathBuf);
+
+#[cfg(test)]
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
 /// The HTTP routes, without the Socket.IO layer (see [`crate::chat::layer`]).
 pub fn router(state: AppState) -> Router {
     Router::new()

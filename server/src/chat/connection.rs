@@ -116,6 +116,15 @@ pub struct Connection {
     evicted: std::sync::atomic::AtomicBool,
 }
 
+/// The answer to a `join` on an evicted connection. `UNAVAILABLE`: the SDK
+/// then starts over on a fresh connection and catches up with `since`.
+pub fn evicted() -> super::protocol::Failure {
+    super::protocol::Failure::new(
+        crate::error::Code::Unavailable,
+        "this connection fell behind and is being closed: reconnect and join with since",
+    )
+}
+
 /// Events received out of order wait here until their turn.
 #[derive(Default)]
 struct Line {
@@ -155,10 +164,14 @@ impl Connection {
     }
 
     /// Takes one `join` (and one catch-up when it has `since`) from the
-    /// connection's rates, or refuses it `RATE_LIMITED`.
+    /// connection's rates, or refuses it `RATE_LIMITED`; refuses every join
+    /// `UNAVAILABLE` once the connection was evicted as a slow reader.
     pub fn admit_join(&self, catch_up: bool) -> Result<(), super::protocol::Failure> {
         use super::protocol::Failure;
         use crate::error::Code;
+        if self.is_evicted() {
+            return Err(evicted());
+        }
         if self.joins.check().is_err() {
             return Err(Failure::new(Code::RateLimited, "too many joins: slow down"));
         }
@@ -184,6 +197,14 @@ impl Connection {
     /// Marks the connection as evicted; true the first time only.
     pub fn evict(&self) -> bool {
         !self.evicted.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether the connection was evicted as a slow reader. An evicted
+    /// connection is out of every room and on its way out; a `join` must
+    /// not put it back, or it would stay connected and, its queue still
+    /// full, get only parts of later batches: messages skipped silently.
+    pub fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::SeqCst)
     }
 
     fn line(&self) -> std::sync::MutexGuard<'_, Line> {
@@ -325,10 +346,6 @@ async fn drain(socket: ChatSocket, conn: Arc<Connection>) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use chatseal_core::{Keyring, Sealer, Zeroizing};
-
     use super::*;
     use crate::chat::adapter::{Adapters, ChatAdapter};
 
@@ -336,15 +353,7 @@ mod tests {
     /// it, does not show its socket's id.
     #[tokio::test]
     async fn a_tickets_debug_hides_the_socket_id() {
-        let path = std::env::temp_dir().join(format!("chatseal-ticket-{}.db", std::process::id()));
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let store = crate::store::Store::connect(&url).await.unwrap();
-        let state = Arc::new(crate::app::Shared::new(
-            Sealer::new(Keyring::generate()),
-            store,
-            crate::auth::Tokens::new(&Zeroizing::new(vec![7u8; 32]), Duration::from_secs(60)),
-            crate::service::ServiceAuth::new(Zeroizing::new("s3cret".to_owned()), "the test"),
-        ));
+        let (state, _db) = crate::app::test_state("ticket").await;
         let (_svc, io) = socketioxide::SocketIo::builder()
             .with_adapter::<ChatAdapter>(Arc::new(Adapters::default()))
             .build_svc();
@@ -360,10 +369,6 @@ mod tests {
         let printed = format!("{ticket:?}");
         assert!(printed.contains("41"), "{printed}");
         assert!(!printed.contains(&id), "{printed}");
-        drop(ticket);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
     }
 
     #[test]

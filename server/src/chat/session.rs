@@ -110,10 +110,8 @@ async fn join(
     data: Result<serde_json::Value, String>,
 ) -> Result<JoinAck, Failure> {
     let req = protocol::parse_room_request(data)?;
-    if let Some(conn) = socket
-        .extensions
-        .get::<std::sync::Arc<super::connection::Connection>>()
-    {
+    let conn = connection(socket);
+    if let Some(conn) = &conn {
         conn.admit_join(req.since.is_some())?;
     }
     let max_rooms = state.guards.max_rooms_per_socket;
@@ -134,6 +132,13 @@ async fn join(
     // Checked before the socket is in the room: a bad name costs nothing.
     rooms::keys_through(state, &req.room, 0)?;
     socket.join(req.room.clone());
+    // Evicted while this join waited for the room: `evict` sets the flag
+    // before it takes the socket out of every room, so either that already
+    // took this room out too, or the flag shows here.
+    if conn.as_ref().is_some_and(|c| c.is_evicted()) {
+        socket.leave(req.room.clone());
+        return Err(super::connection::evicted());
+    }
     let limit = i64::from(state.history_limit);
     let max_bytes = state.guards.max_ack_bytes;
     let read = async {
@@ -297,4 +302,45 @@ fn unavailable() -> Failure {
         Code::Unavailable,
         "the message store is unavailable; retry with the same clientId",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::chat::adapter::{Adapters, ChatAdapter};
+    use crate::chat::connection::Connection;
+
+    /// A reader evicted for a full queue is out of every room and being
+    /// closed. If a `join` put it back, it would stay connected and, its
+    /// queue still full, get only parts of later batches: skipped silently.
+    #[tokio::test]
+    async fn an_evicted_connection_cannot_join_again() {
+        let (state, _db) = crate::app::test_state("evicted-join").await;
+        let (_svc, io) = socketioxide::SocketIo::builder()
+            .with_adapter::<ChatAdapter>(Arc::new(Adapters::default()))
+            .build_svc();
+        io.ns("/", async |_: ChatSocket| {});
+        let (_tx, _rx) = io.new_dummy_sock("/", ()).await;
+        let socket = io.sockets().remove(0);
+        let identity = Identity::Guest("ann".into());
+        let conn = Connection::new(Arc::clone(&state), identity.clone(), Arc::default());
+        socket.extensions.insert(Arc::clone(&conn));
+        let room = |name: &str| Ok(serde_json::json!({ "room": name }));
+
+        let ack = join(&state, &socket, &identity, room("r")).await;
+        assert!(ack.is_ok(), "a live connection joins");
+        assert!(conn.evict());
+        socket.leave_all();
+        for data in [
+            room("r"),
+            room("s"),
+            Ok(serde_json::json!({ "room": "r", "since": 0 })),
+        ] {
+            let refused = join(&state, &socket, &identity, data).await.unwrap_err();
+            assert_eq!(refused.code, crate::error::Code::Unavailable);
+        }
+        assert!(socket.rooms().is_empty(), "{:?}", socket.rooms());
+    }
 }
