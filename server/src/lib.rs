@@ -131,7 +131,18 @@ pub async fn state(config: &Config) -> anyhow::Result<app::AppState> {
         shared.oidc = Some(oidc);
     }
     if let Some(url) = &config.redis_url {
-        shared.cluster = Some(Arc::new(cluster::Cluster::new(url, &config.redis_channel)?));
+        let cluster = cluster::Cluster::new(url, &config.redis_channel)?;
+        // Every socket is in the lobby from its connect, without a `join`
+        // to say where its delivery starts: the lobby's starts here, before
+        // the first socket, and stays (see `Cluster::joined`).
+        let lobby = chat::protocol::LOBBY;
+        let latest = shared
+            .store
+            .latest_seq(lobby)
+            .await
+            .context("cannot read the lobby's latest seq from the database")?;
+        cluster.joined(lobby, latest);
+        shared.cluster = Some(Arc::new(cluster));
         tracing::info!(channel = %config.redis_channel, "cluster mode: fan-out over Redis");
     }
     Ok(Arc::new(shared))

@@ -178,6 +178,57 @@ test('Redis unreachable: each server keeps serving; readers catch up when it is 
   for (const s of servers) await untilAsync(async () => (await health(s)).redis === 'ok', 10000, 'redis back in health')
 })
 
+test('after a Redis outage a server delivers everything it missed: to lobby listeners, and a backlog of several pages', async () => {
+  // A server of its own, started for this test: it has delivered nothing
+  // yet, as after a restart, and reads 50 messages a page.
+  const fresh = await start('rust', { env: { ...env, CHATSEAL_HISTORY_LIMIT: '50' }, limits: FAST })
+  try {
+    await untilAsync(async () => (await health(fresh)).redis === 'ok', 10000, 'redis subscription')
+    // In the lobby from its connect, never a join: nothing says where its
+    // delivery starts but the server.
+    const listener = await connect(fresh.url, { name: 'lena' })
+    sockets.push(listener)
+    const reader = await client(fresh, 'rob', 'backlog')
+    const sender = await client(servers[0], 'sam', 'backlog')
+    redisProxy.cut()
+    await untilAsync(async () => (await health(fresh)).redis === 'unavailable', 10000, 'redis down in health')
+    const lobby = await Promise.all(Array.from({ length: 20 }, (_, i) => send(sender, 'lobby', `l${i}`)))
+    const backlog = []
+    for (let i = 0; i < 3; i++) {
+      backlog.push(...(await Promise.all(Array.from({ length: 40 }, (_, j) => send(sender, 'backlog', `b${i}-${j}`)))))
+    }
+    assert.ok([...lobby, ...backlog].every((x) => x.ok), 'stored while Redis is away')
+    redisProxy.restore()
+    // Within seconds of Redis being back, not a page per sweep (30 s).
+    await until(() => lobby.every((x) => ids(listener, 'lobby').includes(x.id)), 10000, 'the lobby after the outage')
+    await until(() => backlog.every((x) => ids(reader, 'backlog').includes(x.id)), 10000, 'a backlog of three pages')
+    assert.equal(ids(listener, 'lobby').length, lobby.length, 'nothing twice')
+    assert.equal(ids(reader, 'backlog').length, backlog.length, 'nothing twice')
+    await untilAsync(async () => (await health(servers[0])).redis === 'ok', 10000, 'redis back in health')
+  } finally {
+    await fresh.stop()
+  }
+})
+
+test('Redis that hangs (connections open, nothing forwarded) shows in health, and readers get everything once it answers', async () => {
+  const room = 'hung'
+  const a = await client(servers[0], 'gil', room)
+  const b = await client(servers[1], 'hal', room)
+  redisProxy.freeze()
+  try {
+    // Nothing comes, not even a server's own heartbeat: the link is dead.
+    for (const s of servers) await untilAsync(async () => (await health(s)).redis === 'unavailable', 15000, 'a hung Redis in health')
+    const sent = await Promise.all(Array.from({ length: 10 }, (_, i) => send(a, room, `h${i}`)))
+    assert.ok(sent.every((x) => x.ok), 'stored while Redis hangs')
+    redisProxy.thaw()
+    await until(() => sent.every((x) => ids(b, room).includes(x.id)), 10000, 'delivery once Redis answers')
+    assert.equal(ids(b, room).length, sent.length, 'nothing twice')
+    for (const s of servers) await untilAsync(async () => (await health(s)).redis === 'ok', 10000, 'redis back in health')
+  } finally {
+    redisProxy.thaw()
+  }
+})
+
 test('PostgreSQL unreachable: chat message is answered UNAVAILABLE, never ok; service resumes', async () => {
   const room = 'nodb'
   const a = await client(servers[0], 'erin', room)
