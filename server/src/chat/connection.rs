@@ -116,8 +116,9 @@ pub struct Connection {
     evicted: std::sync::atomic::AtomicBool,
 }
 
-/// The answer to a `join` on an evicted connection. `UNAVAILABLE`: the SDK
-/// then starts over on a fresh connection and catches up with `since`.
+/// The answer to a `join` or a `chat message` on an evicted connection.
+/// `UNAVAILABLE`, as for a server that cannot serve now: retry on a fresh
+/// connection (and catch up with `since`), not give up.
 pub fn evicted() -> super::protocol::Failure {
     super::protocol::Failure::new(
         crate::error::Code::Unavailable,
@@ -271,7 +272,7 @@ pub fn busy() -> usize {
 static CLOCK: std::sync::LazyLock<DefaultClock> = std::sync::LazyLock::new(DefaultClock::default);
 
 /// A rate of 0 means no cap (docs/operations.md, "Limits").
-fn rate_limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
+pub(crate) fn rate_limiter(per_sec: u32, burst: u32) -> DefaultDirectRateLimiter {
     let quota = match (NonZeroU32::new(per_sec), NonZeroU32::new(burst.max(1))) {
         (Some(per_sec), Some(burst)) => Quota::per_second(per_sec).allow_burst(burst),
         _ => Quota::per_second(NonZeroU32::MAX),

@@ -246,6 +246,11 @@ async fn send<'s>(
         ));
     }
     if !socket.rooms().iter().any(|r| r == req.room.as_str()) {
+        // Out of every room because it fell behind, not because it never
+        // joined: the answer that makes a client reconnect, not give up.
+        if connection(socket).is_some_and(|c| c.is_evicted()) {
+            return Err(super::connection::evicted());
+        }
         return Err(Failure::new(
             Code::Forbidden,
             "join the room before sending to it",
@@ -312,27 +317,44 @@ mod tests {
     use crate::chat::adapter::{Adapters, ChatAdapter};
     use crate::chat::connection::Connection;
 
-    /// A reader evicted for a full queue is out of every room and being
-    /// closed. If a `join` put it back, it would stay connected and, its
-    /// queue still full, get only parts of later batches: skipped silently.
-    #[tokio::test]
-    async fn an_evicted_connection_cannot_join_again() {
-        let (state, _db) = crate::app::test_state("evicted-join").await;
+    /// A socket on a connection, on a Socket.IO instance of the server's
+    /// adapter, and what keeps it open (its dummy transport's ends).
+    async fn socket_of(
+        state: &AppState,
+    ) -> (ChatSocket, Arc<Connection>, Box<dyn std::any::Any + Send>) {
         let (_svc, io) = socketioxide::SocketIo::builder()
             .with_adapter::<ChatAdapter>(Arc::new(Adapters::default()))
             .build_svc();
         io.ns("/", async |_: ChatSocket| {});
-        let (_tx, _rx) = io.new_dummy_sock("/", ()).await;
+        let transport = io.new_dummy_sock("/", ()).await;
         let socket = io.sockets().remove(0);
-        let identity = Identity::Guest("ann".into());
-        let conn = Connection::new(Arc::clone(&state), identity.clone(), Arc::default());
+        let conn = Connection::new(
+            Arc::clone(state),
+            Identity::Guest("ann".into()),
+            Arc::default(),
+        );
         socket.extensions.insert(Arc::clone(&conn));
-        let room = |name: &str| Ok(serde_json::json!({ "room": name }));
+        (socket, conn, Box::new((io, transport)))
+    }
 
-        let ack = join(&state, &socket, &identity, room("r")).await;
-        assert!(ack.is_ok(), "a live connection joins");
-        assert!(conn.evict());
-        socket.leave_all();
+    fn room(name: &str) -> Result<serde_json::Value, String> {
+        Ok(serde_json::json!({ "room": name }))
+    }
+
+    /// A reader evicted for a full queue is out of every room and being
+    /// closed. If a `join` put it back, it would stay connected and, its
+    /// queue still full, get only parts of later batches: skipped silently.
+    /// A send gets the same answer, not "join first": the client should
+    /// reconnect, not give up.
+    #[tokio::test]
+    async fn an_evicted_connection_cannot_join_again() {
+        let (state, _db) = crate::app::test_state("evicted-join").await;
+        let (socket, conn, _open) = socket_of(&state).await;
+        let identity = conn.identity.clone();
+
+        assert!(join(&state, &socket, &identity, room("r")).await.is_ok());
+        rooms::evict(&socket);
+        assert!(socket.rooms().is_empty(), "evicted: out of every room");
         for data in [
             room("r"),
             room("s"),
@@ -341,6 +363,46 @@ mod tests {
             let refused = join(&state, &socket, &identity, data).await.unwrap_err();
             assert_eq!(refused.code, crate::error::Code::Unavailable);
         }
+        assert!(socket.rooms().is_empty(), "{:?}", socket.rooms());
+        let limiter = crate::chat::connection::rate_limiter(0, 0);
+        let message = Ok(protocol::SendRequest {
+            message: "hi".into(),
+            room: "r".into(),
+            client_id: None,
+        });
+        let refused = send(&state, &socket, &identity, &limiter, message)
+            .await
+            .err();
+        assert_eq!(
+            refused.map(|f| f.code),
+            Some(crate::error::Code::Unavailable)
+        );
+    }
+
+    /// A join admitted before the eviction, then waiting for its room's
+    /// lock while the eviction takes the socket out of every room, must not
+    /// put it back once it gets the lock.
+    #[tokio::test]
+    async fn a_join_waiting_for_its_room_through_an_eviction_stays_out() {
+        let (state, _db) = crate::app::test_state("evicted-waiting-join").await;
+        let (socket, conn, _open) = socket_of(&state).await;
+        let turn = state.room_locks.exclusive("r").await;
+        let waiting = tokio::spawn({
+            let (state, socket, identity) =
+                (Arc::clone(&state), socket.clone(), conn.identity.clone());
+            async move {
+                join(&state, &socket, &identity, room("r"))
+                    .await
+                    .map(|_| ())
+            }
+        });
+        // The join is past its admission and waits for the room.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        rooms::evict(&socket);
+        drop(turn);
+        let refused = waiting.await.unwrap().unwrap_err();
+        assert_eq!(refused.code, crate::error::Code::Unavailable);
         assert!(socket.rooms().is_empty(), "{:?}", socket.rooms());
     }
 }
