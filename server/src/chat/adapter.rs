@@ -71,6 +71,13 @@ impl std::fmt::Debug for ChatAdapter {
 }
 
 impl ChatAdapter {
+    /// Whether any socket of this server is in `room`.
+    pub fn has_sockets(&self, room: &str) -> bool {
+        let mut in_room = BroadcastOptions::default();
+        in_room.rooms.push(Room::Owned(room.to_owned()));
+        !self.local.sockets(in_room).is_empty()
+    }
+
     /// Sends every one of `messages`, in order, as a `chat message` to each
     /// socket in `room`: a socket gets all of them back to back, so its
     /// writer sends them in one write. Returns how many were queued, one

@@ -76,6 +76,19 @@ struct Delivered {
 }
 
 impl Delivered {
+    /// Takes everything up to `latest` as delivered (nobody here to give it
+    /// to); what is above stays.
+    fn skip_to(&mut self, latest: i64) {
+        if latest <= self.through {
+            return;
+        }
+        self.through = latest;
+        self.above.retain(|&seq| seq > latest);
+        while self.above.remove(&(self.through + 1)) {
+            self.through += 1;
+        }
+    }
+
     /// Records `seq`; false if it was delivered already.
     fn mark(&mut self, seq: i64) -> bool {
         if seq <= self.through || !self.above.insert(seq) {
@@ -96,6 +109,9 @@ pub struct Cluster {
     outbox: tokio::sync::mpsc::Sender<Outgoing>,
     outbox_rx: Mutex<Option<tokio::sync::mpsc::Receiver<Outgoing>>>,
     up: AtomicBool,
+    /// Set on (re)subscribing: the catch-up loop sweeps every room at once,
+    /// while the subscriber goes on delivering what Redis brings.
+    sweep_now: tokio::sync::Notify,
     delivered: Mutex<HashMap<String, Delivered>>,
     privacy: privacy::Privacy,
     /// Presence on the other servers, per room with sockets here, as last
@@ -148,6 +164,7 @@ impl Cluster {
             outbox,
             outbox_rx: Mutex::new(Some(outbox_rx)),
             up: AtomicBool::new(false),
+            sweep_now: tokio::sync::Notify::new(),
             delivered: Mutex::new(HashMap::new()),
             privacy: privacy::Privacy::default(),
             presence: Mutex::new(PresenceView::default()),
@@ -180,8 +197,9 @@ impl Cluster {
     ///
     /// The lobby has no `join`: every socket is in it from its connect. Its
     /// record is made when the server starts and kept while nobody is in
-    /// it, so a socket that only ever listens there misses nothing stored
-    /// after its connect, through an outage of Redis too.
+    /// it (moved on to the latest `seq` at each sweep then), so a socket
+    /// that only ever listens there misses nothing stored after its
+    /// connect, through an outage of Redis too, and gets nothing older.
     pub fn joined(&self, room: &str, latest: i64) {
         let mut delivered = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
         delivered
@@ -373,16 +391,20 @@ const SILENCE: Duration = Duration::from_secs(4);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Publishes queued messages, pipelining whatever has piled up, and a
-/// heartbeat when there is nothing to publish for [`HEARTBEAT`].
-async fn publish_loop(cluster: Arc<Cluster>, mut rx: tokio::sync::mpsc::Receiver<Outgoing>) {
+/// heartbeat when there is nothing to publish for [`HEARTBEAT`]. Ends
+/// with the cluster (it holds the outbox's sender).
+async fn publish_loop(cluster: Weak<Cluster>, mut rx: tokio::sync::mpsc::Receiver<Outgoing>) {
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
     let mut batch = Vec::new();
     loop {
-        match tokio::time::timeout(HEARTBEAT, rx.recv_many(&mut batch, 512)).await {
-            Ok(0) => return, // the server is gone
-            Ok(_) => {}
-            Err(_) => {} // a heartbeat: an empty batch
+        // A timeout is a heartbeat: an empty batch (`recv_many` loses
+        // nothing when cancelled).
+        if let Ok(0) = tokio::time::timeout(HEARTBEAT, rx.recv_many(&mut batch, 512)).await {
+            return;
         }
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
         let mut pipe = redis::pipe();
         if batch.is_empty() {
             let beat = Envelope {
@@ -420,7 +442,9 @@ async fn publish_loop(cluster: Arc<Cluster>, mut rx: tokio::sync::mpsc::Receiver
         // A connection broken while idle shows only when used: the first
         // try on it fails, and the batch goes once more on a new one, so a
         // Redis that came back does not cost the first message after it
-        // its fast path. A second failure leaves it to the others' catch-up.
+        // its fast path. Only then: a batch that timed out may still have
+        // run (a `typing` would come twice), and a slow Redis is not helped
+        // by twice the load. Otherwise it is left to the others' catch-up.
         for _ in 0..2 {
             if conn.is_none() {
                 conn = tokio::time::timeout(
@@ -434,10 +458,16 @@ async fn publish_loop(cluster: Arc<Cluster>, mut rx: tokio::sync::mpsc::Receiver
             let Some(c) = conn.as_mut() else { break };
             let sent =
                 tokio::time::timeout(Duration::from_secs(1), pipe.query_async::<()>(c)).await;
-            if matches!(sent, Ok(Ok(()))) {
-                break;
+            match sent {
+                Ok(Ok(())) => break,
+                // Broken: once more, on a new connection.
+                Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() => conn = None,
+                // Refused or timed out: not again.
+                _ => {
+                    conn = None;
+                    break;
+                }
             }
-            conn = None;
         }
         batch.clear();
     }
@@ -454,7 +484,7 @@ pub fn start(state: &Arc<Shared>) {
         .unwrap_or_else(|p| p.into_inner())
         .take()
     {
-        tokio::spawn(publish_loop(Arc::clone(&cluster), rx));
+        tokio::spawn(publish_loop(Arc::downgrade(&cluster), rx));
     }
     let weak = Arc::downgrade(state);
     tokio::spawn(subscribe_loop(weak.clone()));
@@ -479,10 +509,11 @@ async fn subscribe_loop(state: Weak<Shared>) {
                     tracing::info!(channel = %cluster.channel, "cluster: subscribed");
                     // Notices of removed members may have been missed.
                     cluster.privacy.mark_stale();
-                    // Back (or first) on Redis: read what was missed meanwhile.
-                    if let Some(s) = state.upgrade() {
-                        catch_up(&s, &cluster).await;
-                    }
+                    // Back (or first) on Redis: what was missed meanwhile
+                    // is read by the catch-up loop, at once, while this one
+                    // delivers what comes now (each `seq` is delivered once
+                    // whichever way it comes first).
+                    cluster.sweep_now.notify_one();
                     let mut messages = pubsub.into_on_message();
                     loop {
                         let msg = match tokio::time::timeout(SILENCE, messages.next()).await {
@@ -546,6 +577,8 @@ async fn subscribe_loop(state: Weak<Shared>) {
                     }
                     cluster.up.store(false, Ordering::Relaxed);
                     tracing::warn!("cluster: lost Redis; serving local clients, will catch up");
+                } else if cluster.up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("cluster: could not subscribe on Redis; trying again");
                 }
             }
             Err(e) => {
@@ -575,8 +608,12 @@ pub fn deliver_new(state: &Arc<Shared>, cluster: &Cluster, messages: &[&StoredMe
 /// over Redis or read back by the catch-up): first, in a room that is
 /// private, this server's sockets that are not members leave it. A room
 /// whose privacy the store cannot tell now is not delivered (nor marked):
-/// the catch-up delivers it later.
-async fn deliver_remote(state: &Arc<Shared>, cluster: &Cluster, messages: &[&StoredMessage]) {
+/// the catch-up delivers it later. False when some room was held back so.
+async fn deliver_remote(
+    state: &Arc<Shared>,
+    cluster: &Cluster,
+    messages: &[&StoredMessage],
+) -> bool {
     let mut rooms: Vec<&str> = Vec::new();
     for m in messages {
         if !rooms.contains(&m.room.as_str()) {
@@ -592,6 +629,7 @@ async fn deliver_remote(state: &Arc<Shared>, cluster: &Cluster, messages: &[&Sto
     }
     if unknown.is_empty() {
         deliver_new(state, cluster, messages);
+        true
     } else {
         let known: Vec<&StoredMessage> = messages
             .iter()
@@ -599,6 +637,7 @@ async fn deliver_remote(state: &Arc<Shared>, cluster: &Cluster, messages: &[&Sto
             .filter(|m| !unknown.contains(&m.room.as_str()))
             .collect();
         deliver_new(state, cluster, &known);
+        false
     }
 }
 
@@ -607,13 +646,16 @@ async fn deliver_remote(state: &Arc<Shared>, cluster: &Cluster, messages: &[&Sto
 async fn catch_up_loop(state: Weak<Shared>) {
     let mut last_sweep = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let Some(s) = state.upgrade() else { return };
-        let Some(cluster) = s.cluster.clone() else {
+        let Some(cluster) = state.upgrade().and_then(|s| s.cluster.clone()) else {
             return;
         };
+        let now = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            _ = cluster.sweep_now.notified() => true,
+        };
+        let Some(s) = state.upgrade() else { return };
         cluster.privacy.refresh_stale(&s, 200).await;
-        if last_sweep.elapsed() >= s.guards.cluster_sweep {
+        if now || last_sweep.elapsed() >= s.guards.cluster_sweep {
             last_sweep = tokio::time::Instant::now();
             catch_up(&s, &cluster).await;
         } else {
@@ -624,6 +666,13 @@ async fn catch_up_loop(state: Weak<Shared>) {
 
 /// Rooms where a later `seq` arrived before an earlier one.
 async fn catch_up_gaps(state: &Arc<Shared>, cluster: &Cluster) {
+    let lobby_gap = {
+        let delivered = cluster.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        delivered.get(LOBBY).is_some_and(|d| !d.above.is_empty())
+    };
+    if lobby_gap && skip_empty_lobby(state, cluster).await.is_err() {
+        return; // the database is down: try again next round
+    }
     let gaps: Vec<(String, i64)> = {
         let delivered = cluster.delivered.lock().unwrap_or_else(|p| p.into_inner());
         delivered
@@ -651,6 +700,9 @@ async fn catch_up(state: &Arc<Shared>, cluster: &Cluster) {
         let mut delivered = cluster.delivered.lock().unwrap_or_else(|p| p.into_inner());
         delivered.retain(|room, _| room == LOBBY || rooms.iter().any(|r| r == room));
     }
+    if skip_empty_lobby(state, cluster).await.is_err() {
+        return; // the database is down: try again next round
+    }
     for room in rooms {
         let known = {
             let delivered = cluster.delivered.lock().unwrap_or_else(|p| p.into_inner());
@@ -666,15 +718,40 @@ async fn catch_up(state: &Arc<Shared>, cluster: &Cluster) {
     }
 }
 
+/// With nobody in the lobby here, its record moves on to the lobby's
+/// latest `seq`: there is nobody to give older messages to, and the next
+/// socket to connect must not get them (nor a flood of them, which would
+/// disconnect it). The `seq` is read before looking for sockets: one that
+/// connects after the look expects only messages stored after its connect,
+/// which are above it.
+async fn skip_empty_lobby(
+    state: &Arc<Shared>,
+    cluster: &Cluster,
+) -> Result<(), crate::store::StoreError> {
+    let latest = state.store.latest_seq(LOBBY).await?;
+    let Some(adapter) = state.adapters.default_ns() else {
+        return Ok(());
+    };
+    if adapter.has_sockets(LOBBY) {
+        return Ok(());
+    }
+    let mut delivered = cluster.delivered.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(record) = delivered.get_mut(LOBBY) {
+        record.skip_to(latest);
+    }
+    Ok(())
+}
+
 /// Pages a room catches up at most in one round: a backlog longer than this
 /// (a long outage of Redis) goes on at the next sweep.
 const CATCH_UP_PAGES: usize = 200;
 
 /// Delivers what this server has not of `room`, after `through`, page by
-/// page until a page comes back short (or [`CATCH_UP_PAGES`]): after an
+/// page until a page comes back short (or [`CATCH_UP_PAGES`], or a page
+/// is held back because the room's privacy cannot be read now): after an
 /// outage, a backlog longer than a page reaches readers at once, not a
-/// page per sweep. A reader whose queue fills is disconnected on the way
-/// and catches up by itself.
+/// page per sweep. A reader whose queue fills (a backlog over its socket
+/// buffer) is disconnected on the way and catches up by itself.
 async fn catch_up_room(
     state: &Arc<Shared>,
     cluster: &Cluster,
@@ -688,8 +765,8 @@ async fn catch_up_room(
             return Ok(());
         };
         through = last.seq;
-        deliver_remote(state, cluster, &missed.iter().collect::<Vec<_>>()).await;
-        if (missed.len() as i64) < page {
+        let all = deliver_remote(state, cluster, &missed.iter().collect::<Vec<_>>()).await;
+        if !all || (missed.len() as i64) < page {
             return Ok(());
         }
     }
@@ -715,6 +792,21 @@ mod tests {
         assert_eq!((d.through, d.above.len()), (3, 0));
         assert!(!d.mark(1));
         assert!(!d.mark(2));
+    }
+
+    #[test]
+    fn skipping_takes_everything_up_to_the_latest_as_delivered() {
+        let mut d = Delivered::default();
+        assert!(d.mark(1));
+        assert!(d.mark(4));
+        assert!(d.mark(7));
+        d.skip_to(5); // 2, 3 and 5 were for nobody here
+        assert_eq!((d.through, d.above.len()), (5, 1));
+        assert!(!d.mark(3));
+        assert!(d.mark(6)); // closes the gap to 7
+        assert_eq!((d.through, d.above.len()), (7, 0));
+        d.skip_to(2); // never backwards
+        assert_eq!(d.through, 7);
     }
 
     #[test]
