@@ -210,6 +210,30 @@ test('after a Redis outage a server delivers everything it missed: to lobby list
   }
 })
 
+test('a lobby nobody here was in during an outage does not flood the next socket with older messages', async () => {
+  const fresh = await start('rust', { env, limits: FAST })
+  try {
+    await untilAsync(async () => (await health(fresh)).redis === 'ok', 10000, 'redis subscription')
+    const sender = await connect(servers[0].url, { name: 'oli' })
+    sockets.push(sender)
+    redisProxy.cut()
+    await untilAsync(async () => (await health(fresh)).redis === 'unavailable', 10000, 'redis down in health')
+    const before = await Promise.all(Array.from({ length: 20 }, (_, i) => send(sender, 'lobby', `old${i}`)))
+    assert.ok(before.every((x) => x.ok))
+    redisProxy.restore()
+    await untilAsync(async () => (await health(fresh)).redis === 'ok', 10000, 'redis back in health')
+    await sleep(2000) // the sweep that follows a resubscribe
+    const listener = await connect(fresh.url, { name: 'pia' })
+    sockets.push(listener)
+    const after = await send(sender, 'lobby', 'new')
+    await until(() => ids(listener, 'lobby').includes(after.id), 10000, 'the new lobby message')
+    await sleep(2500) // the catch-up of gaps runs every second
+    assert.deepEqual(ids(listener, 'lobby'), [after.id], 'only what was stored after it connected')
+  } finally {
+    await fresh.stop()
+  }
+})
+
 test('Redis that hangs (connections open, nothing forwarded) shows in health, and readers get everything once it answers', async () => {
   const room = 'hung'
   const a = await client(servers[0], 'gil', room)
