@@ -71,11 +71,16 @@ impl std::fmt::Debug for ChatAdapter {
 }
 
 impl ChatAdapter {
-    /// Whether any socket of this server is in `room`.
-    pub fn has_sockets(&self, room: &str) -> bool {
+    /// The ids of this server's sockets in `room`.
+    fn sockets_in(&self, room: &str) -> Vec<Sid> {
         let mut in_room = BroadcastOptions::default();
         in_room.rooms.push(Room::Owned(room.to_owned()));
-        !self.local.sockets(in_room).is_empty()
+        self.local.sockets(in_room)
+    }
+
+    /// Whether any socket of this server is in `room`.
+    pub fn has_sockets(&self, room: &str) -> bool {
+        !self.sockets_in(room).is_empty()
     }
 
     /// Sends every one of `messages`, in order, as a `chat message` to each
@@ -102,9 +107,7 @@ impl ChatAdapter {
         mut on_full: impl FnMut(Sid),
     ) -> u64 {
         let mut queued = 0;
-        let mut in_room = BroadcastOptions::default();
-        in_room.rooms.push(Room::Owned(room.to_owned()));
-        let sids = self.local.sockets(in_room);
+        let sids = self.sockets_in(room);
         if sids.is_empty() {
             return queued;
         }

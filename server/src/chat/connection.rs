@@ -345,25 +345,42 @@ async fn drain(socket: ChatSocket, conn: Arc<Connection>) {
     }
 }
 
+/// For unit tests: a guest's socket with its connection, on a Socket.IO
+/// instance of the server's adapter, and what keeps it open (its dummy
+/// transport's ends).
+#[cfg(test)]
+pub(crate) async fn test_socket(
+    state: &AppState,
+) -> (ChatSocket, Arc<Connection>, Box<dyn std::any::Any + Send>) {
+    use crate::chat::adapter::{Adapters, ChatAdapter};
+    let (_svc, io) = socketioxide::SocketIo::builder()
+        .with_adapter::<ChatAdapter>(Arc::new(Adapters::default()))
+        .build_svc();
+    io.ns("/", async |_: ChatSocket| {});
+    let transport = io.new_dummy_sock("/", ()).await;
+    let socket = io.sockets().remove(0);
+    let conn = Connection::new(
+        Arc::clone(state),
+        Identity::Guest("ann".into()),
+        Arc::default(),
+    );
+    socket.extensions.insert(Arc::clone(&conn));
+    (socket, conn, Box::new((io, transport)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::adapter::{Adapters, ChatAdapter};
 
     /// `{:?}` of a ticket, as a panic message or a log line would print
     /// it, does not show its socket's id.
     #[tokio::test]
     async fn a_tickets_debug_hides_the_socket_id() {
         let (state, _db) = crate::app::test_state("ticket").await;
-        let (_svc, io) = socketioxide::SocketIo::builder()
-            .with_adapter::<ChatAdapter>(Arc::new(Adapters::default()))
-            .build_svc();
-        io.ns("/", async |_: ChatSocket| {});
-        let (_tx, _rx) = io.new_dummy_sock("/", ()).await;
-        let socket = io.sockets().remove(0);
+        let (socket, conn, _open) = test_socket(&state).await;
         let id = socket.id.to_string();
         let ticket = Ticket {
-            conn: Connection::new(state, Identity::Guest("ann".into()), Arc::default()),
+            conn,
             socket,
             number: 41,
         };

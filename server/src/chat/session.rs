@@ -314,28 +314,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::chat::adapter::{Adapters, ChatAdapter};
-    use crate::chat::connection::Connection;
-
-    /// A socket on a connection, on a Socket.IO instance of the server's
-    /// adapter, and what keeps it open (its dummy transport's ends).
-    async fn socket_of(
-        state: &AppState,
-    ) -> (ChatSocket, Arc<Connection>, Box<dyn std::any::Any + Send>) {
-        let (_svc, io) = socketioxide::SocketIo::builder()
-            .with_adapter::<ChatAdapter>(Arc::new(Adapters::default()))
-            .build_svc();
-        io.ns("/", async |_: ChatSocket| {});
-        let transport = io.new_dummy_sock("/", ()).await;
-        let socket = io.sockets().remove(0);
-        let conn = Connection::new(
-            Arc::clone(state),
-            Identity::Guest("ann".into()),
-            Arc::default(),
-        );
-        socket.extensions.insert(Arc::clone(&conn));
-        (socket, conn, Box::new((io, transport)))
-    }
+    use crate::chat::connection::test_socket;
 
     fn room(name: &str) -> Result<serde_json::Value, String> {
         Ok(serde_json::json!({ "room": name }))
@@ -349,7 +328,7 @@ mod tests {
     #[tokio::test]
     async fn an_evicted_connection_cannot_join_again() {
         let (state, _db) = crate::app::test_state("evicted-join").await;
-        let (socket, conn, _open) = socket_of(&state).await;
+        let (socket, conn, _open) = test_socket(&state).await;
         let identity = conn.identity.clone();
 
         assert!(join(&state, &socket, &identity, room("r")).await.is_ok());
@@ -385,7 +364,7 @@ mod tests {
     #[tokio::test]
     async fn a_join_waiting_for_its_room_through_an_eviction_stays_out() {
         let (state, _db) = crate::app::test_state("evicted-waiting-join").await;
-        let (socket, conn, _open) = socket_of(&state).await;
+        let (socket, conn, _open) = test_socket(&state).await;
         let turn = state.room_locks.exclusive("r").await;
         let waiting = tokio::spawn({
             let (state, socket, identity) =

@@ -406,21 +406,9 @@ async fn publish_loop(cluster: Weak<Cluster>, mut rx: tokio::sync::mpsc::Receive
             return;
         };
         let mut pipe = redis::pipe();
-        if batch.is_empty() {
-            let beat = Envelope {
-                node: cluster.node.clone(),
-                message: None,
-                typing: None,
-                room_changed: None,
-            };
-            if let Ok(payload) = serde_json::to_string(&beat) {
-                pipe.cmd("PUBLISH")
-                    .arg(&cluster.channel)
-                    .arg(payload)
-                    .ignore();
-            }
-        }
-        for item in batch.drain(..) {
+        // The heartbeat is an envelope with nothing in it.
+        let beat = batch.is_empty().then_some(None);
+        for item in batch.drain(..).map(Some).chain(beat) {
             let mut envelope = Envelope {
                 node: cluster.node.clone(),
                 message: None,
@@ -428,9 +416,10 @@ async fn publish_loop(cluster: Weak<Cluster>, mut rx: tokio::sync::mpsc::Receive
                 room_changed: None,
             };
             match item {
-                Outgoing::Message(m) => envelope.message = Some(m),
-                Outgoing::Typing(t) => envelope.typing = Some(t),
-                Outgoing::RoomChanged(r) => envelope.room_changed = Some(r),
+                Some(Outgoing::Message(m)) => envelope.message = Some(m),
+                Some(Outgoing::Typing(t)) => envelope.typing = Some(t),
+                Some(Outgoing::RoomChanged(r)) => envelope.room_changed = Some(r),
+                None => {}
             }
             if let Ok(payload) = serde_json::to_string(&envelope) {
                 pipe.cmd("PUBLISH")
@@ -469,7 +458,6 @@ async fn publish_loop(cluster: Weak<Cluster>, mut rx: tokio::sync::mpsc::Receive
                 }
             }
         }
-        batch.clear();
     }
 }
 
